@@ -22,8 +22,8 @@ class SpectralConfig:
 
     @property
     def window_samples(self) -> int:
-        """Samples whose centred STFT has exactly `window_frames` frames."""
-        return (self.window_frames - 1) * self.hop_length + 255  # 65,535 for the defaults
+        """Most samples whose centred STFT has exactly `window_frames` frames (65,535)."""
+        return self.window_frames * self.hop_length - 1
 
     def to_dict(self) -> dict:
         return asdict(self)
