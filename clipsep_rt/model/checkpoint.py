@@ -1,0 +1,152 @@
+"""Checkpoint I/O: the project's format and the released CLIPSep-NIT layout.
+
+The project's format is one `.safetensors` file: the weights, plus a JSON document in the
+safetensors header (key "clipsep_rt") with the model config, the spectral config, the
+query encoder the model was trained with (id and embedding size) and provenance.
+Anything else is read with `torch.load(weights_only=True)` as the original layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, safe_open, save_file
+
+from ..config import ModelConfig, SpectralConfig
+from ..errors import ClipsepError
+from .official import from_official_state
+from .separator import CLIPSepSeparator
+
+FORMAT_NAME = "clipsep_rt"
+FORMAT_VERSION = 1
+# The released CLIPSep-NIT model was trained with CLIP ViT-B/32 (OpenAI weights).
+OFFICIAL_QUERY_ENCODER = "open_clip:ViT-B-32/openai"
+
+
+@dataclass
+class Checkpoint:
+    model_config: ModelConfig
+    spectral_config: SpectralConfig
+    state_dict: dict[str, torch.Tensor]
+    query_encoder: str | None  # encoder id, e.g. "open_clip:ViT-B-32/openai"
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def query_dim(self) -> int:
+        return self.model_config.query_dim
+
+    def metadata(self) -> dict:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "model": self.model_config.to_dict(),
+            "spectral": self.spectral_config.to_dict(),
+            "query_encoder": {"id": self.query_encoder, "embedding_dim": self.query_dim},
+            "provenance": self.provenance,
+        }
+
+    def build(self, device: str | torch.device = "cpu") -> CLIPSepSeparator:
+        """The separator in eval mode, on `device`."""
+        model = CLIPSepSeparator(self.model_config)
+        model.load_state_dict(self.state_dict, strict=True)
+        return model.eval().to(device)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read either format; raises ClipsepError naming the file when it is neither."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClipsepError(f"checkpoint {path}: no such file")
+    if path.suffix == ".safetensors":
+        return _load_own(path)
+    return load_official(path)
+
+
+def _load_own(path: Path) -> Checkpoint:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorsError, OSError) as error:
+        raise ClipsepError(f"checkpoint {path}: not a readable safetensors file ({error})") from None
+    if FORMAT_NAME not in header:
+        raise ClipsepError(f"checkpoint {path}: safetensors file without clipsep-rt metadata")
+    meta = json.loads(header[FORMAT_NAME])
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ClipsepError(f"checkpoint {path}: format version {meta['format_version']} is newer than this clipsep-rt")
+    model_config = ModelConfig.from_dict(meta["model"])
+    return Checkpoint(
+        model_config=model_config,
+        spectral_config=SpectralConfig.from_dict(meta["spectral"]),
+        state_dict={key: value.float() for key, value in state.items()},
+        query_encoder=meta["query_encoder"].get("id"),
+        provenance=meta.get("provenance", {}),
+    )
+
+
+def load_official(path: Path, query_encoder: str = OFFICIAL_QUERY_ENCODER) -> Checkpoint:
+    """A checkpoint in the released CLIPSep-NIT layout (a DataParallel state dict)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a file that is not a checkpoint
+        raise ClipsepError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({type(error).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ClipsepError(f"checkpoint {path}: not a state dict of tensors")
+    try:
+        model_config, own_state = from_official_state(state)
+    except ClipsepError as error:
+        raise ClipsepError(f"checkpoint {path}: {error}") from None
+    return Checkpoint(
+        model_config=model_config,
+        spectral_config=SpectralConfig(),
+        state_dict={key: value.float() for key, value in own_state.items()},
+        query_encoder=query_encoder,
+        provenance={"converted_from": path.name, "source_sha256": file_sha256(path), "layout": "CLIPSep-NIT (official)"},
+    )
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path, half: bool = False) -> None:
+    """Write the project's format atomically; `half` stores float weights as FP16."""
+    path = Path(path)
+    tensors = {}
+    for key, value in checkpoint.state_dict.items():
+        value = value.detach().cpu().contiguous()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[key] = value
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file(tensors, str(temporary), metadata={FORMAT_NAME: json.dumps(checkpoint.metadata())})
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def checkpoint_from_model(
+    model: CLIPSepSeparator,
+    query_encoder: str | None,
+    spectral_config: SpectralConfig = SpectralConfig(),
+    provenance: dict | None = None,
+) -> Checkpoint:
+    return Checkpoint(
+        model_config=model.config,
+        spectral_config=spectral_config,
+        state_dict={key: value.detach().cpu() for key, value in model.state_dict().items()},
+        query_encoder=query_encoder,
+        provenance=provenance or {},
+    )

@@ -1,0 +1,157 @@
+"""Spectral front end of CLIPSep: STFT/iSTFT, the log-frequency warp, and masking.
+
+Everything here is plain torch so it runs on whatever device the tensors live on.
+The log-frequency warp is a fixed interpolation along frequency only; the original
+implementation computes it with `grid_sample(align_corners=True)`, here it is the
+equivalent precomputed (out_bins, in_bins) matrix, so warping is one matmul.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import SpectralConfig
+
+MAG_EPS = 1e-10  # added to the magnitude before the log, as the original does
+
+
+def hann_window(config: SpectralConfig, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Periodic Hann window of `win_length` samples (librosa's and torch's default)."""
+    return torch.hann_window(config.win_length, periodic=True, device=device, dtype=dtype)
+
+
+def stft(wav: torch.Tensor, config: SpectralConfig, window: torch.Tensor | None = None) -> torch.Tensor:
+    """Centred, zero-padded STFT.
+
+    wav: (..., n) float -> complex (..., n_fft // 2 + 1, 1 + n // hop).
+    """
+    if window is None:
+        window = hann_window(config, wav.device, wav.dtype)
+    batch_shape = wav.shape[:-1]
+    spec = torch.stft(
+        wav.reshape(-1, wav.shape[-1]),
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
+    return spec.reshape(*batch_shape, *spec.shape[-2:])
+
+
+def istft(
+    spec: torch.Tensor, length: int, config: SpectralConfig, window: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Inverse of `stft`, returning exactly `length` samples.
+
+    spec: complex (..., n_fft // 2 + 1, frames) -> (..., length).
+    """
+    if window is None:
+        window = hann_window(config, spec.device, spec.real.dtype)
+    batch_shape = spec.shape[:-2]
+    wav = torch.istft(
+        spec.reshape(-1, *spec.shape[-2:]),
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window=window,
+        center=True,
+        length=length,
+    )
+    return wav.reshape(*batch_shape, length)
+
+
+def num_frames(num_samples: int, config: SpectralConfig) -> int:
+    """Frames of the centred STFT of `num_samples` samples."""
+    return 1 + num_samples // config.hop_length
+
+
+def _interpolation_matrix(source_coords: torch.Tensor, num_source: int) -> torch.Tensor:
+    """Linear interpolation weights: row i samples the source at (fractional) index coords[i].
+
+    Matches bilinear grid_sample with zero padding: taps outside [0, num_source) contribute 0.
+    Returns (len(coords), num_source) float64.
+    """
+    lower = torch.floor(source_coords)
+    frac = source_coords - lower
+    matrix = torch.zeros(len(source_coords), num_source, dtype=torch.float64)
+    rows = torch.arange(len(source_coords))
+    for index, weight in ((lower, 1.0 - frac), (lower + 1.0, frac)):
+        inside = (index >= 0) & (index <= num_source - 1)
+        matrix[rows[inside], index[inside].long()] += weight[inside]
+    return matrix
+
+
+def log_warp_matrix(config: SpectralConfig) -> torch.Tensor:
+    """(log_freq_bins, linear_freq_bins) float64: linear STFT bins -> log-spaced bins.
+
+    Output row i samples normalised frequency y = (21 ** ((v + 1) / 2) - 11) / 10 with
+    v = linspace(-1, 1, log_freq_bins)[i]: a log scale from DC to Nyquist.
+    """
+    v = torch.linspace(-1.0, 1.0, config.log_freq_bins, dtype=torch.float64)
+    y = (21.0 ** ((v + 1.0) / 2.0) - 11.0) / 10.0
+    coords = (y + 1.0) / 2.0 * (config.linear_freq_bins - 1)
+    return _interpolation_matrix(coords, config.linear_freq_bins)
+
+
+def inverse_log_warp_matrix(config: SpectralConfig) -> torch.Tensor:
+    """(linear_freq_bins, log_freq_bins) float64: log-spaced bins -> linear STFT bins.
+
+    Row i samples y = log(v * 10 + 11) / log(21) * 2 - 1 with v = linspace(-1, 1, linear)[i].
+    """
+    v = torch.linspace(-1.0, 1.0, config.linear_freq_bins, dtype=torch.float64)
+    y = torch.log(v * 10.0 + 11.0) / math.log(21.0) * 2.0 - 1.0
+    coords = (y + 1.0) / 2.0 * (config.log_freq_bins - 1)
+    return _interpolation_matrix(coords, config.log_freq_bins)
+
+
+class SpectralFrontEnd(torch.nn.Module):
+    """Holds the window and warp matrices as buffers so `.to(device)` moves them together."""
+
+    def __init__(self, config: SpectralConfig = SpectralConfig()):
+        super().__init__()
+        self.config = config
+        self.register_buffer("window", hann_window(config), persistent=False)
+        self.register_buffer("warp", log_warp_matrix(config).float(), persistent=False)
+        self.register_buffer("unwarp", inverse_log_warp_matrix(config).float(), persistent=False)
+
+    def stft(self, wav: torch.Tensor) -> torch.Tensor:
+        """(..., n) -> complex (..., 513, frames)."""
+        return stft(wav, self.config, self.window.to(wav.dtype))
+
+    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """complex (..., 513, frames) -> (..., length)."""
+        return istft(spec, length, self.config, self.window.to(spec.real.dtype))
+
+    def warped_log_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Network input: log of the magnitude warped onto the log-frequency grid.
+
+        magnitude: (..., 513, T) -> (..., 256, T).
+        """
+        warped = torch.matmul(self.warp.to(magnitude.dtype), magnitude + MAG_EPS)
+        return torch.log(warped)
+
+    def linear_mask(self, logits: torch.Tensor, mode: str = "soft") -> torch.Tensor:
+        """Mask logits on the log grid -> mask on linear bins: (..., 256, T) -> (..., 513, T)."""
+        return linear_mask(logits, self.unwarp, mode)
+
+
+MASK_MODES = ("soft", "binary")
+
+
+def linear_mask(logits: torch.Tensor, unwarp: torch.Tensor, mode: str = "soft") -> torch.Tensor:
+    """Mask on the linear STFT grid from logits on the log grid, as the original computes it.
+
+    logits: (..., 256, T) -> (..., 513, T). `soft`: unwarp(sigmoid(logits)); `binary`: that
+    probability thresholded at 0.5 on the linear grid (the original's default).
+    """
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
+    probability = torch.matmul(unwarp.to(logits.dtype), torch.sigmoid(logits))
+    if mode == "binary":
+        return (probability > 0.5).to(probability.dtype)
+    return probability
