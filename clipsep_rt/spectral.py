@@ -135,23 +135,30 @@ class SpectralFrontEnd(torch.nn.Module):
         warped = torch.matmul(self.warp.to(magnitude.dtype), magnitude + MAG_EPS)
         return torch.log(warped)
 
-    def linear_mask(self, logits: torch.Tensor, mode: str = "soft") -> torch.Tensor:
-        """Mask logits on the log grid -> mask on linear bins: (..., 256, T) -> (..., 513, T)."""
-        return linear_mask(logits, self.unwarp, mode)
+    def linear_masks(
+        self, probability: torch.Tensor, union_rows: list[int] | None = None, mode: str = "soft"
+    ) -> torch.Tensor:
+        """(K, 256, T) log-grid probabilities -> (K [+1 union], 513, T) linear-grid masks."""
+        return linear_masks(probability, self.unwarp, union_rows, mode)
 
 
 MASK_MODES = ("soft", "binary")
 
 
-def linear_mask(logits: torch.Tensor, unwarp: torch.Tensor, mode: str = "soft") -> torch.Tensor:
-    """Mask on the linear STFT grid from logits on the log grid, as the original computes it.
+def linear_masks(
+    probability: torch.Tensor, unwarp: torch.Tensor, union_rows: list[int] | None = None, mode: str = "soft"
+) -> torch.Tensor:
+    """Masks on the linear STFT grid from probabilities on the log grid, as the original does.
 
-    logits: (..., 256, T) -> (..., 513, T). `soft`: unwarp(sigmoid(logits)); `binary`: that
-    probability thresholded at 0.5 on the linear grid (the original's default).
+    probability: (K, 256, T) sigmoid of the mask logits -> (K [+1], 513, T). The optional
+    extra row is the union (max) of the `union_rows` masks. `binary` thresholds each
+    linear-grid probability at 0.5 (the original's default), after the union.
     """
     if mode not in MASK_MODES:
         raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
-    probability = torch.matmul(unwarp.to(logits.dtype), torch.sigmoid(logits))
+    masks = torch.matmul(unwarp.to(probability.dtype), probability)
+    if union_rows:
+        masks = torch.cat([masks, masks[union_rows].amax(dim=0, keepdim=True)])
     if mode == "binary":
-        return (probability > 0.5).to(probability.dtype)
-    return probability
+        return (masks > 0.5).to(masks.dtype)
+    return masks

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from ..config import ModelConfig, SpectralConfig
@@ -80,7 +80,7 @@ def _load_own(path: Path) -> Checkpoint:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
         state = load_file(str(path))
-    except (SafetensorsError, OSError) as error:
+    except (SafetensorError, OSError) as error:
         raise ClipsepError(f"checkpoint {path}: not a readable safetensors file ({error})") from None
     if FORMAT_NAME not in header:
         raise ClipsepError(f"checkpoint {path}: safetensors file without clipsep-rt metadata")

@@ -1,0 +1,206 @@
+"""Offline (file) separation: long audio in overlapping trained-size windows, bounded memory.
+
+`OfflineSeparator.stream` consumes mono 16 kHz blocks of any size and yields
+(mixture, outputs) blocks as soon as they are final, so memory depends on the batch
+size, not on the length of the file. The result is identical (up to float rounding) to
+processing the whole signal at once with the same window grid (see `windowing`).
+
+Bookkeeping is in global indices: sample s, STFT frame t (centred at t * hop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import SpectralConfig
+from ..spectral import MASK_MODES, SpectralFrontEnd
+from .engine import Engine
+from .windowing import crossfade_weights, regular_starts, window_starts
+
+
+@dataclass(frozen=True)
+class WindowingOptions:
+    overlap_frames: int = 64  # crossfade length between neighbouring windows (1 s)
+    batch_windows: int = 4  # windows per network call
+    mask: str = "soft"  # "soft" or "binary"
+
+    def __post_init__(self) -> None:
+        if self.mask not in MASK_MODES:
+            raise ValueError(f"mask must be one of {MASK_MODES}, got {self.mask!r}")
+        if self.batch_windows < 1:
+            raise ValueError(f"batch_windows must be >= 1, got {self.batch_windows}")
+
+
+class OfflineSeparator:
+    """Masks a mixture with one row of outputs per head vector (and an optional union row)."""
+
+    def __init__(self, engine: Engine, spectral: SpectralConfig = SpectralConfig(), options: WindowingOptions = WindowingOptions()):
+        self.engine = engine
+        self.spectral = spectral
+        self.options = options
+        self.front_end = SpectralFrontEnd(spectral).to(engine.device)
+        self.window = spectral.window_frames
+        self.hop = self.window - options.overlap_frames
+        self.weights = crossfade_weights(self.window, options.overlap_frames).to(engine.device)
+
+    def separate(self, mixture: np.ndarray, vectors: torch.Tensor, union_rows: list[int] | None = None) -> np.ndarray:
+        """(n,) float32 mixture, (K, C) head vectors -> (K [+1 union], n) float32."""
+        outputs = [out for _, out in self.stream([mixture], vectors, union_rows)]
+        return np.concatenate(outputs, axis=1)
+
+    def stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        vectors: torch.Tensor,
+        union_rows: list[int] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yields (mixture (m,), outputs (K [+1], m)) blocks covering the input in order.
+
+        `union_rows` adds a last output row masked by the union (max) of those rows' masks.
+        `on_progress` is called with the number of input samples consumed so far.
+        """
+        state = _StreamState(self, vectors.to(self.engine.device), union_rows)
+        for block in blocks:
+            state.push(np.asarray(block, dtype=np.float32).reshape(-1))
+            if on_progress:
+                on_progress(state.received)
+            yield from state.run(final=False)
+        yield from state.run(final=True)
+
+
+class _StreamState:
+    """Buffers of one stream: samples, mixture STFT frames, blended mask probabilities."""
+
+    def __init__(self, separator: OfflineSeparator, vectors: torch.Tensor, union_rows: list[int] | None):
+        self.sep = separator
+        self.config = separator.spectral
+        self.vectors = vectors
+        self.union_rows = union_rows
+        self.device = separator.engine.device
+        self.received = 0
+        self.samples = torch.zeros(0)  # input samples from global index sample_base
+        self.sample_base = 0
+        self.frames = torch.zeros(self.config.linear_freq_bins, 0, dtype=torch.complex64, device=self.device)
+        rows = vectors.shape[0]
+        self.blend = torch.zeros(rows, self.config.log_freq_bins, 0, device=self.device)
+        self.weight_sum = torch.zeros(0, device=self.device)
+        self.frame_base = 0  # global frame index of frames[:, 0], blend[..., 0], weight_sum[0]
+        self.done_starts: set[int] = set()
+        self.emitted = 0  # global samples yielded so far
+
+    def push(self, block: np.ndarray) -> None:
+        self.samples = torch.cat([self.samples, torch.from_numpy(block.copy())])
+        self.received += len(block)
+
+    # -- windows ---------------------------------------------------------------------------
+
+    def _ready_starts(self, final: bool) -> list[int]:
+        hop_samples, half = self.config.hop_length, self.config.n_fft // 2
+        if final:
+            starts = window_starts(1 + self.received // hop_samples, self.sep.window, self.sep.hop)
+        else:
+            # Frame t needs samples up to t * hop + n_fft / 2 (exclusive).
+            complete_frames = max(0, (self.received - half) // hop_samples + 1)
+            starts = regular_starts(complete_frames, self.sep.window, self.sep.hop)
+        return [s for s in starts if s not in self.done_starts]
+
+    def run(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        batch = self.sep.options.batch_windows
+        pending = self._ready_starts(final)
+        while len(pending) >= batch or (final and pending):
+            self._process(pending[:batch], final)
+            pending = pending[batch:]
+            yield from self._emit(final=final and not pending)
+        if final and self.emitted < self.received:
+            yield from self._emit(final=True)
+
+    def _stft_frames(self, first: int, stop: int, final: bool) -> torch.Tensor:
+        """Global frames [first, stop) of the centred STFT: complex (513, stop - first)."""
+        hop, half = self.config.hop_length, self.config.n_fft // 2
+        begin, end = first * hop - half, (stop - 1) * hop + half
+        available_end = self.sample_base + len(self.samples)
+        if not final:
+            assert end <= available_end, "frame requested before its samples arrived"
+        segment = torch.zeros(end - begin)
+        lo, hi = max(begin, self.sample_base), min(end, available_end)
+        segment[lo - begin : hi - begin] = self.samples[lo - self.sample_base : hi - self.sample_base]
+        spec = torch.stft(
+            segment.to(self.device),
+            n_fft=self.config.n_fft,
+            hop_length=hop,
+            win_length=self.config.win_length,
+            window=self.sep.front_end.window,
+            center=False,
+            return_complex=True,
+        )
+        return spec
+
+    def _grow(self, stop: int) -> None:
+        """Extend the frame-indexed buffers to cover global frames < stop."""
+        extra = stop - (self.frame_base + self.weight_sum.shape[0])
+        if extra > 0:
+            self.blend = torch.nn.functional.pad(self.blend, (0, extra))
+            self.weight_sum = torch.nn.functional.pad(self.weight_sum, (0, extra))
+
+    def _process(self, starts: list[int], final: bool) -> None:
+        window = self.sep.window
+        first, stop = min(starts), max(starts) + window
+        spec = self._stft_frames(first, stop, final)  # (513, stop - first)
+        log_mag = self.sep.front_end.warped_log_magnitude(spec.abs())  # (256, stop - first)
+        windows = torch.stack([log_mag[:, s - first : s - first + window] for s in starts])[:, None]
+        probabilities = self.sep.engine.probabilities(windows, self.vectors)  # (B, K, 256, W)
+        self._grow(stop)
+        known = self.frame_base + self.frames.shape[1]
+        if stop > known:
+            self.frames = torch.cat([self.frames, spec[:, known - first :]], dim=1)
+        for start, window_probs in zip(starts, probabilities):
+            offset = start - self.frame_base
+            self.blend[..., offset : offset + window] += window_probs * self.sep.weights
+            self.weight_sum[offset : offset + window] += self.sep.weights
+            self.done_starts.add(start)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _emit(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        hop = self.config.hop_length
+        if final:
+            end = self.received
+        else:
+            # Frames before the latest window start get no more contributions; a sample
+            # needs frames up to 2 ahead of it (n_fft = 4 hops).
+            end = (max(self.done_starts) - 2) * hop
+        if end <= self.emitted:
+            return
+        first = max(0, self.emitted // hop - 2)
+        stop = self.frame_base + self.frames.shape[1] if final else min(self.frame_base + self.frames.shape[1], -(-end // hop) + 3)
+        local = slice(first - self.frame_base, stop - self.frame_base)
+        probability = self.blend[..., local] / self.weight_sum[local]
+        masks = self.sep.front_end.linear_masks(probability, self.union_rows, self.sep.options.mask)
+        audio = self.sep.front_end.istft(masks * self.frames[:, local], length=end - first * hop)
+        keep = slice(self.emitted - first * hop, end - first * hop)
+        mixture = self.samples[self.emitted - self.sample_base : end - self.sample_base]
+        yield mixture.numpy().copy(), audio[:, keep].cpu().numpy()
+        self.emitted = end
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop samples and frames no future window or output needs."""
+        hop, half = self.config.hop_length, self.config.n_fft // 2
+        # The last window may be moved left onto the latest start, never further.
+        keep_frame = max(0, min(self.emitted // hop - 2, max(self.done_starts)))
+        drop = keep_frame - self.frame_base
+        if drop > 0:
+            self.frames = self.frames[:, drop:]
+            self.blend = self.blend[..., drop:]
+            self.weight_sum = self.weight_sum[drop:]
+            self.frame_base = keep_frame
+        keep_sample = min(self.emitted, keep_frame * hop - half)
+        drop = keep_sample - self.sample_base
+        if drop > 0:
+            self.samples = self.samples[drop:]
+            self.sample_base = keep_sample

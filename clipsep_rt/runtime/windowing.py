@@ -1,0 +1,42 @@
+"""Where the trained-size network windows go on a long signal, and how they are blended.
+
+Windows of W frames start every H = W - overlap frames; the last one is moved left so that
+it ends exactly at the last frame (no padding), and a signal shorter than one window is
+zero-padded to one window (as the original does for its fixed-size clips). Each window's
+masks are weighted by a trapezoid that ramps over `overlap` frames at both ends and the
+weighted masks are normalised by the summed weights: in the middle of each window (away
+from the ramps) the result is exactly that window's own output.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def regular_starts(total_frames: int, window: int, hop: int) -> list[int]:
+    """Starts k * hop of the windows that fit entirely inside `total_frames` frames."""
+    return list(range(0, max(total_frames - window, -1) + 1, hop))
+
+
+def window_starts(total_frames: int, window: int, hop: int) -> list[int]:
+    """All window starts for a signal of `total_frames` frames (padded to >= `window`)."""
+    total_frames = max(total_frames, window)
+    starts = regular_starts(total_frames, window, hop)
+    if starts[-1] + window < total_frames:
+        starts.append(total_frames - window)
+    return starts
+
+
+def crossfade_weights(window: int, overlap: int) -> torch.Tensor:
+    """(window,) trapezoid: (i + 0.5) / overlap rising over `overlap` frames, flat 1, falling.
+
+    Rising and falling ramps of neighbouring windows (offset by window - overlap) sum to 1.
+    """
+    if not 0 <= overlap <= window // 2:
+        raise ValueError(f"overlap must be between 0 and {window // 2} frames, got {overlap}")
+    weights = torch.ones(window)
+    if overlap:
+        ramp = (torch.arange(overlap) + 0.5) / overlap
+        weights[:overlap] = ramp
+        weights[window - overlap:] = ramp.flip(0)
+    return weights
