@@ -1,0 +1,1 @@
+"""Runtime: audio/video input and output and batch separation."""
