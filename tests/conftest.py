@@ -1,0 +1,49 @@
+"""Shared fixtures: the reference CLIPSep-NIT checkpoint and its golden outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+REFERENCE_CHECKPOINT = REFERENCE / "official_small_nit_checkpoint.pt"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own embedding cache, never the user's."""
+    monkeypatch.setenv("CLIPSEP_RT_CACHE", str(tmp_path_factory.mktemp("embedding-cache")))
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(REFERENCE / "official_small_nit_golden.npz") as data:
+        return {key: data[key] for key in data}
+
+
+@pytest.fixture(scope="session")
+def reference_checkpoint():
+    from clipsep_rt.model import load_checkpoint
+
+    return load_checkpoint(REFERENCE_CHECKPOINT)
+
+
+@pytest.fixture
+def fp32_engine(reference_checkpoint):
+    from clipsep_rt.runtime.engine import TorchEngine
+
+    return TorchEngine(reference_checkpoint.build(), "cpu", "fp32")
+
+
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30)))
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000, subtype: str = "FLOAT") -> Path:
+    sf.write(path, samples, rate, subtype=subtype)
+    return path
