@@ -1,0 +1,151 @@
+"""Long inputs: window placement, crossfade, continuity, block-size and query-count invariance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clipsep_rt.config import ModelConfig, SpectralConfig
+from clipsep_rt.model import CLIPSepSeparator
+from clipsep_rt.runtime.engine import TorchEngine
+from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
+from clipsep_rt.runtime.windowing import crossfade_weights, window_starts
+from clipsep_rt.spectral import SpectralFrontEnd
+
+HOP = 256
+
+
+def test_window_grid():
+    assert window_starts(256, 256, 192) == [0]  # 65,535 samples = exactly one window
+    assert window_starts(100, 256, 192) == [0]  # short input: one zero-padded window
+    assert window_starts(448, 256, 192) == [0, 192]
+    assert window_starts(600, 256, 192) == [0, 192, 344]  # last window ends on the last frame
+    weights = crossfade_weights(256, 64)
+    # Ramps of neighbouring windows (192 frames apart) sum to one.
+    np.testing.assert_allclose((weights[192:] + weights[:64]).numpy(), 1.0)
+    assert (weights[64:192] == 1).all()
+    with pytest.raises(ValueError):
+        crossfade_weights(256, 129)
+
+
+def test_one_window_input_is_one_window(golden, fp32_engine):
+    assert SpectralConfig().window_samples == len(golden["mixture_wav"]) == 65535
+    vectors = fp32_engine.head_vectors(torch.from_numpy(golden["query_embedding"]), noise_heads=False)
+    for overlap in (0, 64, 128):  # the overlap cannot matter for a single window
+        out = OfflineSeparator(fp32_engine, options=WindowingOptions(overlap_frames=overlap)).separate(golden["mixture_wav"], vectors)
+        np.testing.assert_allclose(out[0, :65280], golden["separated_soft_wav"], atol=1e-3, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def long_mixture(golden):
+    """About 20 s: the golden mixture, a chirp and noise, so windows see different content."""
+    rng = np.random.default_rng(1)
+    t = np.arange(330_000) / 16000
+    chirp = 0.3 * np.sin(2 * np.pi * (200 * t + 40 * t**2))
+    noise = 0.05 * rng.standard_normal(len(t))
+    tiled = np.resize(golden["mixture_wav"], len(t))
+    return (tiled + chirp + noise).astype(np.float32)
+
+
+def _vectors(engine, count, seed=0):
+    embeddings = torch.from_numpy(np.random.default_rng(seed).standard_normal((count, 512)).astype(np.float32))
+    return engine.head_vectors(embeddings, noise_heads=False)
+
+
+def test_matches_single_window_processing_in_the_middle_of_each_window(long_mixture, fp32_engine):
+    overlap = 64
+    separator = OfflineSeparator(fp32_engine, options=WindowingOptions(overlap_frames=overlap, batch_windows=3))
+    vectors = _vectors(fp32_engine, 1)
+    windowed = separator.separate(long_mixture, vectors)[0]
+    front_end = SpectralFrontEnd()
+    spec = front_end.stft(torch.from_numpy(long_mixture))
+    log_mag = front_end.warped_log_magnitude(spec.abs())
+    starts = window_starts(spec.shape[-1], 256, 256 - overlap)
+    assert len(starts) >= 5
+    for index, start in enumerate(starts):
+        probability = fp32_engine.probabilities(log_mag[None, None, :, start : start + 256], vectors)[0]
+        mask = torch.zeros(1, 513, spec.shape[-1])
+        mask[..., start : start + 256] = front_end.linear_masks(probability)
+        alone = front_end.istft(spec * mask, len(long_mixture))[0].numpy()
+        # Samples built only from frames no other window covers with weight (an STFT frame
+        # spans two hops either side of its centre); the last window, moved left to end on
+        # the last frame, overlaps its predecessor by more than `overlap`.
+        first = 0 if index == 0 else max(start + overlap, starts[index - 1] + 256)
+        last = spec.shape[-1] if index == len(starts) - 1 else min(start + 256 - overlap, starts[index + 1])
+        assert last - first > 4
+        middle = slice((first + 2) * HOP, min((last - 2) * HOP, len(long_mixture)))
+        np.testing.assert_allclose(windowed[middle], alone[middle], atol=2e-5, rtol=0)
+
+
+def test_continuous_across_window_boundaries(fp32_engine):
+    """A steady tone + noise: the output's sample-to-sample steps near window seams are no
+    larger than anywhere else (no clicks)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(16000 * 16) / 16000
+    mixture = (0.4 * np.sin(2 * np.pi * 440 * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+    separator = OfflineSeparator(fp32_engine, options=WindowingOptions(overlap_frames=64))
+    out = separator.separate(mixture, _vectors(fp32_engine, 1))[0]
+    steps = np.abs(np.diff(out))
+    seams = np.zeros(len(steps), dtype=bool)
+    for start in window_starts(1 + len(mixture) // HOP, 256, 192)[1:]:
+        seams[(start - 2) * HOP : (start + 66) * HOP] = True  # the whole crossfade region
+    inner = steps[~seams][HOP * 4 : -HOP * 4]
+    assert steps[seams].max() <= 1.05 * inner.max()
+
+
+def test_any_block_size_gives_the_same_audio(long_mixture, fp32_engine):
+    separator = OfflineSeparator(fp32_engine, options=WindowingOptions(batch_windows=2))
+    vectors = _vectors(fp32_engine, 2)
+    whole = separator.separate(long_mixture, vectors)
+    for block in (997, 44_100):
+        pieces = list(separator.stream((long_mixture[i : i + block] for i in range(0, len(long_mixture), block)), vectors))
+        np.testing.assert_array_equal(np.concatenate([m for m, _ in pieces]), long_mixture)
+        np.testing.assert_allclose(np.concatenate([o for _, o in pieces], axis=1), whole, atol=1e-6, rtol=0)
+
+
+def test_memory_does_not_grow_with_length():
+    """The stream emits audio while it reads: what it holds back stays under a fixed bound."""
+    torch.manual_seed(0)
+    engine = TorchEngine(CLIPSepSeparator(ModelConfig(ngf=2, query_dim=8)), "cpu", "fp32")
+    vectors = engine.head_vectors(torch.randn(1, 8), noise_heads=False)
+    separator = OfflineSeparator(engine, options=WindowingOptions(batch_windows=2))
+    rng = np.random.default_rng(0)
+    block = 16000
+    consumed = emitted = 0
+    held_back = []
+
+    def blocks():
+        nonlocal consumed
+        for _ in range(16000 * 120 // block):  # two minutes
+            consumed += block
+            yield (0.1 * rng.standard_normal(block)).astype(np.float32)
+
+    for mixture, _ in separator.stream(blocks(), vectors):
+        emitted += len(mixture)
+        held_back.append(consumed - emitted)
+    assert emitted == consumed == 16000 * 120
+    # At most one batch of windows plus one block and the STFT context.
+    assert max(held_back) <= (2 * 192 + 256 + 8) * HOP + block
+
+
+def test_n_queries_in_one_run_equal_n_separate_runs(golden, fp32_engine):
+    mixture = np.resize(golden["mixture_wav"], 100_000)
+    separator = OfflineSeparator(fp32_engine)
+    together = separator.separate(mixture, _vectors(fp32_engine, 3))
+    embeddings = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32))
+    for index in range(3):
+        alone = separator.separate(mixture, fp32_engine.head_vectors(embeddings[index : index + 1], noise_heads=False))
+        np.testing.assert_allclose(together[index], alone[0], atol=1e-6, rtol=0)
+
+
+def test_union_row_is_the_max_of_the_query_masks(golden, fp32_engine):
+    mixture = golden["mixture_wav"]
+    vectors = _vectors(fp32_engine, 2)
+    out = OfflineSeparator(fp32_engine).separate(mixture, vectors, union_rows=[0, 1])
+    assert out.shape == (3, len(mixture))
+    front_end = SpectralFrontEnd()
+    spec = front_end.stft(torch.from_numpy(mixture))
+    probability = fp32_engine.probabilities(front_end.warped_log_magnitude(spec.abs())[None, None], vectors)[0]
+    union = front_end.linear_masks(probability).amax(dim=0)
+    np.testing.assert_allclose(out[2], front_end.istft(spec * union, len(mixture)).numpy(), atol=1e-5, rtol=0)
