@@ -1,0 +1,175 @@
+"""The `clipsep-rt` command.
+
+    clipsep-rt --query "violin" [--query ...] --input PATH [PATH|DIR|GLOB ...] -o OUTDIR
+    clipsep-rt convert ORIGINAL.pt -o model.safetensors
+
+Bad input is reported as one line on stderr (`clipsep-rt: error: ...`) with a non-zero
+exit status: 1 when some inputs failed, 2 for a bad command line or setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ClipsepError
+
+SUBCOMMANDS = ("separate", "convert")
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+
+
+def _separate_parser(sub) -> None:
+    p = sub.add_parser(
+        "separate",
+        help="separate files by text query (the default command)",
+        description="Separate the sound named by each query out of audio and video files.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="PATH", help="input files, directories or glob patterns")
+    p.add_argument("-i", "--input", dest="more_inputs", action="extend", nargs="+", default=[], metavar="PATH",
+                   help="more inputs (same as positional PATHs)")
+    p.add_argument("-q", "--query", action="append", default=[], metavar="TEXT", help="what to separate, e.g. 'dog barking' (repeatable)")
+    p.add_argument("--query-embedding", action="append", default=[], metavar="FILE",
+                   help="query vectors computed elsewhere: .npy of shape (D,) or (N, D), or .npz of named vectors")
+    p.add_argument("-o", "--output", type=Path, default=Path("separated"), metavar="DIR", help="output directory (default: ./separated)")
+    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt")
+    p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
+    p.add_argument("--mask", default="soft", choices=("soft", "binary"), help="soft (sigmoid) or binary (> 0.5) masks (default: soft)")
+    p.add_argument("--noise-heads", action="store_true", help="also write CLIPSep-NIT's two noise-head outputs per query")
+    p.add_argument("--residual", action="store_true", help="also write the mixture minus each selection")
+    p.add_argument("--combine", action="store_true", help="also write one output for the union of all queries")
+    p.add_argument("--video", action="store_true", help="write video inputs back as videos with the separated audio")
+    p.add_argument("--format", dest="audio_format", default="wav", choices=("wav", "flac"), help="audio output format: float32 wav or 24-bit flac")
+    p.add_argument("--overlap", type=int, default=64, metavar="FRAMES", help="crossfade between network windows, 0..128 frames (default: 64)")
+    p.add_argument("--batch-size", type=int, default=4, metavar="N", help="network windows per batch (default: 4)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _query_encoder_arguments(p)
+    p.set_defaults(handler=_run_separate)
+
+
+def _query_encoder_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("query encoder (text queries)")
+    g.add_argument("--query-encoder", metavar="SPEC",
+                   help="e.g. open_clip:ViT-B-32/openai, open_clip:ViT-B-32@/path/weights.pt, minilm "
+                        "(default: the encoder the checkpoint was trained with)")
+    g.add_argument("--clip-weights", type=Path, metavar="FILE", help="a local open_clip weights file for the --query-encoder model")
+    g.add_argument("--prompt", metavar="TEMPLATE", help="prompt template with {} for the query (default: the encoder's, 'a photo of {}' for CLIP)")
+    g.add_argument("--prompt-ensemble", action="store_true", help="average the embeddings of several prompt templates")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR", help="query embedding cache (default: ~/.cache/clipsep-rt/embeddings)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+
+
+def _convert_parser(sub) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert an original CLIPSep-NIT checkpoint to the clipsep-rt format",
+        description="Convert a checkpoint in the released CLIPSep-NIT layout (DataParallel state dict) "
+                    "to a .safetensors file with clipsep-rt metadata.",
+    )
+    p.add_argument("source", type=Path, metavar="ORIGINAL.pt")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.safetensors")
+    p.add_argument("--query-encoder", default="open_clip:ViT-B-32/openai", metavar="SPEC",
+                   help="the encoder the model was trained with (default: open_clip:ViT-B-32/openai, the paper's CLIP)")
+    p.add_argument("--half", action="store_true", help="store weights as FP16 (half the size)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(handler=_run_convert)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipsep-rt",
+        description="Text-queried sound separation (CLIPSep / CLIPSep-NIT). "
+                    "Without a subcommand, `separate` is assumed.",
+    )
+    parser.add_argument("--version", action="version", version=f"clipsep-rt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _separate_parser(sub)
+    _convert_parser(sub)
+    return parser
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
+        return argv
+    return ["separate", *argv]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(_with_default_command(argv))
+    try:
+        return args.handler(args)
+    except ClipsepError as error:
+        print(f"clipsep-rt: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("clipsep-rt: interrupted", file=sys.stderr)
+        return 130
+
+
+# -- separate ------------------------------------------------------------------------------
+
+
+def _run_separate(args: argparse.Namespace) -> int:
+    from .runtime.audio_io import expand_inputs
+    from .runtime.batch import BatchSeparator
+    from .runtime.outputs import OutputOptions
+    from .runtime.session import open_session
+
+    specs = [*args.inputs, *args.more_inputs]
+    if not specs:
+        raise ClipsepError("no input given: pass files, directories or globs (e.g. --input song.wav)")
+    if not args.query and not args.query_embedding:
+        raise ClipsepError("no query given: use --query TEXT or --query-embedding FILE")
+    options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, args.audio_format)
+    session = open_session(args, noise_heads=args.noise_heads)
+    inputs, input_errors = expand_inputs(specs)
+    for message in input_errors:
+        print(f"clipsep-rt: error: {message}", file=sys.stderr)
+    if not args.quiet:
+        print(session.describe(), file=sys.stderr)
+    batch = BatchSeparator(
+        session.separator, session.queries, session.noise_heads, options,
+        args.output, overwrite=args.overwrite, progress=not args.quiet,
+    )
+    report = batch.run(inputs)
+    failed = len(report.failures) + len(input_errors)
+    if not args.quiet:
+        print(
+            f"clipsep-rt: {len(inputs) - len(report.failures)} of {len(inputs) + len(input_errors)} inputs separated, "
+            f"{len(report.written)} files written to {args.output}" + (f", {failed} failed" if failed else ""),
+            file=sys.stderr,
+        )
+    return EXIT_FAILURES if failed else 0
+
+
+# -- convert -------------------------------------------------------------------------------
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .model.checkpoint import load_official, save_checkpoint
+
+    if args.output.suffix != ".safetensors":
+        raise ClipsepError(f"{args.output}: the output name must end in .safetensors")
+    if args.output.exists() and not args.overwrite:
+        raise ClipsepError(f"{args.output}: already exists (use --overwrite to replace it)")
+    if not args.source.is_file():
+        raise ClipsepError(f"checkpoint {args.source}: no such file")
+    checkpoint = load_official(args.source, query_encoder=args.query_encoder)
+    save_checkpoint(checkpoint, args.output, half=args.half)
+    config = checkpoint.model_config
+    print(
+        f"converted {args.source} -> {args.output}: depth {config.depth}, ngf {config.ngf}, "
+        f"{config.noise_heads} noise heads, query {config.query_dim}-d ({args.query_encoder})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

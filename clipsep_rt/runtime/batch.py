@@ -1,0 +1,146 @@
+"""Batch file separation: many inputs x many queries, one bad file never stops the rest."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ..errors import ClipsepError
+from .audio_io import atomic_output, is_video_file, iter_audio_blocks, write_video_with_audio_atomic
+from .offline import OfflineSeparator
+from .outputs import OutputOptions, output_bases, output_path, output_targets, union_rows
+
+DECODE_BLOCK_SAMPLES = 1 << 16
+_SUBTYPES = {"wav": "FLOAT", "flac": "PCM_24"}
+
+
+@dataclass
+class BatchReport:
+    written: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, one-line reason)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QuerySet:
+    names: list[str]  # one per query, used in output names
+    vectors: torch.Tensor  # (Q * (1 + H), C) head vectors from the engine
+
+
+class BatchSeparator:
+    def __init__(
+        self,
+        separator: OfflineSeparator,
+        queries: QuerySet,
+        noise_heads: int,
+        options: OutputOptions,
+        out_dir: Path,
+        overwrite: bool = False,
+        progress: bool = True,
+    ):
+        self.separator = separator
+        self.queries = queries
+        self.options = options
+        self.out_dir = out_dir
+        self.overwrite = overwrite
+        self.progress = progress
+        self.protected: set[Path] = set()
+        self.targets = output_targets(queries.names, noise_heads, options)
+        self.union_rows = union_rows(len(queries.names), noise_heads, options)
+
+    def run(self, inputs: list[Path]) -> BatchReport:
+        report = BatchReport()
+        self.protected = {source.resolve() for source in inputs}  # never written, even with --overwrite
+        bases = output_bases(inputs)
+        for source in inputs:
+            try:
+                report.written += self.separate_file(source, bases[source], report)
+            except ClipsepError as error:
+                report.failures.append((str(source), str(error)))
+                print(f"clipsep-rt: error: {error}", file=sys.stderr)
+        return report
+
+    def separate_file(self, source: Path, base: str, report: BatchReport) -> list[Path]:
+        """Separate one file into all its targets; writes all of them or none."""
+        as_video = self.options.video and is_video_file(source)
+        extension = source.suffix if as_video else f".{self.options.audio_format}"
+        paths = [output_path(self.out_dir, base, target, extension) for target in self.targets]
+        for path in paths:
+            if path.resolve() in self.protected:
+                raise ClipsepError(f"{path}: output would overwrite an input file; choose another -o directory")
+            if path.exists() and not self.overwrite:
+                raise ClipsepError(f"{path}: output already exists (use --overwrite to replace it)")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as stack:
+            if as_video:
+                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=self.out_dir, prefix=".clipsep-")))
+                audio_paths = [scratch / f"{i}.wav" for i in range(len(paths))]
+            else:
+                audio_paths = [stack.enter_context(atomic_output(p, self.overwrite)) for p in paths]
+            peak = self._write_tracks(source, audio_paths, stack)
+            if as_video:
+                for audio_path, path in zip(audio_paths, paths):
+                    samples, rate = sf.read(audio_path, dtype="float32")
+                    write_video_with_audio_atomic(source, path, samples, rate, overwrite=self.overwrite)
+        if peak == 0.0:
+            report.warnings.append(f"{source}: input is silent; its outputs are silent too")
+            print(f"clipsep-rt: warning: {report.warnings[-1]}", file=sys.stderr)
+        return paths
+
+    def _write_tracks(self, source: Path, audio_paths: list[Path], stack: ExitStack) -> float:
+        """Stream the separation of `source` into one float file per target; returns the input peak."""
+        rate = self.separator.spectral.sample_rate
+        subtype = _SUBTYPES[self.options.audio_format]
+        fmt = self.options.audio_format.upper()
+        writers = [
+            stack.enter_context(sf.SoundFile(p, "w", samplerate=rate, channels=1, subtype=subtype, format=fmt))
+            for p in audio_paths
+        ]
+        bar = self._progress_bar(source)
+        peak = 0.0
+        blocks = iter_audio_blocks(source, DECODE_BLOCK_SAMPLES, rate, min_samples=self.separator.spectral.n_fft)
+        on_progress = (lambda received: bar.update(received / rate - bar.n)) if bar else None
+        for mixture, outputs in self.separator.stream(blocks, self.queries.vectors, self.union_rows, on_progress):
+            peak = max(peak, float(np.abs(mixture).max(initial=0.0)))
+            for target, writer in zip(self.targets, writers):
+                track = mixture - outputs[target.row] if target.residual else outputs[target.row]
+                writer.write(track if subtype == "FLOAT" else np.clip(track, -1.0, 1.0))
+        if bar:
+            bar.close()
+        for writer in writers:
+            writer.close()
+        return peak
+
+    def _progress_bar(self, source: Path):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(
+            total=_duration_seconds(source), desc=source.name, unit="s", unit_scale=False,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]",
+            leave=False, file=sys.stderr, disable=None,
+        )
+
+
+def _duration_seconds(path: Path) -> float | None:
+    """The media's duration from its header, if it states one (for the progress bar)."""
+    try:
+        return sf.info(os.fspath(path)).duration
+    except (sf.LibsndfileError, RuntimeError):
+        pass
+    try:
+        import av
+
+        with av.open(os.fspath(path)) as container:
+            return container.duration / 1e6 if container.duration else None
+    except Exception:  # a file PyAV cannot open will fail, with a clear error, when decoded
+        return None

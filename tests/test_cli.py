@@ -1,0 +1,225 @@
+"""The clipsep-rt command end to end: golden outputs, options, batch failures, file safety."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from clipsep_rt.cli import main
+from clipsep_rt.runtime.audio_io import load_audio
+from conftest import REFERENCE_CHECKPOINT, snr_db, write_wav
+from media import video_packets, write_video
+
+COMMON = 65280
+
+
+@pytest.fixture
+def workspace(tmp_path, golden):
+    """A mixture, its golden query vector, and a converted checkpoint, all on disk."""
+    write_wav(tmp_path / "mix.wav", golden["mixture_wav"])
+    np.save(tmp_path / "violin.npy", golden["query_embedding"])
+    converted = tmp_path / "model.safetensors"
+    assert main(["convert", str(REFERENCE_CHECKPOINT), "-o", str(converted)]) == 0
+    return tmp_path
+
+
+def separate(workspace: Path, *args: str, checkpoint: str = "model.safetensors") -> int:
+    base = ["--query-embedding", str(workspace / "violin.npy"), "-c", str(workspace / checkpoint),
+            "-o", str(workspace / "out"), "--precision", "fp32", "--quiet"]
+    return main([*base, *args])
+
+
+def read(path: Path) -> np.ndarray:
+    samples, rate = sf.read(path, dtype="float32")
+    assert rate == 16000
+    return samples
+
+
+@pytest.mark.parametrize("checkpoint", ["model.safetensors", str(REFERENCE_CHECKPOINT)])
+def test_cli_reproduces_golden_soft_output(workspace, golden, checkpoint):
+    assert separate(workspace, str(workspace / "mix.wav"), checkpoint=checkpoint) == 0
+    out = read(workspace / "out" / "mix_violin.wav")
+    assert len(out) == len(golden["mixture_wav"])
+    np.testing.assert_allclose(out[:COMMON], golden["separated_soft_wav"], atol=1e-3, rtol=0)
+
+
+def test_cli_binary_mask(workspace, golden):
+    assert separate(workspace, "--input", str(workspace / "mix.wav"), "--mask", "binary") == 0
+    assert snr_db(golden["separated_binary_wav"], read(workspace / "out" / "mix_violin.wav")[:COMMON]) >= 30
+
+
+def test_noise_heads_residual_and_combine(workspace, golden):
+    np.save(workspace / "other.npy", -golden["query_embedding"][0])
+    extra = ["--query-embedding", str(workspace / "other.npy"), "--noise-heads", "--residual", "--combine"]
+    assert separate(workspace, str(workspace / "mix.wav"), *extra) == 0
+    names = sorted(p.name for p in (workspace / "out").iterdir())
+    assert names == sorted(
+        f"mix_{n}.wav" for n in ["violin", "violin_noise1", "violin_noise2", "violin_residual", "other",
+                                 "other_noise1", "other_noise2", "other_residual", "combined", "combined_residual"]
+    )
+    mixture = golden["mixture_wav"]
+    out = {p.stem[4:]: read(p) for p in (workspace / "out").iterdir()}
+    np.testing.assert_allclose(out["violin"] + out["violin_residual"], mixture, atol=1e-6)
+    np.testing.assert_allclose(out["combined"] + out["combined_residual"], mixture, atol=1e-6)
+    # The union keeps at least as much energy as either query alone.
+    assert np.sum(out["combined"] ** 2) >= max(np.sum(out["violin"] ** 2), np.sum(out["other"] ** 2)) * 0.99
+
+
+def test_n_queries_equal_n_runs(workspace, golden):
+    rng = np.random.default_rng(5)
+    np.save(workspace / "three.npy", rng.standard_normal((3, 512)).astype(np.float32))
+    args = ["-c", str(workspace / "model.safetensors"), "--precision", "fp32", "--quiet", str(workspace / "mix.wav")]
+    assert main([*args, "--query-embedding", str(workspace / "three.npy"), "-o", str(workspace / "together")]) == 0
+    rows = np.load(workspace / "three.npy")
+    for index in range(3):
+        np.save(workspace / f"three_{index}.npy", rows[index])
+        out_dir = workspace / f"alone{index}"
+        assert main([*args, "--query-embedding", str(workspace / f"three_{index}.npy"), "-o", str(out_dir)]) == 0
+        np.testing.assert_allclose(
+            read(workspace / "together" / f"mix_three_{index}.wav"), read(out_dir / f"mix_three_{index}.wav"), atol=1e-6
+        )
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_bad_and_odd_inputs(folder: Path, mixture: np.ndarray) -> tuple[dict[str, Path], dict[str, Path]]:
+    """(bad inputs that must fail with a one-line error, odd ones that must be handled)."""
+    folder.mkdir()
+    t = np.arange(24000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    bad = {
+        "missing": folder / "missing.wav",
+        "corrupt": folder / "corrupt.wav",
+        "empty": folder / "empty.wav",
+        "too short": folder / "short.wav",
+        "NaN": folder / "nan.wav",
+        "Inf": folder / "inf.wav",
+        "zero bytes": folder / "zero.flac",
+    }
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" + bytes(range(256)))
+    write_wav(folder / "empty.wav", np.zeros(0, dtype=np.float32))
+    write_wav(folder / "short.wav", tone[:500])
+    write_wav(folder / "nan.wav", np.where(np.arange(len(tone)) == 999, np.nan, tone).astype(np.float32))
+    write_wav(folder / "inf.wav", np.where(np.arange(len(tone)) == 5, np.inf, tone).astype(np.float32))
+    (folder / "zero.flac").write_bytes(b"")
+    stereo = np.stack([mixture, 0.5 * mixture], axis=1)
+    odd = {
+        "8-bit": write_wav(folder / "u8.wav", mixture, subtype="PCM_U8"),
+        "24-bit": write_wav(folder / "pcm24.wav", mixture, subtype="PCM_24"),
+        "6 channels": write_wav(folder / "six.wav", np.tile(stereo, (1, 3)), subtype="PCM_16"),
+        "8 kHz": write_wav(folder / "rate8k.wav", mixture[::2], rate=8000, subtype="PCM_16"),
+        "96 kHz": write_wav(folder / "rate96k.wav", np.repeat(mixture, 6), rate=96000, subtype="PCM_16"),
+        "silent": write_wav(folder / "silent.wav", np.zeros(40000, dtype=np.float32), subtype="PCM_16"),
+        "mp3": folder / "tone.mp3",
+        "ogg": write_wav(folder / "tone.ogg", tone, subtype="VORBIS"),
+    }
+    sf.write(folder / "tone.mp3", tone, 16000, format="MP3")
+    return bad, odd
+
+
+def test_batch_with_bad_and_odd_inputs(workspace, golden, capsys):
+    bad, odd = make_bad_and_odd_inputs(workspace / "in", golden["mixture_wav"])
+    before = {p: _digest(p) for p in (workspace / "in").iterdir()}
+    inputs = [str(p) for p in [*bad.values(), *odd.values()]]
+    assert separate(workspace, *inputs) == 1  # some failed
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("clipsep-rt: error:")]
+    assert len(errors) == len(bad)
+    for path in bad.values():
+        assert sum(str(path) in line for line in errors) == 1, f"no one-line error naming {path}"
+    out_dir = workspace / "out"
+    for path in odd.values():  # every good file finished despite the failures
+        base = f"{path.stem}_{path.suffix[1:]}" if path.stem == "tone" else path.stem  # tone.mp3, tone.ogg
+        separated = read(out_dir / f"{base}_violin.wav")
+        np.testing.assert_allclose(len(separated), len(load_audio(path).samples))
+        assert np.isfinite(separated).all()
+    assert not np.any(read(out_dir / "silent_violin.wav"))
+    assert not any(name.startswith(".") for name in (p.name for p in out_dir.iterdir())), "temporary files left"
+    assert {p: _digest(p) for p in (workspace / "in").iterdir()} == before, "an input was modified"
+
+
+def test_odd_formats_are_separated_like_their_decoded_audio(workspace, golden):
+    _, odd = make_bad_and_odd_inputs(workspace / "in", golden["mixture_wav"])
+    write_wav(workspace / "decoded.wav", load_audio(odd["96 kHz"]).samples)
+    assert separate(workspace, str(odd["96 kHz"]), str(workspace / "decoded.wav")) == 0
+    np.testing.assert_allclose(
+        read(workspace / "out" / "rate96k_violin.wav"), read(workspace / "out" / "decoded_violin.wav"), atol=1e-6
+    )
+
+
+def test_existing_outputs_are_kept_unless_overwrite(workspace, capsys):
+    mix = str(workspace / "mix.wav")
+    assert separate(workspace, mix) == 0
+    output = workspace / "out" / "mix_violin.wav"
+    output.write_bytes(b"user data")
+    assert separate(workspace, mix) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert output.read_bytes() == b"user data"
+    assert separate(workspace, mix, "--overwrite") == 0
+    assert len(read(output)) == 65535
+
+
+def test_outputs_never_overwrite_inputs(workspace, golden):
+    # mix_violin.wav is an input and also the name mix.wav's output would get.
+    write_wav(workspace / "mix_violin.wav", golden["mixture_wav"][:30000])
+    before = _digest(workspace / "mix_violin.wav")
+    args = ["--query-embedding", str(workspace / "violin.npy"), "-c", str(workspace / "model.safetensors"),
+            "-o", str(workspace), "--quiet", "--overwrite", str(workspace / "mix.wav"), str(workspace / "mix_violin.wav")]
+    assert main(args) == 1
+    assert _digest(workspace / "mix_violin.wav") == before
+    assert (workspace / "mix_violin_violin.wav").exists()
+
+
+def test_video_in_video_out(workspace, golden):
+    video = workspace / "clip.mp4"
+    write_video(video, golden["mixture_wav"][:32000], audio_rate=16000, frames=24, fps=12)
+    assert separate(workspace, str(video), "--video") == 0
+    out = workspace / "out" / "clip_violin.mp4"
+    assert video_packets(out) == video_packets(video)
+    assert abs(len(load_audio(out).samples) - len(load_audio(video).samples)) <= 2048
+    assert separate(workspace, str(video), "-o", str(workspace / "audio_only")) == 0
+    assert (workspace / "audio_only" / "clip_violin.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x.wav", "--query-embedding", "q.npy"], "no --checkpoint given"),
+        (["-c", "model.safetensors", "--query-embedding", "violin.npy"], "no input given"),
+        (["-c", "model.safetensors", "mix.wav"], "no query given"),
+        (["-c", "nothing.safetensors", "mix.wav", "--query-embedding", "violin.npy"], "nothing.safetensors: no such file"),
+        (["-c", "mix.wav", "mix.wav", "--query-embedding", "violin.npy"], "mix.wav: cannot be read as a PyTorch checkpoint"),
+        (["-c", "model.safetensors", "mix.wav", "--query-embedding", "violin.npy", "--overlap", "300"], "overlap"),
+        (["-c", "model.safetensors", "mix.wav", "--query-embedding", "violin.npy", "-d", "tpu"], "device 'tpu'"),
+    ],
+)
+def test_usage_errors_are_one_line(workspace, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(workspace)
+    assert main(["--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("clipsep-rt: error:") and message in err[0], err
+
+
+def test_embedding_size_mismatch_is_a_clear_error(workspace, capsys):
+    np.save(workspace / "small.npy", np.ones(384, dtype=np.float32))
+    assert main(["-c", str(workspace / "model.safetensors"), str(workspace / "mix.wav"), "--quiet",
+                 "--query-embedding", str(workspace / "small.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "384" in err and "512" in err and "open_clip:ViT-B-32/openai" in err
+
+
+def test_console_script_runs(workspace):
+    exe = Path(sys.executable).with_name("clipsep-rt")
+    result = subprocess.run(
+        [str(exe), "--query-embedding", "violin.npy", "-c", "model.safetensors", "mix.wav", "-o", "cli_out", "--quiet"],
+        cwd=workspace, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (workspace / "cli_out" / "mix_violin.wav").exists()
