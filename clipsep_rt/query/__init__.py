@@ -1,0 +1,60 @@
+"""Query encoders: text (or a stored vector) -> the embedding that steers the separator.
+
+Typical use, which loads the encoder only for queries not in the cache:
+
+    encoder_id = encoder_id_for(spec, weights)
+    embeddings = embed_queries(
+        queries, lambda: build_encoder(spec, device, weights), encoder_id,
+        templates=default_templates_for(spec), cache=EmbeddingCache(), dim=expected_dim,
+    )
+    check_embedding_dim(embeddings, expected_dim, checkpoint_encoder_id, checkpoint_name, encoder_id)
+"""
+
+from clipsep_rt.query.base import ImageQueryEncoder, QueryEncoder, check_embedding_dim, l2_normalise
+from clipsep_rt.query.cache import EmbeddingCache, cache_key, default_cache_dir
+from clipsep_rt.query.embed import embed_queries
+from clipsep_rt.query.embedding_file import load_query_embeddings, save_query_embeddings
+from clipsep_rt.query.minilm_backend import MiniLMEncoder
+from clipsep_rt.query.open_clip_backend import OpenClipEncoder, open_clip_encoder_id
+from clipsep_rt.query.prompts import (
+    ENSEMBLE_TEMPLATES,
+    PAPER_TEMPLATE,
+    PLAIN_TEMPLATE,
+    combine_prompt_embeddings,
+    render_prompts,
+)
+from clipsep_rt.query.registry import (
+    DEFAULT_ENCODER,
+    EncoderSpec,
+    build_encoder,
+    default_templates_for,
+    encoder_id_for,
+    parse_encoder_spec,
+)
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "ENSEMBLE_TEMPLATES",
+    "PAPER_TEMPLATE",
+    "PLAIN_TEMPLATE",
+    "EmbeddingCache",
+    "EncoderSpec",
+    "ImageQueryEncoder",
+    "MiniLMEncoder",
+    "OpenClipEncoder",
+    "QueryEncoder",
+    "build_encoder",
+    "cache_key",
+    "check_embedding_dim",
+    "combine_prompt_embeddings",
+    "default_cache_dir",
+    "default_templates_for",
+    "embed_queries",
+    "encoder_id_for",
+    "l2_normalise",
+    "load_query_embeddings",
+    "open_clip_encoder_id",
+    "parse_encoder_spec",
+    "render_prompts",
+    "save_query_embeddings",
+]
