@@ -55,9 +55,11 @@ def _separate_parser(sub) -> None:
 def _query_encoder_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("query encoder (text queries)")
     g.add_argument("--query-encoder", metavar="SPEC",
-                   help="e.g. open_clip:ViT-B-32/openai, open_clip:ViT-B-32@/path/weights.pt, minilm "
-                        "(default: the encoder the checkpoint was trained with)")
+                   help="open_clip:MODEL/TAG (e.g. open_clip:ViT-B-32/openai), open_clip:MODEL with --clip-weights, "
+                        "open_clip:hf-hub:ORG/REPO, or minilm (default: the encoder the checkpoint was trained with)")
     g.add_argument("--clip-weights", type=Path, metavar="FILE", help="a local open_clip weights file for the --query-encoder model")
+    g.add_argument("--download-weights", action="store_true",
+                   help="download missing CLIP weights from the Hugging Face Hub (off by default: weights come from the local cache)")
     g.add_argument("--prompt", metavar="TEMPLATE", help="prompt template with {} for the query (default: the encoder's, 'a photo of {}' for CLIP)")
     g.add_argument("--prompt-ensemble", action="store_true", help="average the embeddings of several prompt templates")
     g.add_argument("--cache-dir", type=Path, metavar="DIR", help="query embedding cache (default: ~/.cache/clipsep-rt/embeddings)")

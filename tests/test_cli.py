@@ -223,3 +223,40 @@ def test_console_script_runs(workspace):
     )
     assert result.returncode == 0, result.stderr
     assert (workspace / "cli_out" / "mix_violin.wav").exists()
+
+
+def test_text_queries_with_the_offline_encoder_and_the_cache(tmp_path, monkeypatch):
+    """A separator trained with MiniLM text embeddings: text in, audio out; a second run of a
+    known query is served from the cache without loading the encoder."""
+    import torch
+
+    import clipsep_rt.query as query
+    from clipsep_rt.config import ModelConfig
+    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = CLIPSepSeparator(ModelConfig(depth=7, ngf=4, query_dim=384))
+    save_checkpoint(checkpoint_from_model(model, "minilm:all-MiniLM-L6-v2"), tmp_path / "minilm.safetensors")
+    rng = np.random.default_rng(0)
+    write_wav(tmp_path / "mix.wav", (0.1 * rng.standard_normal(40000)).astype(np.float32))
+    args = ["-c", str(tmp_path / "minilm.safetensors"), str(tmp_path / "mix.wav"), "--quiet",
+            "-q", "dog barking", "-q", "violin", "--precision", "fp32"]
+    assert main([*args, "-o", str(tmp_path / "first")]) == 0
+
+    def no_encoder(*_, **__):
+        raise AssertionError("the encoder was loaded for a cached query")
+
+    monkeypatch.setattr(query, "build_encoder", no_encoder)
+    assert main([*args, "-o", str(tmp_path / "second")]) == 0
+    for name in ("mix_dog_barking.wav", "mix_violin.wav"):
+        np.testing.assert_array_equal(read(tmp_path / "first" / name), read(tmp_path / "second" / name))
+    assert not np.allclose(read(tmp_path / "first" / "mix_dog_barking.wav"), read(tmp_path / "first" / "mix_violin.wav"))
+
+
+def test_missing_clip_weights_is_a_one_line_error(workspace, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-home" / "hub"))
+    assert main(["-c", str(workspace / "model.safetensors"), str(workspace / "mix.wav"), "-q", "violin", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ViT-B-32" in err[0] and "--clip-weights" in err[0] and "--download-weights" in err[0], err
+    assert not (workspace / "out").exists()

@@ -178,7 +178,8 @@ def _not_cached_message(label: str, cache_dir: str | None) -> str:
         alternative = ", or pass --clip-weights /path/to/weights.pt"
     return (
         f"CLIP weights for {label} are not in the local cache ({cache}) and downloading is off: "
-        f'on a machine with internet run `python -c "import open_clip; {fetch}"` and copy its '
+        f"with internet, rerun with --download-weights; offline, "
+        f'run `python -c "import open_clip; {fetch}"` on a machine with internet and copy its '
         f"Hugging Face cache (~/.cache/huggingface) here{alternative}"
     )
 

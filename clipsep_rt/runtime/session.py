@@ -102,7 +102,7 @@ def embed_text_queries(args: argparse.Namespace, checkpoint: Checkpoint) -> tupl
     device = "cuda" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     embeddings = embed_queries(
         args.query,
-        lambda: build_encoder(spec, device, args.clip_weights),
+        lambda: build_encoder(spec, device, args.clip_weights, allow_download=args.download_weights),
         encoder_id,
         templates=templates,
         cache=cache,
