@@ -164,7 +164,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     if not args.source.is_file():
         raise ClipsepError(f"checkpoint {args.source}: no such file")
     checkpoint = load_official(args.source, query_encoder=args.query_encoder)
-    save_checkpoint(checkpoint, args.output, half=args.half)
+    save_checkpoint(checkpoint, args.output, half=args.half, overwrite=args.overwrite)
     config = checkpoint.model_config
     print(
         f"converted {args.source} -> {args.output}: depth {config.depth}, ngf {config.ngf}, "

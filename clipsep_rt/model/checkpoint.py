@@ -8,7 +8,6 @@ Anything else is read with `torch.load(weights_only=True)` as the original layou
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ..config import ModelConfig, SpectralConfig
 from ..errors import ClipsepError
+from ..fileio import atomic_output, file_sha256
 from .official import from_official_state
 from .separator import CLIPSepSeparator
 
@@ -55,14 +55,6 @@ class Checkpoint:
         model = CLIPSepSeparator(self.model_config)
         model.load_state_dict(self.state_dict, strict=True)
         return model.eval().to(device)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -120,7 +112,7 @@ def load_official(path: Path, query_encoder: str = OFFICIAL_QUERY_ENCODER) -> Ch
     )
 
 
-def save_checkpoint(checkpoint: Checkpoint, path: str | Path, half: bool = False) -> None:
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path, half: bool = False, overwrite: bool = True) -> None:
     """Write the project's format atomically; `half` stores float weights as FP16."""
     path = Path(path)
     tensors = {}
@@ -129,12 +121,8 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path, half: bool = False
         if half and value.is_floating_point():
             value = value.half()
         tensors[key] = value
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_output(path, overwrite) as temporary:
         save_file(tensors, str(temporary), metadata={FORMAT_NAME: json.dumps(checkpoint.metadata())})
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def checkpoint_from_model(

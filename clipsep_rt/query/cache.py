@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsep_rt.query._files import write_atomically
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.fileio import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ class EmbeddingCache:
             raise ValueError(f"cache entries are (D,) float32 vectors of unit norm, got shape {embedding.shape}")
         path = self.path(encoder_id, prompt)
         try:
-            write_atomically(path, lambda f: np.save(f, embedding, allow_pickle=False))
-        except OSError as exc:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(path, overwrite=True) as temp:
+                np.save(temp, embedding, allow_pickle=False)
+        except (OSError, ClipsepError) as exc:
             log.warning("cannot write embedding cache entry %s: %s", path, exc)
 
 

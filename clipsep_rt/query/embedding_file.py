@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.query._files import write_atomically
+from clipsep_rt.fileio import atomic_output
 from clipsep_rt.query._imports import describe_exception
 
 
@@ -48,7 +48,9 @@ def save_query_embeddings(path: str | Path, names: Sequence[str], embeddings: np
         raise ValueError(f"expected {len(names)} embeddings of shape (D,), got {embeddings.shape}")
     if len(set(names)) != len(names) or not all(names):
         raise ClipsepError(f"query names for {path} must be unique and non-empty, got {list(names)}")
-    write_atomically(path, lambda f: _write_npz(f, dict(zip(names, embeddings, strict=True))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path, overwrite=True) as temp, open(temp, "wb") as handle:
+        _write_npz(handle, dict(zip(names, embeddings, strict=True)))
 
 
 def _write_npz(f, arrays: dict[str, np.ndarray]) -> None:

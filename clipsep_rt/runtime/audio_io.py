@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import glob
 import os
-import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import soundfile as sf
 import soxr
 
 from clipsep_rt.errors import ClipsepError
+from clipsep_rt.fileio import atomic_output
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".wma"}
@@ -258,38 +258,6 @@ def _reason(exc: Exception) -> str:
 
 
 # ---------------------------------------------------------------------------- writing
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same extension); move it onto `path` on success.
-
-    The temporary file is removed if the body raises. Refuses (ClipsepError) an existing
-    `path` unless `overwrite`; the check runs before and again just before the final move,
-    so only a file created in between by another process could be replaced.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ClipsepError(f"{path}: output path is a directory")
-    _refuse_existing(path, overwrite)
-    temp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
-    try:
-        # O_EXCL: never clobber anything; mode 0o666 lets the umask decide, as for a plain open().
-        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as exc:
-        raise ClipsepError(f"{path}: cannot create the output file ({exc.strerror or exc})") from None
-    try:
-        yield temp
-        _refuse_existing(path, overwrite)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    if not overwrite and os.path.lexists(path):
-        raise ClipsepError(f"{path}: output already exists (allow overwriting to replace it)")
 
 
 def write_audio_atomic(
