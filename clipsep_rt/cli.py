@@ -137,7 +137,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(session.describe(), file=sys.stderr)
     batch = BatchSeparator(
-        session.separator, session.queries, session.noise_heads, options,
+        session.separator.offline, session.queries, session.noise_heads, options,
         args.output, overwrite=args.overwrite, progress=not args.quiet,
     )
     report = batch.run(inputs)

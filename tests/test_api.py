@@ -1,0 +1,62 @@
+"""The Python API: arrays in, named sources out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+
+from clipsep_rt.api import Separator
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.runtime.offline import WindowingOptions
+from conftest import REFERENCE_CHECKPOINT, snr_db
+
+COMMON = 65280
+
+
+@pytest.fixture(scope="module")
+def separator():
+    return Separator.from_checkpoint(REFERENCE_CHECKPOINT, device="cpu", precision="fp32")
+
+
+def test_golden_soft_output_and_noise_heads(separator, golden):
+    result = separator.separate(
+        golden["mixture_wav"], 16000, embeddings={"violin": golden["query_embedding"][0]}, noise_heads=True
+    )
+    assert result.sample_rate == 16000 and list(result.sources) == ["violin"]
+    np.testing.assert_allclose(result.sources["violin"][:COMMON], golden["separated_soft_wav"], atol=1e-3, rtol=0)
+    assert result.noise["violin"].shape == (2, 65535)
+
+
+def test_golden_binary_output():
+    binary = Separator.from_checkpoint(REFERENCE_CHECKPOINT, device="cpu", precision="fp32",
+                                       windowing=WindowingOptions(mask="binary"))
+    golden = np.load(REFERENCE_CHECKPOINT.with_name("official_small_nit_golden.npz"))
+    out = binary.separate(golden["mixture_wav"], 16000, embeddings={"q": golden["query_embedding"]}).sources["q"]
+    assert snr_db(golden["separated_binary_wav"], out[:COMMON]) >= 30
+
+
+def test_other_rates_and_channels_are_resampled_and_downmixed(separator, golden):
+    stereo_44k = soxr.resample(np.stack([golden["mixture_wav"]] * 2, axis=1), 16000, 44100)
+    result = separator.separate(stereo_44k, 44100, embeddings={"q": golden["query_embedding"]})
+    expected = soxr.resample(stereo_44k.mean(axis=1), 44100, 16000, quality="HQ")
+    assert len(result.mixture) == len(expected)
+    np.testing.assert_allclose(result.mixture, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.zeros(0, dtype=np.float32), "non-empty"),
+        (np.array([0.0, np.nan] * 1000, dtype=np.float32), "NaN"),
+        (np.zeros((2, 2, 2), dtype=np.float32), "shape"),
+    ],
+)
+def test_bad_arrays_are_clear_errors(separator, golden, audio, message):
+    with pytest.raises(ClipsepError, match=message):
+        separator.separate(audio, 16000, embeddings={"q": golden["query_embedding"]})
+
+
+def test_wrong_embedding_size_names_both_sizes(separator):
+    with pytest.raises(ClipsepError, match="384 values .* expects 512"):
+        separator.separate(np.zeros(20000, dtype=np.float32), 16000, embeddings={"q": np.ones(384)})
