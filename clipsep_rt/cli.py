@@ -44,12 +44,22 @@ def _separate_parser(sub) -> None:
     p.add_argument("--combine", action="store_true", help="also write one output for the union of all queries")
     p.add_argument("--video", action="store_true", help="write video inputs back as videos with the separated audio")
     p.add_argument("--format", dest="audio_format", default="wav", choices=("wav", "flac"), help="audio output format: float32 wav or 24-bit flac")
+    p.add_argument("--sample-rate", type=_output_rate, default=None, metavar="HZ|input",
+                   help="output sample rate (default: input, the input's own rate; the model works at 16000)")
     p.add_argument("--overlap", type=int, default=64, metavar="FRAMES", help="crossfade between network windows, 0..128 frames (default: 64)")
     p.add_argument("--batch-size", type=int, default=4, metavar="N", help="network windows per batch (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     _query_encoder_arguments(p)
     p.set_defaults(handler=_run_separate)
+
+
+def _output_rate(text: str) -> int | None:
+    if text == "input":
+        return None
+    if not text.isdigit() or not 1000 <= int(text) <= 384000:
+        raise argparse.ArgumentTypeError(f"expected 'input' or a rate in Hz (1000..384000), got {text!r}")
+    return int(text)
 
 
 def _query_encoder_arguments(p: argparse.ArgumentParser) -> None:
@@ -129,7 +139,7 @@ def _run_separate(args: argparse.Namespace) -> int:
         raise ClipsepError("no input given: pass files, directories or globs (e.g. --input song.wav)")
     if not args.query and not args.query_embedding:
         raise ClipsepError("no query given: use --query TEXT or --query-embedding FILE")
-    options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, args.audio_format)
+    options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, args.audio_format, args.sample_rate)
     session = open_session(args, noise_heads=args.noise_heads)
     inputs, input_errors = expand_inputs(specs)
     for message in input_errors:

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from clipsep_rt.cli import main
-from clipsep_rt.runtime.audio_io import load_audio
+from clipsep_rt.runtime.audio_io import load_audio, probe
 from conftest import REFERENCE_CHECKPOINT, snr_db, write_wav
 from media import video_packets, write_video
 
@@ -35,9 +36,9 @@ def separate(workspace: Path, *args: str, checkpoint: str = "model.safetensors")
     return main([*base, *args])
 
 
-def read(path: Path) -> np.ndarray:
+def read(path: Path, expected_rate: int = 16000) -> np.ndarray:
     samples, rate = sf.read(path, dtype="float32")
-    assert rate == 16000
+    assert rate == expected_rate
     return samples
 
 
@@ -137,8 +138,9 @@ def test_batch_with_bad_and_odd_inputs(workspace, golden, capsys):
     out_dir = workspace / "out"
     for path in odd.values():  # every good file finished despite the failures
         base = f"{path.stem}_{path.suffix[1:]}" if path.stem == "tone" else path.stem  # tone.mp3, tone.ogg
-        separated = read(out_dir / f"{base}_violin.wav")
-        np.testing.assert_allclose(len(separated), len(load_audio(path).samples))
+        rate = probe(path).rate  # outputs come at the input's own rate
+        separated = read(out_dir / f"{base}_violin.wav", rate)
+        assert len(separated) == len(load_audio(path, sample_rate=rate).samples)
         assert np.isfinite(separated).all()
     assert not np.any(read(out_dir / "silent_violin.wav"))
     assert not any(name.startswith(".") for name in (p.name for p in out_dir.iterdir())), "temporary files left"
@@ -148,10 +150,30 @@ def test_batch_with_bad_and_odd_inputs(workspace, golden, capsys):
 def test_odd_formats_are_separated_like_their_decoded_audio(workspace, golden):
     _, odd = make_bad_and_odd_inputs(workspace / "in", golden["mixture_wav"])
     write_wav(workspace / "decoded.wav", load_audio(odd["96 kHz"]).samples)
-    assert separate(workspace, str(odd["96 kHz"]), str(workspace / "decoded.wav")) == 0
+    assert separate(workspace, str(odd["96 kHz"]), str(workspace / "decoded.wav"), "--sample-rate", "16000") == 0
     np.testing.assert_allclose(
         read(workspace / "out" / "rate96k_violin.wav"), read(workspace / "out" / "decoded_violin.wav"), atol=1e-6
     )
+
+
+def test_outputs_at_the_input_rate_and_exact_residual(workspace, golden):
+    """44.1 kHz in: selection and residual at 44.1 kHz add up to the input, highs included."""
+    rng = np.random.default_rng(7)
+    t = np.arange(3 * 44100) / 44100
+    hiss = 0.05 * rng.standard_normal(len(t))  # plenty of content above 8 kHz
+    mixture = (0.3 * np.sin(2 * np.pi * 330 * t) + hiss).astype(np.float32)
+    write_wav(workspace / "cd.wav", mixture, rate=44100)
+    assert separate(workspace, str(workspace / "cd.wav"), "--residual", "--noise-heads") == 0
+    selection = read(workspace / "out" / "cd_violin.wav", 44100)
+    residual = read(workspace / "out" / "cd_violin_residual.wav", 44100)
+    assert len(selection) == len(residual) == len(read(workspace / "out" / "cd_violin_noise1.wav", 44100)) == len(mixture)
+    np.testing.assert_allclose(selection + residual, mixture, atol=1e-6)
+    # The selection itself is the 16 kHz result, resampled.
+    assert separate(workspace, str(workspace / "cd.wav"), "--sample-rate", "16000", "-o", str(workspace / "at16k")) == 0
+    at16k = read(workspace / "at16k" / "cd_violin.wav")
+    assert len(at16k) == round(len(mixture) * 16000 / 44100)
+    back = soxr.resample(at16k, 16000, 44100, quality="HQ")[: len(selection)]
+    assert snr_db(back[2000:-2000], selection[2000:-2000]) > 40
 
 
 def test_existing_outputs_are_kept_unless_overwrite(workspace, capsys):

@@ -61,10 +61,13 @@ class LoadedAudio:
 
 
 @dataclass(frozen=True)
-class _SourceInfo:
+class SourceInfo:
+    """What a media file's audio is before decoding to mono 16 kHz."""
+
     rate: int
     channels: int
     is_video: bool
+    duration_s: float | None  # from the header, when it states one
 
 
 # ---------------------------------------------------------------------------- reading
@@ -117,6 +120,12 @@ def iter_audio_blocks(
             yield buffer
 
 
+def probe(path: str | os.PathLike) -> SourceInfo:
+    """The file's audio format and duration (decodes at most one block); ClipsepError if unreadable."""
+    with _open_source(Path(path)) as (info, _):
+        return info
+
+
 def is_video_file(path: str | os.PathLike) -> bool:
     """True if PyAV finds a video stream (cover art excluded) in the file; False if it cannot open it."""
     try:
@@ -127,7 +136,7 @@ def is_video_file(path: str | os.PathLike) -> bool:
 
 
 @contextmanager
-def _open_source(path: Path) -> Iterator[tuple[_SourceInfo, Iterator[np.ndarray]]]:
+def _open_source(path: Path) -> Iterator[tuple[SourceInfo, Iterator[np.ndarray]]]:
     """Open `path` and yield its info and native-rate float32 blocks of shape (frames, channels)."""
     _check_readable(path)
     try:
@@ -136,7 +145,8 @@ def _open_source(path: Path) -> Iterator[tuple[_SourceInfo, Iterator[np.ndarray]
         sound_file = None  # not a libsndfile format: fall back to PyAV
     if sound_file is not None:
         with sound_file:
-            info = _SourceInfo(sound_file.samplerate, sound_file.channels, is_video=False)
+            duration = sound_file.frames / sound_file.samplerate if sound_file.frames > 0 else None
+            info = SourceInfo(sound_file.samplerate, sound_file.channels, is_video=False, duration_s=duration)
             yield info, _soundfile_blocks(path, sound_file)
         return
     try:
@@ -173,7 +183,7 @@ def _soundfile_blocks(path: Path, sound_file: sf.SoundFile) -> Iterator[np.ndarr
 
 def _pyav_source(
     path: Path, container: av.container.InputContainer
-) -> tuple[_SourceInfo, Iterator[np.ndarray]]:
+) -> tuple[SourceInfo, Iterator[np.ndarray]]:
     if not container.streams.audio:
         if _has_video(container):
             raise ClipsepError(f"{path}: video file has no audio stream")
@@ -182,7 +192,8 @@ def _pyav_source(
     first = next(frames, None)  # the decoded frames, not the header, tell the true rate/layout
     if first is None:
         raise _empty(path)
-    info = _SourceInfo(first.sample_rate, first.layout.nb_channels, _has_video(container))
+    duration = container.duration / av.time_base if container.duration else None
+    info = SourceInfo(first.sample_rate, first.layout.nb_channels, _has_video(container), duration)
     # 'fltp' frames are (channels, frames); transpose to the (frames, channels) of soundfile.
     return info, (frame.to_ndarray().T for frame in chain([first], frames))
 
@@ -211,7 +222,7 @@ def _video_streams(container: av.container.Container) -> list[av.stream.Stream]:
 
 
 def _resampled(
-    path: Path, info: _SourceInfo, blocks: Iterable[np.ndarray], sample_rate: int, min_samples: int
+    path: Path, info: SourceInfo, blocks: Iterable[np.ndarray], sample_rate: int, min_samples: int
 ) -> Iterator[np.ndarray]:
     """Validate, downmix and resample native (frames, channels) blocks to float32 (k,) chunks.
 

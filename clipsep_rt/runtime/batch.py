@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -14,8 +13,9 @@ import soundfile as sf
 import torch
 
 from ..errors import ClipsepError
-from .audio_io import atomic_output, is_video_file, iter_audio_blocks, write_video_with_audio_atomic
+from .audio_io import SourceInfo, atomic_output, iter_audio_blocks, probe, write_video_with_audio_atomic
 from .offline import OfflineSeparator
+from .output_rate import OutputRateConverter
 from .outputs import OutputOptions, output_bases, output_path, output_targets, union_rows
 
 DECODE_BLOCK_SAMPLES = 1 << 16
@@ -70,7 +70,8 @@ class BatchSeparator:
 
     def separate_file(self, source: Path, base: str, report: BatchReport) -> list[Path]:
         """Separate one file into all its targets; writes all of them or none."""
-        as_video = self.options.video and is_video_file(source)
+        info = probe(source)
+        as_video = self.options.video and info.is_video
         extension = source.suffix if as_video else f".{self.options.audio_format}"
         paths = [output_path(self.out_dir, base, target, extension) for target in self.targets]
         for path in paths:
@@ -85,7 +86,7 @@ class BatchSeparator:
                 audio_paths = [scratch / f"{i}.wav" for i in range(len(paths))]
             else:
                 audio_paths = [stack.enter_context(atomic_output(p, self.overwrite)) for p in paths]
-            peak = self._write_tracks(source, audio_paths, stack)
+            peak = self._write_tracks(source, info, audio_paths, stack)
             if as_video:
                 for audio_path, path in zip(audio_paths, paths):
                     samples, rate = sf.read(audio_path, dtype="float32")
@@ -95,52 +96,47 @@ class BatchSeparator:
             print(f"clipsep-rt: warning: {report.warnings[-1]}", file=sys.stderr)
         return paths
 
-    def _write_tracks(self, source: Path, audio_paths: list[Path], stack: ExitStack) -> float:
-        """Stream the separation of `source` into one float file per target; returns the input peak."""
-        rate = self.separator.spectral.sample_rate
+    def _write_tracks(self, source: Path, info: SourceInfo, audio_paths: list[Path], stack: ExitStack) -> float:
+        """Stream the separation of `source` into one file per target; returns the input peak."""
+        model_rate = self.separator.spectral.sample_rate
+        out_rate = self.options.sample_rate or info.rate
         subtype = _SUBTYPES[self.options.audio_format]
         fmt = self.options.audio_format.upper()
         writers = [
-            stack.enter_context(sf.SoundFile(p, "w", samplerate=rate, channels=1, subtype=subtype, format=fmt))
+            stack.enter_context(sf.SoundFile(p, "w", samplerate=out_rate, channels=1, subtype=subtype, format=fmt))
             for p in audio_paths
         ]
-        bar = self._progress_bar(source)
+        native = None if out_rate == model_rate else iter_audio_blocks(source, DECODE_BLOCK_SAMPLES, out_rate, min_samples=1)
+        converter = OutputRateConverter(model_rate, out_rate, native)
+        bar = self._progress_bar(source, info.duration_s)
+        on_progress = (lambda received: bar.update(received / model_rate - bar.n)) if bar else None
+        blocks = iter_audio_blocks(source, DECODE_BLOCK_SAMPLES, model_rate, min_samples=self.separator.spectral.n_fft)
         peak = 0.0
-        blocks = iter_audio_blocks(source, DECODE_BLOCK_SAMPLES, rate, min_samples=self.separator.spectral.n_fft)
-        on_progress = (lambda received: bar.update(received / rate - bar.n)) if bar else None
-        for mixture, outputs in self.separator.stream(blocks, self.queries.vectors, self.union_rows, on_progress):
-            peak = max(peak, float(np.abs(mixture).max(initial=0.0)))
+
+        def write(mixture: np.ndarray, outputs: np.ndarray) -> None:
             for target, writer in zip(self.targets, writers):
                 track = mixture - outputs[target.row] if target.residual else outputs[target.row]
                 writer.write(track if subtype == "FLOAT" else np.clip(track, -1.0, 1.0))
+
+        for mixture, outputs in self.separator.stream(blocks, self.queries.vectors, self.union_rows, on_progress):
+            peak = max(peak, float(np.abs(mixture).max(initial=0.0)))
+            write(*converter.convert(mixture, outputs))
+        tail = converter.finish()
+        if tail is not None:
+            write(*tail)
         if bar:
             bar.close()
         for writer in writers:
             writer.close()
         return peak
 
-    def _progress_bar(self, source: Path):
+    def _progress_bar(self, source: Path, duration_s: float | None):
         if not self.progress:
             return None
         from tqdm import tqdm
 
         return tqdm(
-            total=_duration_seconds(source), desc=source.name, unit="s", unit_scale=False,
+            total=duration_s, desc=source.name, unit="s",
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]",
             leave=False, file=sys.stderr, disable=None,
         )
-
-
-def _duration_seconds(path: Path) -> float | None:
-    """The media's duration from its header, if it states one (for the progress bar)."""
-    try:
-        return sf.info(os.fspath(path)).duration
-    except (sf.LibsndfileError, RuntimeError):
-        pass
-    try:
-        import av
-
-        with av.open(os.fspath(path)) as container:
-            return container.duration / 1e6 if container.duration else None
-    except Exception:  # a file PyAV cannot open will fail, with a clear error, when decoded
-        return None

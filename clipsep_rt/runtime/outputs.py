@@ -26,6 +26,7 @@ class OutputOptions:
     combine: bool = False
     video: bool = False  # write video inputs back as videos with the separated audio
     audio_format: str = "wav"  # "wav" (float32) or "flac" (24-bit)
+    sample_rate: int | None = None  # output rate; None: the input's own rate
 
 
 @dataclass(frozen=True)
