@@ -89,8 +89,32 @@ class Separator:
 
     def embed_text(self, queries: Sequence[str]) -> np.ndarray:
         """(Q,) texts -> (Q, D) embeddings with the checkpoint's (or the chosen) encoder, cached."""
-        from .query import ENSEMBLE_TEMPLATES, EmbeddingCache, build_encoder, default_templates_for, embed_queries, encoder_id_for
+        from .query import ENSEMBLE_TEMPLATES, default_templates_for, embed_queries
         from .query.prompts import check_template
+
+        spec, encoder_id, factory, cache = self._query_encoder()
+        if self.encoder.prompt_ensemble:
+            templates = ENSEMBLE_TEMPLATES
+        elif self.encoder.prompt:
+            templates = (check_template(self.encoder.prompt),)
+        else:
+            templates = default_templates_for(spec)
+        embeddings = embed_queries(
+            list(queries), factory, encoder_id, templates=templates, cache=cache, dim=self.checkpoint.query_dim
+        )
+        return self.check_embeddings(embeddings, encoder_id)
+
+    def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""
+        from .query.images import embed_images
+
+        _, encoder_id, factory, cache = self._query_encoder()
+        embeddings = embed_images([Path(p) for p in paths], factory, encoder_id, cache, self.checkpoint.query_dim)
+        return self.check_embeddings(embeddings, encoder_id)
+
+    def _query_encoder(self):
+        """(spec, encoder id, factory that loads the encoder, cache or None); nothing loaded yet."""
+        from .query import EmbeddingCache, build_encoder, encoder_id_for
 
         options = self.encoder
         spec = options.spec or self.checkpoint.query_encoder
@@ -99,23 +123,13 @@ class Separator:
                 f"checkpoint {self.name} does not say which query encoder it was trained with: "
                 "choose one (--query-encoder), or give query vectors (--query-embedding)"
             )
-        if options.prompt_ensemble:
-            templates = ENSEMBLE_TEMPLATES
-        elif options.prompt:
-            templates = (check_template(options.prompt),)
-        else:
-            templates = default_templates_for(spec)
-        encoder_id = encoder_id_for(spec, options.clip_weights)
         device = "cuda" if self.engine.device.type == "cuda" else "cpu"
-        embeddings = embed_queries(
-            list(queries),
-            lambda: build_encoder(spec, device, options.clip_weights, allow_download=options.allow_download),
-            encoder_id,
-            templates=templates,
-            cache=EmbeddingCache(options.cache_dir) if options.use_cache else None,
-            dim=self.checkpoint.query_dim,
-        )
-        return self.check_embeddings(embeddings, encoder_id)
+
+        def factory():
+            return build_encoder(spec, device, options.clip_weights, allow_download=options.allow_download)
+
+        cache = EmbeddingCache(options.cache_dir) if options.use_cache else None
+        return spec, encoder_id_for(spec, options.clip_weights), factory, cache
 
     def check_embeddings(self, embeddings: np.ndarray, source: str) -> np.ndarray:
         """(Q, D) float32 if D is the checkpoint's query size, else a ClipsepError naming both."""

@@ -31,6 +31,8 @@ def _separate_parser(sub) -> None:
     p.add_argument("-i", "--input", dest="more_inputs", action="extend", nargs="+", default=[], metavar="PATH",
                    help="more inputs (same as positional PATHs)")
     p.add_argument("-q", "--query", action="append", default=[], metavar="TEXT", help="what to separate, e.g. 'dog barking' (repeatable)")
+    p.add_argument("--query-image", action="append", default=[], metavar="FILE",
+                   help="a picture of the sound source, embedded by the CLIP image encoder (repeatable)")
     p.add_argument("--query-embedding", action="append", default=[], metavar="FILE",
                    help="query vectors computed elsewhere: .npy of shape (D,) or (N, D), or .npz of named vectors")
     p.add_argument("-o", "--output", type=Path, default=Path("separated"), metavar="DIR", help="output directory (default: ./separated)")
@@ -137,8 +139,8 @@ def _run_separate(args: argparse.Namespace) -> int:
     specs = [*args.inputs, *args.more_inputs]
     if not specs:
         raise ClipsepError("no input given: pass files, directories or globs (e.g. --input song.wav)")
-    if not args.query and not args.query_embedding:
-        raise ClipsepError("no query given: use --query TEXT or --query-embedding FILE")
+    if not args.query and not args.query_image and not args.query_embedding:
+        raise ClipsepError("no query given: use --query TEXT, --query-image FILE or --query-embedding FILE")
     options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, args.audio_format, args.sample_rate)
     session = open_session(args, noise_heads=args.noise_heads)
     inputs, input_errors = expand_inputs(specs)

@@ -282,3 +282,50 @@ def test_missing_clip_weights_is_a_one_line_error(workspace, tmp_path, monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ViT-B-32" in err[0] and "--clip-weights" in err[0] and "--download-weights" in err[0], err
     assert not (workspace / "out").exists()
+
+
+def test_image_queries_with_a_clip_image_tower(tmp_path, monkeypatch, capsys):
+    """--query-image: a picture embedded by CLIP's image tower steers the separator; the
+    embedding is cached by file content, so a second run does not load CLIP."""
+    open_clip = pytest.importorskip("open_clip")
+    import torch
+    from PIL import Image
+
+    import clipsep_rt.query as query
+    from clipsep_rt.config import ModelConfig
+    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+    from clipsep_rt.query import OpenClipEncoder
+
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(
+        embed_dim=16,
+        vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=32, patch_size=8, image_size=32, head_width=16),
+        text_cfg=open_clip.CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
+    )
+    built = []
+
+    def tiny_encoder(spec, device, weights=None, allow_download=False):
+        built.append(spec)
+        return OpenClipEncoder("tiny", "test", model=clip, tokenizer=open_clip.get_tokenizer("ViT-B-32"),
+                               preprocess=open_clip.image_transform(32, is_train=False))
+
+    monkeypatch.setattr(query, "build_encoder", tiny_encoder)
+    model = CLIPSepSeparator(ModelConfig(depth=7, ngf=4, query_dim=16))
+    save_checkpoint(checkpoint_from_model(model, "open_clip:tiny/test"), tmp_path / "clip16.safetensors")
+    write_wav(tmp_path / "mix.wav", (0.1 * np.random.default_rng(0).standard_normal(30000)).astype(np.float32))
+    for name, colour in (("red_car", (200, 20, 20)), ("green_field", (20, 200, 20))):
+        Image.new("RGB", (48, 40), colour).save(tmp_path / f"{name}.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    args = ["-c", str(tmp_path / "clip16.safetensors"), str(tmp_path / "mix.wav"), "--quiet", "--precision", "fp32",
+            "--query-image", str(tmp_path / "red_car.png"), "--query-image", str(tmp_path / "green_field.png")]
+    assert main([*args, "-o", str(tmp_path / "first")]) == 0
+    assert len(built) == 1
+    red, green = read(tmp_path / "first" / "mix_red_car.wav"), read(tmp_path / "first" / "mix_green_field.wav")
+    assert not np.allclose(red, green)
+    assert main([*args, "-o", str(tmp_path / "second")]) == 0
+    assert len(built) == 1, "CLIP was loaded again for cached images"
+    np.testing.assert_array_equal(read(tmp_path / "second" / "mix_red_car.wav"), red)
+    capsys.readouterr()
+    assert main([*args[:4], "--quiet", "--query-image", str(tmp_path / "broken.png"), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.png: not a readable image" in err[0], err

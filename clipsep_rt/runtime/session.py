@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,9 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
     )
     names: list[str] = list(args.query)
     blocks = [separator.embed_text(args.query)] if args.query else []
+    if args.query_image:
+        names += [Path(path).stem for path in args.query_image]
+        blocks.append(separator.embed_images(args.query_image))
     for path in args.query_embedding:
         file_names, embeddings = load_query_embeddings(path)
         names += file_names
