@@ -329,3 +329,20 @@ def test_image_queries_with_a_clip_image_tower(tmp_path, monkeypatch, capsys):
     assert main([*args[:4], "--quiet", "--query-image", str(tmp_path / "broken.png"), "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.png: not a readable image" in err[0], err
+
+
+def test_an_unexpected_failure_in_one_file_does_not_lose_the_others(workspace, monkeypatch, capsys):
+    from clipsep_rt.runtime import batch
+
+    write_wav(workspace / "second.wav", np.zeros(20000, dtype=np.float32) + 0.01)
+    real_probe = batch.probe
+
+    def flaky_probe(path):
+        if path.name == "mix.wav":
+            raise RuntimeError("simulated\nfailure")
+        return real_probe(path)
+
+    monkeypatch.setattr(batch, "probe", flaky_probe)
+    assert separate(workspace, str(workspace / "mix.wav"), str(workspace / "second.wav")) == 1
+    assert "mix.wav: unexpected RuntimeError: simulated failure" in capsys.readouterr().err
+    assert (workspace / "out" / "second_violin.wav").exists()

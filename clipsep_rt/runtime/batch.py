@@ -64,9 +64,16 @@ class BatchSeparator:
             try:
                 report.written += self.separate_file(source, bases[source], report)
             except ClipsepError as error:
-                report.failures.append((str(source), str(error)))
-                print(f"clipsep-rt: error: {error}", file=sys.stderr)
+                self._fail(report, source, str(error))
+            except Exception as error:  # noqa: BLE001 - an unexpected failure must not lose the other files
+                reason = " ".join(str(error).split()) or "no message"
+                self._fail(report, source, f"{source}: unexpected {type(error).__name__}: {reason}")
         return report
+
+    @staticmethod
+    def _fail(report: BatchReport, source: Path, message: str) -> None:
+        report.failures.append((str(source), message))
+        print(f"clipsep-rt: error: {message}", file=sys.stderr)
 
     def separate_file(self, source: Path, base: str, report: BatchReport) -> list[Path]:
         """Separate one file into all its targets; writes all of them or none."""
