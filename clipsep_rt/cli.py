@@ -49,7 +49,8 @@ def _separate_parser(sub) -> None:
     p.add_argument("--sample-rate", type=_output_rate, default=None, metavar="HZ|input",
                    help="output sample rate (default: input, the input's own rate; the model works at 16000)")
     p.add_argument("--overlap", type=int, default=64, metavar="FRAMES", help="crossfade between network windows, 0..128 frames (default: 64)")
-    p.add_argument("--batch-size", type=int, default=4, metavar="N", help="network windows per batch (default: 4)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="network windows per batch (default: 4 on CPU, 16 on CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     _query_encoder_arguments(p)

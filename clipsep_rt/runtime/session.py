@@ -11,8 +11,10 @@ import numpy as np
 from ..api import QueryEncoderOptions, Separator
 from ..errors import ClipsepError
 from .batch import QuerySet
+from .engine import resolve_device
 from .offline import WindowingOptions
 
+CPU_BATCH, CUDA_BATCH = 4, 16  # windows per network call: what the offline benchmark favours on CPU
 NO_DEFAULT_MODEL = (
     "no --checkpoint given and no default model is bundled yet: pass a .safetensors checkpoint "
     "or an original CLIPSep-NIT .pt file (convert one with `clipsep-rt convert`)"
@@ -34,8 +36,9 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
 
     if args.checkpoint is None:
         raise ClipsepError(NO_DEFAULT_MODEL)
+    batch = args.batch_size or (CUDA_BATCH if resolve_device(args.device).type == "cuda" else CPU_BATCH)
     try:
-        windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=args.batch_size, mask=args.mask)
+        windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=batch, mask=args.mask)
     except ValueError as error:
         raise ClipsepError(str(error)) from None
     encoder = QueryEncoderOptions(
