@@ -14,7 +14,9 @@ from .batch import QuerySet
 from .engine import resolve_device
 from .offline import WindowingOptions
 
-CPU_BATCH, CUDA_BATCH = 4, 16  # windows per network call: what the offline benchmark favours on CPU
+# Windows per network call: 4 is near the best in the CPU benchmark; 16 on CUDA is not yet
+# measured (no GPU run so far), only chosen to fill a GPU better than 4.
+CPU_BATCH, CUDA_BATCH = 4, 16
 NO_DEFAULT_MODEL = (
     "no --checkpoint given and no default model is bundled yet: pass a .safetensors checkpoint "
     "or an original CLIPSep-NIT .pt file (convert one with `clipsep-rt convert`)"
