@@ -19,7 +19,7 @@ import torch
 from ..config import SpectralConfig
 from ..spectral import MASK_MODES, SpectralFrontEnd
 from .engine import Engine
-from .windowing import crossfade_weights, regular_starts, window_starts
+from .windowing import crossfade_weights, window_starts
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class _StreamState:
         self.blend = torch.zeros(rows, self.config.log_freq_bins, 0, device=self.device)
         self.weight_sum = torch.zeros(0, device=self.device)
         self.frame_base = 0  # global frame index of frames[:, 0], blend[..., 0], weight_sum[0]
-        self.done_starts: set[int] = set()
+        self.latest_start = -1  # the latest window start processed (windows go in start order)
         self.emitted = 0  # global samples yielded so far
 
     def push(self, block: np.ndarray) -> None:
@@ -102,12 +102,14 @@ class _StreamState:
     def _ready_starts(self, final: bool) -> list[int]:
         hop_samples, half = self.config.hop_length, self.config.n_fft // 2
         if final:
+            # The last window, moved left to end on the last frame, still starts after every
+            # regular window processed so far.
             starts = window_starts(1 + self.received // hop_samples, self.sep.window, self.sep.hop)
-        else:
-            # Frame t needs samples up to t * hop + n_fft / 2 (exclusive).
-            complete_frames = max(0, (self.received - half) // hop_samples + 1)
-            starts = regular_starts(complete_frames, self.sep.window, self.sep.hop)
-        return [s for s in starts if s not in self.done_starts]
+            return [s for s in starts if s > self.latest_start]
+        # Frame t needs samples up to t * hop + n_fft / 2 (exclusive).
+        complete_frames = max(0, (self.received - half) // hop_samples + 1)
+        first = self.latest_start + self.sep.hop if self.latest_start >= 0 else 0
+        return list(range(first, complete_frames - self.sep.window + 1, self.sep.hop))
 
     def run(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         batch = self.sep.options.batch_windows
@@ -162,7 +164,7 @@ class _StreamState:
             offset = start - self.frame_base
             self.blend[..., offset : offset + window] += window_probs * self.sep.weights
             self.weight_sum[offset : offset + window] += self.sep.weights
-            self.done_starts.add(start)
+            self.latest_start = start
 
     # -- output ----------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class _StreamState:
         else:
             # Frames before the latest window start get no more contributions; a sample
             # needs frames up to 2 ahead of it (n_fft = 4 hops).
-            end = (max(self.done_starts) - 2) * hop
+            end = (self.latest_start - 2) * hop
         if end <= self.emitted:
             return
         first = max(0, self.emitted // hop - 2)
@@ -194,7 +196,7 @@ class _StreamState:
         """Drop samples and frames no future window or output needs."""
         hop, half = self.config.hop_length, self.config.n_fft // 2
         # The last window may be moved left onto the latest start, never further.
-        keep_frame = max(0, min(self.emitted // hop - 2, max(self.done_starts)))
+        keep_frame = max(0, min(self.emitted // hop - 2, self.latest_start))
         drop = keep_frame - self.frame_base
         if drop > 0:
             self.frames = self.frames[:, drop:]

@@ -13,15 +13,10 @@ from __future__ import annotations
 import torch
 
 
-def regular_starts(total_frames: int, window: int, hop: int) -> list[int]:
-    """Starts k * hop of the windows that fit entirely inside `total_frames` frames."""
-    return list(range(0, max(total_frames - window, -1) + 1, hop))
-
-
 def window_starts(total_frames: int, window: int, hop: int) -> list[int]:
     """All window starts for a signal of `total_frames` frames (padded to >= `window`)."""
     total_frames = max(total_frames, window)
-    starts = regular_starts(total_frames, window, hop)
+    starts = list(range(0, total_frames - window + 1, hop))  # k * hop, fitting entirely
     if starts[-1] + window < total_frames:
         starts.append(total_frames - window)
     return starts
