@@ -60,3 +60,15 @@ def test_bad_arrays_are_clear_errors(separator, golden, audio, message):
 def test_wrong_embedding_size_names_both_sizes(separator):
     with pytest.raises(ClipsepError, match="384 values .* expects 512"):
         separator.separate(np.zeros(20000, dtype=np.float32), 16000, embeddings={"q": np.ones(384)})
+
+
+def test_bf16_stays_within_30_db_of_fp32(separator, golden):
+    from clipsep_rt.runtime.engine import cpu_has_native_bf16
+
+    if not cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16 / AMX); auto precision uses fp32 here")
+    bf16 = Separator.from_checkpoint(REFERENCE_CHECKPOINT, device="cpu", precision="bf16")
+    mixture = np.resize(golden["mixture_wav"], 150_000)
+    query = {"q": golden["query_embedding"]}
+    reference = separator.separate(mixture, 16000, embeddings=query).sources["q"]
+    assert snr_db(reference, bf16.separate(mixture, 16000, embeddings=query).sources["q"]) >= 30
