@@ -31,7 +31,7 @@ import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.engine import TorchEngine, cpu_has_native_bf16
+from clipsep_rt.runtime.engine import HeadVectors, TorchEngine, cpu_has_native_bf16
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
 SEED = 0
@@ -149,13 +149,13 @@ def make_engine(device: str, precision: str) -> TorchEngine:
     return TorchEngine(CLIPSepSeparator(ModelConfig()), device, precision)
 
 
-def head_vectors(engine: TorchEngine, queries: int) -> torch.Tensor:
+def prepared_queries(engine: TorchEngine, queries: int) -> HeadVectors:
     generator = torch.Generator().manual_seed(SEED)
     embeddings = torch.randn(queries, engine.model.config.query_dim, generator=generator)
-    return engine.head_vectors(embeddings, noise_heads=False)
+    return engine.prepare_queries(embeddings.numpy(), noise_heads=False)
 
 
-def median_seconds(separator: OfflineSeparator, mixture: np.ndarray, vectors: torch.Tensor, repeats: int) -> float:
+def median_seconds(separator: OfflineSeparator, mixture: np.ndarray, vectors: HeadVectors, repeats: int) -> float:
     """One warm-up run, then the median wall time of `repeats` runs."""
     cuda = separator.engine.device.type == "cuda"
     separator.separate(mixture, vectors)
@@ -176,7 +176,7 @@ def measure(engine: TorchEngine, queries: int, batch: int, mixture: np.ndarray, 
     run = Run(device, engine.precision, queries, batch, "ok")
     separator = OfflineSeparator(engine, SpectralConfig(), WindowingOptions(batch_windows=batch))
     try:
-        run.median_s = median_seconds(separator, mixture, head_vectors(engine, queries), repeats)
+        run.median_s = median_seconds(separator, mixture, prepared_queries(engine, queries), repeats)
         run.x_realtime = len(mixture) / SpectralConfig().sample_rate / run.median_s
     except RuntimeError as error:  # CUDA only: one failing configuration must not end the benchmark
         if device != "cuda":
@@ -212,7 +212,7 @@ def benchmark_device(
             continue
         engine = make_engine(device, precision)
         quality_separator = OfflineSeparator(engine, SpectralConfig(), WindowingOptions())
-        outputs[precision] = quality_separator.separate(mixture, head_vectors(engine, QUALITY_QUERIES))
+        outputs[precision] = quality_separator.separate(mixture, prepared_queries(engine, QUALITY_QUERIES))
         for queries in query_counts:
             for batch in batches:
                 runs.append(measure(engine, queries, batch, mixture, repeats))

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import soxr
-import torch
 
 from .errors import ClipsepError
 from .model.checkpoint import Checkpoint, load_checkpoint
-from .runtime.engine import TorchEngine
+from .runtime.engine import PreparedQueries, TorchEngine
 from .runtime.offline import OfflineSeparator, WindowingOptions
 
 
@@ -138,11 +137,11 @@ class Separator:
         check_embedding_dim(embeddings, self.checkpoint.query_dim, self.checkpoint.query_encoder, self.name, source)
         return np.asarray(embeddings, dtype=np.float32)
 
-    def head_vectors(self, embeddings: np.ndarray, noise_heads: bool = False) -> torch.Tensor:
-        """(Q, D) -> (Q * (1 + H), C): per query its head, then its noise heads if asked for."""
+    def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool = False) -> PreparedQueries:
+        """(Q, D) -> the engine's form of the queries: per query its mask, then its noise heads."""
         if noise_heads and not self.noise_heads:
             raise ClipsepError(f"checkpoint {self.name} is a plain CLIPSep model: it has no noise heads")
-        return self.engine.head_vectors(torch.from_numpy(embeddings), noise_heads)
+        return self.engine.prepare_queries(embeddings, noise_heads)
 
     # -- audio ---------------------------------------------------------------------------
 
@@ -175,7 +174,7 @@ class Separator:
         if not names:
             raise ClipsepError("no query given: pass text queries or named embeddings")
         rows = 1 + (self.noise_heads if noise_heads else 0)
-        outputs = self.offline.separate(audio, self.head_vectors(np.concatenate(blocks), noise_heads))
+        outputs = self.offline.separate(audio, self.prepare_queries(np.concatenate(blocks), noise_heads))
         return Separation(
             sample_rate=self.sample_rate,
             mixture=audio,

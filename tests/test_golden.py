@@ -39,7 +39,7 @@ def test_linear_masks(golden):
 
 
 def test_separation_soft_and_binary_through_the_api(golden, fp32_engine):
-    vectors = fp32_engine.head_vectors(torch.from_numpy(golden["query_embedding"]), noise_heads=True)
+    vectors = fp32_engine.prepare_queries(golden["query_embedding"], noise_heads=True)
     mixture = golden["mixture_wav"]
     soft = OfflineSeparator(fp32_engine).separate(mixture, vectors)
     assert soft.shape == (3, len(mixture))  # exactly the input length
@@ -49,7 +49,7 @@ def test_separation_soft_and_binary_through_the_api(golden, fp32_engine):
 
 
 def test_noise_heads_follow_the_golden_noise_masks(golden, fp32_engine):
-    vectors = fp32_engine.head_vectors(torch.from_numpy(golden["query_embedding"]), noise_heads=True)
+    vectors = fp32_engine.prepare_queries(golden["query_embedding"], noise_heads=True)
     outputs = OfflineSeparator(fp32_engine).separate(golden["mixture_wav"], vectors)
     front_end = SpectralFrontEnd()
     spec = front_end.stft(torch.from_numpy(golden["mixture_wav"]))

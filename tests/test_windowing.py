@@ -31,7 +31,7 @@ def test_window_grid():
 
 def test_one_window_input_is_one_window(golden, fp32_engine):
     assert SpectralConfig().window_samples == len(golden["mixture_wav"]) == 65535
-    vectors = fp32_engine.head_vectors(torch.from_numpy(golden["query_embedding"]), noise_heads=False)
+    vectors = fp32_engine.prepare_queries(golden["query_embedding"], noise_heads=False)
     for overlap in (0, 64, 128):  # the overlap cannot matter for a single window
         out = OfflineSeparator(fp32_engine, options=WindowingOptions(overlap_frames=overlap)).separate(golden["mixture_wav"], vectors)
         np.testing.assert_allclose(out[0, :65280], golden["separated_soft_wav"], atol=1e-3, rtol=0)
@@ -49,8 +49,8 @@ def long_mixture(golden):
 
 
 def _vectors(engine, count, seed=0):
-    embeddings = torch.from_numpy(np.random.default_rng(seed).standard_normal((count, 512)).astype(np.float32))
-    return engine.head_vectors(embeddings, noise_heads=False)
+    embeddings = np.random.default_rng(seed).standard_normal((count, 512)).astype(np.float32)
+    return engine.prepare_queries(embeddings, noise_heads=False)
 
 
 def test_matches_single_window_processing_in_the_middle_of_each_window(long_mixture, fp32_engine):
@@ -108,7 +108,7 @@ def test_memory_does_not_grow_with_length():
     """The stream emits audio while it reads: what it holds back stays under a fixed bound."""
     torch.manual_seed(0)
     engine = TorchEngine(CLIPSepSeparator(ModelConfig(ngf=2, query_dim=8)), "cpu", "fp32")
-    vectors = engine.head_vectors(torch.randn(1, 8), noise_heads=False)
+    vectors = engine.prepare_queries(np.ones((1, 8), dtype=np.float32), noise_heads=False)
     separator = OfflineSeparator(engine, options=WindowingOptions(batch_windows=2))
     rng = np.random.default_rng(0)
     block = 16000
@@ -133,9 +133,9 @@ def test_n_queries_in_one_run_equal_n_separate_runs(golden, fp32_engine):
     mixture = np.resize(golden["mixture_wav"], 100_000)
     separator = OfflineSeparator(fp32_engine)
     together = separator.separate(mixture, _vectors(fp32_engine, 3))
-    embeddings = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32))
+    embeddings = np.random.default_rng(0).standard_normal((3, 512)).astype(np.float32)
     for index in range(3):
-        alone = separator.separate(mixture, fp32_engine.head_vectors(embeddings[index : index + 1], noise_heads=False))
+        alone = separator.separate(mixture, fp32_engine.prepare_queries(embeddings[index : index + 1], noise_heads=False))
         np.testing.assert_allclose(together[index], alone[0], atol=1e-6, rtol=0)
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from ..errors import ClipsepError
 from .audio_io import SourceInfo, atomic_output, iter_audio_blocks, probe, write_video_with_audio_atomic
+from .engine import PreparedQueries
 from .offline import OfflineSeparator
 from .output_rate import OutputRateConverter
 from .outputs import OutputOptions, output_bases, output_path, output_targets, union_rows
@@ -32,7 +32,7 @@ class BatchReport:
 @dataclass
 class QuerySet:
     names: list[str]  # one per query, used in output names
-    vectors: torch.Tensor  # (Q * (1 + H), C) head vectors from the engine
+    prepared: PreparedQueries  # from the engine: Q * (1 + H) output rows
 
 
 class BatchSeparator:
@@ -125,7 +125,7 @@ class BatchSeparator:
                 track = mixture - outputs[target.row] if target.residual else outputs[target.row]
                 writer.write(track if subtype == "FLOAT" else np.clip(track, -1.0, 1.0))
 
-        for mixture, outputs in self.separator.stream(blocks, self.queries.vectors, self.union_rows, on_progress):
+        for mixture, outputs in self.separator.stream(blocks, self.queries.prepared, self.union_rows, on_progress):
             peak = max(peak, float(np.abs(mixture).max(initial=0.0)))
             write(*converter.convert(mixture, outputs))
         tail = converter.finish()

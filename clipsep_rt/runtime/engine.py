@@ -1,14 +1,18 @@
-"""The network behind one small interface: log-magnitude windows + head vectors -> masks.
+"""The network behind one small interface: log-magnitude windows + queries -> masks.
 
 An engine is stateless apart from its weights: batch and streaming separation own the
-buffers and call `probabilities` once per batch of windows.
+buffers, prepare their queries once (`prepare_queries`) and call `probabilities` once per
+batch of windows. Output rows are laid out per query: its mask, then (if asked for) its
+noise-head masks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from ..errors import ClipsepError
@@ -17,12 +21,20 @@ from ..model.separator import CLIPSepSeparator
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+class PreparedQueries(Protocol):
+    rows: int  # output rows: Q * (1 + noise heads) or Q
+
+
 class Engine(Protocol):
-    device: torch.device
+    device: torch.device  # where `probabilities` takes and returns tensors
     precision: str
 
-    def probabilities(self, log_mag: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        """(B, 1, F, T) float32 warped log magnitude, (K, C) head vectors -> (B, K, F, T) float32 sigmoid masks."""
+    def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool) -> PreparedQueries:
+        """(Q, D) float32 query embeddings -> whatever this engine needs per batch."""
+        ...
+
+    def probabilities(self, log_mag: torch.Tensor, queries: PreparedQueries) -> torch.Tensor:
+        """(B, 1, F, T) float32 warped log magnitude -> (B, rows, F, T) float32 sigmoid masks."""
         ...
 
 
@@ -58,6 +70,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+@dataclass(frozen=True)
+class HeadVectors:
+    """The torch engine's prepared queries: one (C,) inner-product vector per output row."""
+
+    vectors: torch.Tensor  # (rows, C) float32 on the engine's device
+
+    @property
+    def rows(self) -> int:
+        return self.vectors.shape[0]
+
+
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -72,17 +95,17 @@ class TorchEngine:
         self.model.unet.to(dtype=self.dtype, memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def probabilities(self, log_mag: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        log_mag = log_mag.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
-        features = self.model.features(log_mag).float()
-        return torch.sigmoid(self.model.heads.logits(features, vectors.to(self.device)))
-
-    @torch.inference_mode()
-    def head_vectors(self, embeddings: torch.Tensor, noise_heads: bool) -> torch.Tensor:
-        """(Q, D) embeddings -> (Q * (1 + H), C) float32: per query, its head then its noise heads."""
+    def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool) -> HeadVectors:
+        """(Q, D) embeddings -> the (Q * (1 + H), C) head vectors, computed once, in fp32."""
         heads = self.model.heads
-        embeddings = embeddings.to(self.device, torch.float32)
+        embeddings = torch.as_tensor(np.asarray(embeddings, dtype=np.float32), device=self.device)
         vectors = heads.query_vectors(embeddings)[:, None]  # (Q, 1, C)
         if noise_heads:
             vectors = torch.cat([vectors, heads.noise_vectors(embeddings)], dim=1)
-        return vectors.flatten(0, 1)
+        return HeadVectors(vectors.flatten(0, 1))
+
+    @torch.inference_mode()
+    def probabilities(self, log_mag: torch.Tensor, queries: HeadVectors) -> torch.Tensor:
+        log_mag = log_mag.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
+        features = self.model.features(log_mag).float()
+        return torch.sigmoid(self.model.heads.logits(features, queries.vectors))

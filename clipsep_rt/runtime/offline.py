@@ -18,7 +18,7 @@ import torch
 
 from ..config import SpectralConfig
 from ..spectral import MASK_MODES, SpectralFrontEnd
-from .engine import Engine
+from .engine import Engine, PreparedQueries
 from .windowing import crossfade_weights, window_starts
 
 
@@ -47,15 +47,15 @@ class OfflineSeparator:
         self.hop = self.window - options.overlap_frames
         self.weights = crossfade_weights(self.window, options.overlap_frames).to(engine.device)
 
-    def separate(self, mixture: np.ndarray, vectors: torch.Tensor, union_rows: list[int] | None = None) -> np.ndarray:
-        """(n,) float32 mixture, (K, C) head vectors -> (K [+1 union], n) float32."""
-        outputs = [out for _, out in self.stream([mixture], vectors, union_rows)]
+    def separate(self, mixture: np.ndarray, queries: PreparedQueries, union_rows: list[int] | None = None) -> np.ndarray:
+        """(n,) float32 mixture, queries prepared by the engine -> (rows [+1 union], n) float32."""
+        outputs = [out for _, out in self.stream([mixture], queries, union_rows)]
         return np.concatenate(outputs, axis=1)
 
     def stream(
         self,
         blocks: Iterable[np.ndarray],
-        vectors: torch.Tensor,
+        queries: PreparedQueries,
         union_rows: list[int] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -64,7 +64,7 @@ class OfflineSeparator:
         `union_rows` adds a last output row masked by the union (max) of those rows' masks.
         `on_progress` is called with the number of input samples consumed so far.
         """
-        state = _StreamState(self, vectors.to(self.engine.device), union_rows)
+        state = _StreamState(self, queries, union_rows)
         for block in blocks:
             state.push(np.asarray(block, dtype=np.float32).reshape(-1))
             if on_progress:
@@ -76,18 +76,17 @@ class OfflineSeparator:
 class _StreamState:
     """Buffers of one stream: samples, mixture STFT frames, blended mask probabilities."""
 
-    def __init__(self, separator: OfflineSeparator, vectors: torch.Tensor, union_rows: list[int] | None):
+    def __init__(self, separator: OfflineSeparator, queries: PreparedQueries, union_rows: list[int] | None):
         self.sep = separator
         self.config = separator.spectral
-        self.vectors = vectors
+        self.queries = queries
         self.union_rows = union_rows
         self.device = separator.engine.device
         self.received = 0
         self.samples = torch.zeros(0)  # input samples from global index sample_base
         self.sample_base = 0
         self.frames = torch.zeros(self.config.linear_freq_bins, 0, dtype=torch.complex64, device=self.device)
-        rows = vectors.shape[0]
-        self.blend = torch.zeros(rows, self.config.log_freq_bins, 0, device=self.device)
+        self.blend = torch.zeros(queries.rows, self.config.log_freq_bins, 0, device=self.device)
         self.weight_sum = torch.zeros(0, device=self.device)
         self.frame_base = 0  # global frame index of frames[:, 0], blend[..., 0], weight_sum[0]
         self.latest_start = -1  # the latest window start processed (windows go in start order)
@@ -155,7 +154,7 @@ class _StreamState:
         spec = self._stft_frames(first, stop, final)  # (513, stop - first)
         log_mag = self.sep.front_end.warped_log_magnitude(spec.abs())  # (256, stop - first)
         windows = torch.stack([log_mag[:, s - first : s - first + window] for s in starts])[:, None]
-        probabilities = self.sep.engine.probabilities(windows, self.vectors)  # (B, K, 256, W)
+        probabilities = self.sep.engine.probabilities(windows, self.queries)  # (B, rows, 256, W)
         self._grow(stop)
         known = self.frame_base + self.frames.shape[1]
         if stop > known:

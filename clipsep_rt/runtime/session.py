@@ -1,4 +1,4 @@
-"""A separation run resolved from the command line: the separator and its query vectors."""
+"""A separation run resolved from the command line: the separator and its prepared queries."""
 
 from __future__ import annotations
 
@@ -60,6 +60,6 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
         file_names, embeddings = load_query_embeddings(path)
         names += file_names
         blocks.append(separator.check_embeddings(embeddings, str(path)))
-    vectors = separator.head_vectors(np.concatenate(blocks), noise_heads)
+    prepared = separator.prepare_queries(np.concatenate(blocks), noise_heads)
     heads = separator.noise_heads if noise_heads else 0
-    return Session(separator, QuerySet(names, vectors), heads)
+    return Session(separator, QuerySet(names, prepared), heads)
