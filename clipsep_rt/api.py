@@ -19,20 +19,10 @@ import numpy as np
 import soxr
 
 from .errors import ClipsepError
+from .query.embedder import QueryEmbedder, QueryEncoderOptions
 from .model.checkpoint import Checkpoint, load_checkpoint
 from .runtime.engine import PreparedQueries, TorchEngine
 from .runtime.offline import OfflineSeparator, WindowingOptions
-
-
-@dataclass(frozen=True)
-class QueryEncoderOptions:
-    spec: str | None = None  # e.g. "open_clip:ViT-B-32/openai", "minilm"; None: the checkpoint's encoder
-    clip_weights: Path | None = None  # a local open_clip weights file for `spec`
-    prompt: str | None = None  # a template with {}; None: the encoder's default
-    prompt_ensemble: bool = False  # average several templates instead
-    cache_dir: Path | None = None  # None: $CLIPSEP_RT_CACHE or ~/.cache/clipsep-rt/embeddings
-    use_cache: bool = True
-    allow_download: bool = False  # let open_clip fetch missing weights from the Hub
 
 
 @dataclass
@@ -86,49 +76,25 @@ class Separator:
 
     # -- queries -------------------------------------------------------------------------
 
-    def embed_text(self, queries: Sequence[str]) -> np.ndarray:
-        """(Q,) texts -> (Q, D) embeddings with the checkpoint's (or the chosen) encoder, cached."""
-        from .query import ENSEMBLE_TEMPLATES, default_templates_for, embed_queries
-        from .query.prompts import check_template
-
-        spec, encoder_id, factory, cache = self._query_encoder()
-        if self.encoder.prompt_ensemble:
-            templates = ENSEMBLE_TEMPLATES
-        elif self.encoder.prompt:
-            templates = (check_template(self.encoder.prompt),)
-        else:
-            templates = default_templates_for(spec)
-        embeddings = embed_queries(
-            list(queries), factory, encoder_id, templates=templates, cache=cache, dim=self.checkpoint.query_dim
-        )
-        return self.check_embeddings(embeddings, encoder_id)
-
-    def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
-        """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""
-        from .query.images import embed_images
-
-        _, encoder_id, factory, cache = self._query_encoder()
-        embeddings = embed_images([Path(p) for p in paths], factory, encoder_id, cache, self.checkpoint.query_dim)
-        return self.check_embeddings(embeddings, encoder_id)
-
-    def _query_encoder(self):
-        """(spec, encoder id, factory that loads the encoder, cache or None); nothing loaded yet."""
-        from .query import EmbeddingCache, build_encoder, encoder_id_for
-
-        options = self.encoder
-        spec = options.spec or self.checkpoint.query_encoder
+    def embedder(self) -> QueryEmbedder:
+        """The query encoder the checkpoint was trained with (or the chosen one); loaded lazily."""
+        spec = self.encoder.spec or self.checkpoint.query_encoder
         if spec is None:
             raise ClipsepError(
                 f"checkpoint {self.name} does not say which query encoder it was trained with: "
                 "choose one (--query-encoder), or give query vectors (--query-embedding)"
             )
-        device = "cuda" if self.engine.device.type == "cuda" else "cpu"
+        return QueryEmbedder(spec, self.encoder, "cuda" if self.engine.device.type == "cuda" else "cpu")
 
-        def factory():
-            return build_encoder(spec, device, options.clip_weights, allow_download=options.allow_download)
+    def embed_text(self, queries: Sequence[str]) -> np.ndarray:
+        """(Q,) texts -> (Q, D) embeddings with the checkpoint's (or the chosen) encoder, cached."""
+        embedder = self.embedder()
+        return self.check_embeddings(embedder.embed_text(queries, self.checkpoint.query_dim), embedder.encoder_id)
 
-        cache = EmbeddingCache(options.cache_dir) if options.use_cache else None
-        return spec, encoder_id_for(spec, options.clip_weights), factory, cache
+    def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""
+        embedder = self.embedder()
+        return self.check_embeddings(embedder.embed_images(paths, self.checkpoint.query_dim), embedder.encoder_id)
 
     def check_embeddings(self, embeddings: np.ndarray, source: str) -> np.ndarray:
         """(Q, D) float32 if D is the checkpoint's query size, else a ClipsepError naming both."""

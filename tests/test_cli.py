@@ -252,7 +252,7 @@ def test_text_queries_with_the_offline_encoder_and_the_cache(tmp_path, monkeypat
     known query is served from the cache without loading the encoder."""
     import torch
 
-    import clipsep_rt.query as query
+    import clipsep_rt.query.embedder as query
     from clipsep_rt.config import ModelConfig
     from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
 
@@ -291,7 +291,7 @@ def test_image_queries_with_a_clip_image_tower(tmp_path, monkeypatch, capsys):
     import torch
     from PIL import Image
 
-    import clipsep_rt.query as query
+    import clipsep_rt.query.embedder as query
     from clipsep_rt.config import ModelConfig
     from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
     from clipsep_rt.query import OpenClipEncoder

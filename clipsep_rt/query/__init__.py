@@ -13,6 +13,7 @@ Typical use, which loads the encoder only for queries not in the cache:
 from clipsep_rt.query.base import ImageQueryEncoder, QueryEncoder, check_embedding_dim, l2_normalise
 from clipsep_rt.query.cache import EmbeddingCache, cache_key, default_cache_dir
 from clipsep_rt.query.embed import embed_queries
+from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.query.embedding_file import load_query_embeddings, save_query_embeddings
 from clipsep_rt.query.minilm_backend import MiniLMEncoder
 from clipsep_rt.query.open_clip_backend import OpenClipEncoder, open_clip_encoder_id
@@ -33,6 +34,8 @@ from clipsep_rt.query.registry import (
 )
 
 __all__ = [
+    "QueryEmbedder",
+    "QueryEncoderOptions",
     "DEFAULT_ENCODER",
     "ENSEMBLE_TEMPLATES",
     "PAPER_TEMPLATE",

@@ -85,14 +85,53 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TorchEngine:
-    """Eager PyTorch on CPU or CUDA: the U-Net channels-last in fp32, bf16 or fp16; heads in fp32."""
+    """PyTorch on CPU or CUDA: the U-Net channels-last in fp32, bf16 or fp16; heads in fp32.
 
-    def __init__(self, model: CLIPSepSeparator, device: str = "cpu", precision: str = "auto"):
+    On CUDA the U-Net is replayed from a CUDA graph captured once per input shape (the
+    window shape is fixed, so a file needs one or two graphs); `compile` runs the U-Net
+    through torch.compile (slow first call, then faster kernels).
+    """
+
+    def __init__(
+        self,
+        model: CLIPSepSeparator,
+        device: str = "cpu",
+        precision: str = "auto",
+        compile: bool = False,
+        cuda_graphs: bool | None = None,
+    ):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.dtype = _DTYPES[self.precision]
         self.model = model.eval().to(self.device)
         self.model.unet.to(dtype=self.dtype, memory_format=torch.channels_last)
+        self._unet = torch.compile(self.model.unet) if compile else self.model.unet
+        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        if self.cuda_graphs and self.device.type != "cuda":
+            raise ClipsepError("CUDA graphs need -d cuda")
+        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    def _features(self, log_mag: torch.Tensor) -> torch.Tensor:
+        """(B, 1, F, T) in the engine's dtype, channels-last -> (B, C, F, T), valid until the next call."""
+        if not self.cuda_graphs:
+            return self._unet(log_mag)
+        shape = tuple(log_mag.shape)
+        if shape not in self._graphs:
+            static_input = log_mag.clone()
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up outside the graph, as torch.cuda.graph requires
+                    self._unet(static_input)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_output = self._unet(static_input)
+            self._graphs[shape] = (graph, static_input, static_output)
+        graph, static_input, static_output = self._graphs[shape]
+        static_input.copy_(log_mag)
+        graph.replay()
+        return static_output
 
     @torch.inference_mode()
     def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool) -> HeadVectors:
@@ -107,5 +146,5 @@ class TorchEngine:
     @torch.inference_mode()
     def probabilities(self, log_mag: torch.Tensor, queries: HeadVectors) -> torch.Tensor:
         log_mag = log_mag.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
-        features = self.model.features(log_mag).float()
+        features = self._features(log_mag).float()
         return torch.sigmoid(self.model.heads.logits(features, queries.vectors))
