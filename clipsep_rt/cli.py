@@ -13,10 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .errors import ClipsepError
 
-SUBCOMMANDS = ("separate", "convert")
+SUBCOMMANDS = ("separate", "convert", "embed")
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 
@@ -95,6 +97,23 @@ def _convert_parser(sub) -> None:
     p.set_defaults(handler=_run_convert)
 
 
+def _embed_parser(sub) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="precompute query embeddings into a .npz for machines without CLIP",
+        description="Embed text (and image) queries once, so that a runtime machine needs neither "
+                    "open_clip nor the CLIP weights: pass the file to --query-embedding.",
+    )
+    p.add_argument("queries", nargs="*", metavar="TEXT", help="text queries, e.g. 'orchestra' 'people yelling'")
+    p.add_argument("--image", action="append", default=[], metavar="FILE", help="image queries (named after the file)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz")
+    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="use the query encoder this separator was trained with")
+    p.add_argument("-d", "--device", default="cpu", help="device for the encoder (default: cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    _query_encoder_arguments(p)
+    p.set_defaults(handler=_run_embed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipsep-rt",
@@ -105,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _separate_parser(sub)
     _convert_parser(sub)
+    _embed_parser(sub)
     return parser
 
 
@@ -162,6 +182,39 @@ def _run_separate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_FAILURES if failed else 0
+
+
+# -- embed ---------------------------------------------------------------------------------
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from .model.checkpoint import load_checkpoint
+    from .query import QueryEmbedder, QueryEncoderOptions, save_query_embeddings
+
+    if not args.queries and not args.image:
+        raise ClipsepError("nothing to embed: give text queries and/or --image FILE")
+    if args.output.suffix != ".npz":
+        raise ClipsepError(f"{args.output}: the output name must end in .npz")
+    if args.output.exists() and not args.overwrite:
+        raise ClipsepError(f"{args.output}: already exists (use --overwrite to replace it)")
+    spec = args.query_encoder or (load_checkpoint(args.checkpoint).query_encoder if args.checkpoint else None)
+    if spec is None:
+        raise ClipsepError("which encoder? pass --query-encoder SPEC or the separator's --checkpoint")
+    options = QueryEncoderOptions(
+        spec=spec, clip_weights=args.clip_weights, prompt=args.prompt, prompt_ensemble=args.prompt_ensemble,
+        cache_dir=args.cache_dir, use_cache=not args.no_cache, allow_download=args.download_weights,
+    )
+    embedder = QueryEmbedder(spec, options, args.device)
+    names, blocks = list(args.queries), []
+    if args.queries:
+        blocks.append(embedder.embed_text(args.queries))
+    if args.image:
+        names += [Path(path).stem for path in args.image]
+        blocks.append(embedder.embed_images(args.image))
+    embeddings = np.concatenate(blocks)
+    save_query_embeddings(args.output, names, embeddings)
+    print(f"embedded {len(names)} queries with {embedder.encoder_id} ({embeddings.shape[1]} values each) -> {args.output}")
+    return 0
 
 
 # -- convert -------------------------------------------------------------------------------

@@ -385,3 +385,27 @@ def test_memory_does_not_grow_with_file_length(tmp_path):
     # Held whole, the 10-minute input alone is 106 MB of float32 (22.05 kHz stereo) and each
     # output 53 MB; streaming keeps the peak within a few tens of MB of the 1-minute run.
     assert peaks[10] < peaks[1] + 40, peaks
+
+
+def test_embed_then_separate_equals_separating_by_text(tmp_path, capsys):
+    """`clipsep-rt embed` stores what a text query would use: separating with the .npz gives
+    the same audio as separating by text."""
+    import torch
+
+    from clipsep_rt.config import ModelConfig
+    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+
+    torch.manual_seed(1)
+    save_checkpoint(checkpoint_from_model(CLIPSepSeparator(ModelConfig(ngf=4, query_dim=384)), "minilm:all-MiniLM-L6-v2"),
+                    tmp_path / "m.safetensors")
+    write_wav(tmp_path / "mix.wav", (0.1 * np.random.default_rng(2).standard_normal(30000)).astype(np.float32))
+    assert main(["embed", "dog barking", "rain on a roof", "-c", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "q.npz")]) == 0
+    assert "minilm:all-MiniLM-L6-v2" in capsys.readouterr().out
+    with np.load(tmp_path / "q.npz") as stored:
+        assert sorted(stored) == ["dog barking", "rain on a roof"] and stored["dog barking"].shape == (384,)
+    common = ["-c", str(tmp_path / "m.safetensors"), str(tmp_path / "mix.wav"), "--quiet", "--precision", "fp32"]
+    assert main([*common, "--query-embedding", str(tmp_path / "q.npz"), "-o", str(tmp_path / "from_npz")]) == 0
+    assert main([*common, "-q", "dog barking", "-q", "rain on a roof", "-o", str(tmp_path / "from_text")]) == 0
+    for name in ("mix_dog_barking.wav", "mix_rain_on_a_roof.wav"):
+        np.testing.assert_array_equal(read(tmp_path / "from_npz" / name), read(tmp_path / "from_text" / name))
+    assert main(["embed", "x", "-c", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "q.npz")]) == 2  # exists
