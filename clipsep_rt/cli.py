@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__
 from .errors import ClipsepError
 
-SUBCOMMANDS = ("separate", "convert", "embed")
+SUBCOMMANDS = ("separate", "convert", "embed", "export")
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 
@@ -39,9 +39,13 @@ def _separate_parser(sub) -> None:
                    help="query vectors computed elsewhere: .npy of shape (D,) or (N, D), or .npz of named vectors")
     p.add_argument("-o", "--output", type=Path, default=Path("separated"), metavar="DIR", help="output directory (default: ./separated)")
     p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt")
+    p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export` (needs nothing else)")
+    p.add_argument("-b", "--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+                   help="auto picks the fastest available and says why faster ones were skipped (default: auto)")
     p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
+    p.add_argument("--compile", action="store_true", help="torch backend: run the U-Net through torch.compile (slow start)")
     p.add_argument("--mask", default="soft", choices=("soft", "binary"), help="soft (sigmoid) or binary (> 0.5) masks (default: soft)")
     p.add_argument("--noise-heads", action="store_true", help="also write CLIPSep-NIT's two noise-head outputs per query")
     p.add_argument("--residual", action="store_true", help="also write the mixture minus each selection")
@@ -108,10 +112,33 @@ def _embed_parser(sub) -> None:
     p.add_argument("--image", action="append", default=[], metavar="FILE", help="image queries (named after the file)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz")
     p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="use the query encoder this separator was trained with")
+    p.add_argument("-e", "--engine", type=Path, metavar="DIR",
+                   help="use the exported CLIP text tower of this engine folder (no CLIP weights needed)")
     p.add_argument("-d", "--device", default="cpu", help="device for the encoder (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _query_encoder_arguments(p)
     p.set_defaults(handler=_run_embed)
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export ONNX (FP32, FP16) and TensorRT engines of a separator and its CLIP text tower",
+        description="Write an engine folder for --engine: the separator's weights, its FP32 and FP16 ONNX "
+                    "graphs (checked against torch), optionally a TensorRT FP16 plan, the CLIP text tower as "
+                    "ONNX, and manifest.json.",
+    )
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    p.add_argument("--no-fp16", dest="fp16", action="store_false", help="skip the FP16 graphs")
+    p.add_argument("--no-text-encoder", dest="text_encoder", action="store_false",
+                   help="do not export the CLIP text tower (text queries then need open_clip and its weights)")
+    p.add_argument("--tensorrt", action="store_true", help="also build a TensorRT FP16 plan (needs TensorRT and an NVIDIA GPU)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing engine folder's files")
+    p.add_argument("--clip-weights", type=Path, metavar="FILE", help="a local open_clip weights file for the text tower")
+    p.add_argument("--download-weights", action="store_true", help="download missing CLIP weights from the Hugging Face Hub")
+    p.set_defaults(handler=_run_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _separate_parser(sub)
     _convert_parser(sub)
     _embed_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -188,6 +216,7 @@ def _run_separate(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
+    from .export.manifest import read_manifest
     from .model.checkpoint import load_checkpoint
     from .query import QueryEmbedder, QueryEncoderOptions, save_query_embeddings
 
@@ -197,14 +226,23 @@ def _run_embed(args: argparse.Namespace) -> int:
         raise ClipsepError(f"{args.output}: the output name must end in .npz")
     if args.output.exists() and not args.overwrite:
         raise ClipsepError(f"{args.output}: already exists (use --overwrite to replace it)")
-    spec = args.query_encoder or (load_checkpoint(args.checkpoint).query_encoder if args.checkpoint else None)
+    manifest = read_manifest(args.engine) if args.engine else None
+    trained_with = manifest.query_encoder if manifest else load_checkpoint(args.checkpoint).query_encoder if args.checkpoint else None
+    spec = args.query_encoder or trained_with
     if spec is None:
-        raise ClipsepError("which encoder? pass --query-encoder SPEC or the separator's --checkpoint")
+        raise ClipsepError("which encoder? pass --query-encoder SPEC, the separator's --checkpoint or its --engine folder")
     options = QueryEncoderOptions(
         spec=spec, clip_weights=args.clip_weights, prompt=args.prompt, prompt_ensemble=args.prompt_ensemble,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, allow_download=args.download_weights,
     )
-    embedder = QueryEmbedder(spec, options, args.device)
+    if manifest and manifest.text_encoder and not args.query_encoder:
+        from .query.onnx_text_backend import OnnxTextEncoder
+
+        text_onnx, tokenizer = args.engine / manifest.text_encoder.onnx, manifest.text_encoder.tokenizer
+        embedder = QueryEmbedder(spec, options, args.device, encoder_id=spec,
+                                 factory=lambda: OnnxTextEncoder(text_onnx, tokenizer, encoder_id=spec))
+    else:
+        embedder = QueryEmbedder(spec, options, args.device)
     names, blocks = list(args.queries), []
     if args.queries:
         blocks.append(embedder.embed_text(args.queries))
@@ -214,6 +252,23 @@ def _run_embed(args: argparse.Namespace) -> int:
     embeddings = np.concatenate(blocks)
     save_query_embeddings(args.output, names, embeddings)
     print(f"embedded {len(names)} queries with {embedder.encoder_id} ({embeddings.shape[1]} values each) -> {args.output}")
+    return 0
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export.pipeline import ExportOptions, export_engines
+    from .query import QueryEncoderOptions
+
+    options = ExportOptions(
+        fp16=args.fp16, text_encoder=args.text_encoder, tensorrt=args.tensorrt, opset=args.opset,
+        encoder=QueryEncoderOptions(clip_weights=args.clip_weights, allow_download=args.download_weights),
+        overwrite=args.overwrite,
+    )
+    manifest = export_engines(args.checkpoint, args.output, options)
+    print(f"exported {', '.join(manifest.files())} and manifest.json to {args.output}")
     return 0
 
 

@@ -22,10 +22,16 @@ VERSION = 1
 
 @dataclass
 class SeparatorFiles:
+    weights: str  # the checkpoint in the project's format, for the torch backend
     onnx: str  # FP32 graph: log_mag (B, 1, 256, T), embeddings (Q, D) -> query/noise logits (log grid)
     onnx_fp16: str | None = None  # same graph in FP16 with FP32 inputs/outputs
-    tensorrt: str | None = None  # serialized FP16 plan (built on the target GPU)
+    tensorrt_plan: str | None = None  # serialized FP16 TensorRT plan (built on, and for, one GPU)
     window_frames: int = 256
+
+    def backend_files(self, directory: Path) -> dict[str, str]:
+        """{"onnx", "onnx_fp16", "tensorrt_plan"} -> paths, as runtime.backends expects."""
+        named = {"onnx": self.onnx, "onnx_fp16": self.onnx_fp16, "tensorrt_plan": self.tensorrt_plan}
+        return {key: str(directory / name) for key, name in named.items() if name}
 
 
 @dataclass
@@ -54,8 +60,11 @@ class Manifest:
 
     def files(self) -> list[str]:
         """Every file the manifest lists, relative to its directory."""
-        parts = [self.separator] + ([self.text_encoder] if self.text_encoder else [])
-        return [name for part in parts for name in (part.onnx, part.onnx_fp16, getattr(part, "tensorrt", None)) if name]
+        separator = self.separator
+        names = [separator.weights, separator.onnx, separator.onnx_fp16, separator.tensorrt_plan]
+        if self.text_encoder:
+            names += [self.text_encoder.onnx, self.text_encoder.onnx_fp16]
+        return [name for name in names if name]
 
     def write(self, directory: Path) -> Path:
         path = directory / MANIFEST_NAME

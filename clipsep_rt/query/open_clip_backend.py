@@ -89,6 +89,15 @@ class OpenClipEncoder:
         # One forward pass gives D for any architecture and checks model and tokenizer agree.
         self.embedding_dim = int(self.encode_text([""]).shape[1])
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The open_clip model (for export)."""
+        return self._model
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """(N,) strings -> (N, D) float32, rows of unit norm."""
         tokens = self._tokenizer(list(texts)).to(self.device)

@@ -18,8 +18,8 @@ from .offline import WindowingOptions
 # measured (no GPU run so far), only chosen to fill a GPU better than 4.
 CPU_BATCH, CUDA_BATCH = 4, 16
 NO_DEFAULT_MODEL = (
-    "no --checkpoint given and no default model is bundled yet: pass a .safetensors checkpoint "
-    "or an original CLIPSep-NIT .pt file (convert one with `clipsep-rt convert`)"
+    "no --checkpoint given and no default model is bundled yet: pass a .safetensors checkpoint, "
+    "an original CLIPSep-NIT .pt file, or an exported --engine folder"
 )
 
 
@@ -30,13 +30,17 @@ class Session:
     noise_heads: int  # noise heads per query in the output rows (0 unless asked for)
 
     def describe(self) -> str:
-        return f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.names)}"
+        lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.names)}"]
+        backend = self.separator.backend
+        if backend is not None:
+            lines += [f"clipsep-rt: skipped {reason}" for reason in backend.reasons]
+        return "\n".join(lines)
 
 
 def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
     from ..query import load_query_embeddings
 
-    if args.checkpoint is None:
+    if args.checkpoint is None and args.engine is None:
         raise ClipsepError(NO_DEFAULT_MODEL)
     batch = args.batch_size or (CUDA_BATCH if resolve_device(args.device).type == "cuda" else CPU_BATCH)
     try:
@@ -48,8 +52,9 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
         prompt_ensemble=args.prompt_ensemble, cache_dir=args.cache_dir, use_cache=not args.no_cache,
         allow_download=args.download_weights,
     )
-    separator = Separator.from_checkpoint(
-        args.checkpoint, device=args.device, precision=args.precision, windowing=windowing, encoder=encoder
+    separator = Separator.open(
+        checkpoint=args.checkpoint, engine_dir=args.engine, backend=args.backend, device=args.device,
+        precision=args.precision, compile=args.compile, windowing=windowing, encoder=encoder,
     )
     names: list[str] = list(args.query)
     blocks = [separator.embed_text(args.query)] if args.query else []
