@@ -30,7 +30,7 @@ from clipsep_rt.query import (
     render_prompts,
     save_query_embeddings,
 )
-from clipsep_rt.query._imports import import_optional
+from clipsep_rt.optional import import_optional
 from clipsep_rt.query.prompts import check_template
 
 # --- fakes -------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ from ..config import SpectralConfig
 from ..errors import ClipsepError
 from ..fileio import atomic_output
 from ..model.separator import CLIPSepSeparator
-from ..query._imports import describe_exception, import_optional
+from ..optional import describe_exception, import_optional
 
 INPUT_NAMES = ("log_mag", "embeddings")
 OUTPUT_NAMES = ("query_logits", "noise_logits")

@@ -55,7 +55,7 @@ import torch
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.fileio import atomic_output
-from clipsep_rt.query._imports import describe_exception, import_optional
+from clipsep_rt.optional import describe_exception, import_optional
 
 TOKENS = "tokens"  # int64 (N, context_length), N dynamic
 EMBEDDINGS = "embeddings"  # float32 (N, D), rows of unit norm

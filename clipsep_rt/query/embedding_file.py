@@ -19,7 +19,7 @@ import numpy as np
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.fileio import atomic_output
-from clipsep_rt.query._imports import describe_exception
+from clipsep_rt.optional import describe_exception
 
 
 def load_query_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:

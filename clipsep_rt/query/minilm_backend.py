@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clipsep_rt.query._imports import import_optional
+from clipsep_rt.optional import import_optional
 from clipsep_rt.query._offline import hub_offline
 from clipsep_rt.query.base import l2_normalise
 from clipsep_rt.query.prompts import PLAIN_TEMPLATE

@@ -19,7 +19,7 @@ import numpy as np
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.export.text_encoder_onnx import EMBEDDINGS, ORT_DISABLED_OPTIMIZERS, TOKENS
-from clipsep_rt.query._imports import describe_exception, import_optional
+from clipsep_rt.optional import describe_exception, import_optional
 from clipsep_rt.query._offline import hub_offline
 from clipsep_rt.query.base import l2_normalise
 from clipsep_rt.query.prompts import PAPER_TEMPLATE

@@ -18,7 +18,7 @@ import torch
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.fileio import file_sha256
-from clipsep_rt.query._imports import describe_exception, import_optional
+from clipsep_rt.optional import describe_exception, import_optional
 from clipsep_rt.query._offline import hub_offline
 from clipsep_rt.query.base import l2_normalise
 from clipsep_rt.query.prompts import PAPER_TEMPLATE

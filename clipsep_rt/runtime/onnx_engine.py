@@ -20,6 +20,7 @@ was `auto`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 
 from ..errors import ClipsepError
 from ..fileio import file_sha256
+from ..optional import import_optional
 from .backends import ONNXRUNTIME_FIX, installed_onnxruntime_packages
 
 TRT_EP = "TensorrtExecutionProvider"
@@ -50,11 +52,10 @@ ProviderSpec = str | tuple[str, dict]
 
 
 def import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ClipsepError(ONNXRUNTIME_MISSING) from None
-    return onnxruntime
+    """The onnxruntime module, or a one-line ClipsepError saying which extra installs it."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise ClipsepError(ONNXRUNTIME_MISSING)
+    return import_optional("onnxruntime", "onnx")
 
 
 def profile_shape_strings(
