@@ -34,6 +34,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     try:
         yield temp
         _refuse_existing(path, overwrite)
+        os.chmod(temp, 0o666 & ~_umask())  # as a plain open() would: some writers make 0600 files
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -43,6 +44,12 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if not overwrite and os.path.lexists(path):
         raise ClipsepError(f"{path}: output already exists (allow overwriting to replace it)")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def file_sha256(path: Path) -> str:
