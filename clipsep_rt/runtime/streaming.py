@@ -1,0 +1,217 @@
+"""Low-latency streaming separation: block-wise masking over a sliding trained-size window.
+
+A small stateful frame loop around the stateless engine (DeepFilterNet's split). Every
+H new STFT frames ("hop"), the network sees the trained 256-frame window that ends L
+frames ("look-ahead") after the newest H frames, and only those H frames' masks are kept
+("block-wise masking"). Masked frames are overlap-added by the iSTFT.
+
+Audio goes in and out in blocks of any size: `process(block)` returns exactly as many
+samples as it takes, delayed by a fixed `latency_samples`:
+
+    latency = (H + L + 3) * hop - 1 samples
+
+(H + L frames of window, the n_fft / 2 samples a centred frame reaches ahead, and the
+two hops a sample waits for the last frame that covers it). Before the first full
+window, the window is left-padded with silence, so output starts after `latency`.
+
+Global indices as in `offline`: sample s, STFT frame t centred at t * hop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import SpectralConfig
+from ..errors import ClipsepError
+from ..spectral import MAG_EPS, MASK_MODES, SpectralFrontEnd
+from .engine import Engine, PreparedQueries
+
+# (hop frames H, look-ahead frames L): algorithmic latency at 16 kHz / hop 256
+PRESETS = {
+    "low": (2, 1),  # 96 ms: for GPUs (one network call every 32 ms)
+    "balanced": (8, 4),  # 240 ms: real time on 2 CPU cores in bf16
+    "quality": (16, 32),  # 816 ms: more context after each frame
+}
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    hop_frames: int = 8
+    lookahead_frames: int = 4
+    mask: str = "soft"
+
+    def __post_init__(self) -> None:
+        if self.hop_frames < 1:
+            raise ClipsepError(f"--hop-frames must be at least 1, got {self.hop_frames}")
+        if self.lookahead_frames < 0:
+            raise ClipsepError(f"--lookahead-frames must be 0 or more, got {self.lookahead_frames}")
+        if self.mask not in MASK_MODES:
+            raise ClipsepError(f"mask must be one of {MASK_MODES}, got {self.mask!r}")
+
+    @classmethod
+    def preset(cls, name: str, mask: str = "soft") -> "StreamingOptions":
+        if name not in PRESETS:
+            raise ClipsepError(f"latency preset {name!r}: expected one of {', '.join(PRESETS)}")
+        hop, lookahead = PRESETS[name]
+        return cls(hop, lookahead, mask)
+
+
+@dataclass
+class StepTiming:
+    """One network step: when it ran (stream time, s) and how long it took (wall, s)."""
+
+    stream_time_s: float
+    compute_s: float
+
+
+@dataclass
+class StreamStats:
+    steps: list[StepTiming] = field(default_factory=list)
+    overruns: int = 0  # filled in by real-time drivers that had to drop input
+
+    def percentile_ms(self, q: float) -> float:
+        return 1000 * float(np.percentile([s.compute_s for s in self.steps], q)) if self.steps else 0.0
+
+
+class StreamingSeparator:
+    """Blocks in (mono, model rate) -> (rows, block) separated blocks out, with fixed latency."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        queries: PreparedQueries,
+        spectral: SpectralConfig = SpectralConfig(),
+        options: StreamingOptions = StreamingOptions(),
+    ):
+        if options.hop_frames + options.lookahead_frames > spectral.window_frames:
+            raise ClipsepError(
+                f"hop ({options.hop_frames}) + look-ahead ({options.lookahead_frames}) frames must fit in "
+                f"the {spectral.window_frames}-frame window"
+            )
+        self.engine = engine
+        self.spectral = spectral
+        self.options = options
+        self.front_end = SpectralFrontEnd(spectral).to(engine.device)
+        self.queries = queries
+        self.stats = StreamStats()
+        hop, window = spectral.hop_length, spectral.window_frames
+        self.latency_samples = (options.hop_frames + options.lookahead_frames + 3) * hop - 1
+        silence = float(np.log(MAG_EPS))
+        self._log_window = torch.full((spectral.log_freq_bins, window), silence, device=engine.device)
+        self._samples = torch.zeros(0)  # input from global sample _sample_base on
+        self._sample_base = 0
+        self._received = 0
+        self._frames = torch.zeros(spectral.linear_freq_bins, 0, dtype=torch.complex64, device=engine.device)
+        self._masked = torch.zeros(queries.rows, spectral.linear_freq_bins, 0, dtype=torch.complex64, device=engine.device)
+        self._frame_base = 0  # global index of _masked[..., 0]
+        self._next_frame = 0  # first frame not yet computed
+        self._step = 0
+        self._finished = 0  # processed samples final so far
+        self._out = np.zeros((queries.rows, self.latency_samples), dtype=np.float32)  # output FIFO
+        self._last_mask: torch.Tensor | None = None  # (rows, 513) of the newest masked frame
+        self._fade_in: PreparedQueries | None = None
+
+    @property
+    def latency_ms(self) -> float:
+        return 1000 * self.latency_samples / self.spectral.sample_rate
+
+    def set_queries(self, queries: PreparedQueries) -> None:
+        """Switch queries mid-stream: the next hop fades from the old masks to the new ones."""
+        if queries.rows != self.queries.rows:
+            raise ClipsepError(f"a query switch must keep {self.queries.rows} output rows, got {queries.rows}")
+        self._fade_in = queries
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late."""
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        self._samples = torch.cat([self._samples, torch.from_numpy(block.copy())])
+        self._received += len(block)
+        while self._received >= self._step_ready_at(self._step):
+            self._run_step()
+        out, self._out = self._out[:, : len(block)], self._out[:, len(block) :]
+        return out
+
+    # -- one hop ---------------------------------------------------------------------------
+
+    def _step_ready_at(self, step: int) -> int:
+        """Samples needed before step `step`: its last look-ahead frame must be complete."""
+        newest = (step + 1) * self.options.hop_frames - 1 + self.options.lookahead_frames
+        return newest * self.spectral.hop_length + self.spectral.n_fft // 2
+
+    def _run_step(self) -> None:
+        started = time.perf_counter()
+        hop_frames, lookahead = self.options.hop_frames, self.options.lookahead_frames
+        newest = (self._step + 1) * hop_frames - 1 + lookahead
+        new_frames = self._stft(self._next_frame, newest + 1)  # (513, n)
+        self._next_frame = newest + 1
+        self._frames = torch.cat([self._frames, new_frames], dim=1)
+        log_mag = self.front_end.warped_log_magnitude(new_frames.abs())
+        self._log_window = torch.cat([self._log_window, log_mag], dim=1)[:, -self.spectral.window_frames :]
+
+        probability = self._probabilities(self.queries)  # (rows, 256, H)
+        if self._fade_in is not None:  # crossfade to the new queries over this hop
+            new = self._probabilities(self._fade_in)
+            ramp = torch.linspace(0, 1, hop_frames + 2, device=new.device)[1:-1]
+            probability = probability * (1 - ramp) + new * ramp
+            self.queries, self._fade_in = self._fade_in, None
+        masks = self.front_end.linear_masks(probability, mode=self.options.mask)  # (rows, 513, H)
+
+        first = self._step * hop_frames  # the frames this step masks
+        frames = self._frames[:, first - (self._next_frame - self._frames.shape[1]) :][:, :hop_frames]
+        masked = torch.view_as_complex(torch.view_as_real(frames) * masks[..., None])
+        self._masked = torch.cat([self._masked, masked], dim=2)
+        self._step += 1
+        self._emit(end=(first + hop_frames) * self.spectral.hop_length - self.spectral.n_fft // 2)
+        self._frames = self._frames[:, self._frames.shape[1] - lookahead :]  # kept for the next hops
+        if self.engine.device.type == "cuda":
+            torch.cuda.synchronize(self.engine.device)
+        self.stats.steps.append(StepTiming(self._received / self.spectral.sample_rate, time.perf_counter() - started))
+
+    def _probabilities(self, queries: PreparedQueries) -> torch.Tensor:
+        """Masks for this hop's H frames from the current window: (rows, 256, H)."""
+        window = self._log_window[None, None]
+        probability = self.engine.probabilities(window, queries)[0]  # (rows, 256, W)
+        end = self.spectral.window_frames - self.options.lookahead_frames
+        return probability[..., end - self.options.hop_frames : end].to(self._masked.device)
+
+    def _stft(self, first: int, stop: int) -> torch.Tensor:
+        """Global centred-STFT frames [first, stop): complex (513, stop - first)."""
+        hop, half = self.spectral.hop_length, self.spectral.n_fft // 2
+        begin, end = first * hop - half, (stop - 1) * hop + half
+        segment = torch.zeros(end - begin)
+        lo = max(begin, self._sample_base)
+        segment[lo - begin :] = self._samples[lo - self._sample_base : end - self._sample_base]
+        return torch.stft(
+            segment.to(self.engine.device), self.spectral.n_fft, hop, self.spectral.win_length,
+            window=self.front_end.window, center=False, return_complex=True,
+        )
+
+    def _emit(self, end: int) -> None:
+        """Append processed samples [finished, end) to the output FIFO and drop what is spent."""
+        hop = self.spectral.hop_length
+        if end <= self._finished:  # the first hop of a short hop size finishes no sample yet
+            return
+        first = max(0, self._finished // hop - 2)
+        local = first - self._frame_base
+        audio = self.front_end.istft(self._masked[..., local:], length=end - first * hop)
+        self._out = np.concatenate([self._out, audio[:, self._finished - first * hop :].cpu().numpy()], axis=1)
+        self._finished = end
+        keep_frame = max(0, end // hop - 2)
+        self._masked = self._masked[..., keep_frame - self._frame_base :]
+        self._frame_base = keep_frame
+        keep_sample = self._next_frame * hop - self.spectral.n_fft // 2
+        self._samples = self._samples[keep_sample - self._sample_base :]
+        self._sample_base = keep_sample
+
+
+def stream_file_aligned(separator: StreamingSeparator, blocks) -> np.ndarray:
+    """Stream blocks through `separator` and return (rows, n) aligned with the input
+    (latency removed, same length): how a file streamed to a file is written."""
+    pieces = [separator.process(block) for block in blocks]
+    total = sum(piece.shape[1] for piece in pieces)
+    tail = separator.process(np.zeros(separator.latency_samples, dtype=np.float32))
+    return np.concatenate([*pieces, tail], axis=1)[:, separator.latency_samples : separator.latency_samples + total]
