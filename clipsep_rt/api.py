@@ -103,6 +103,7 @@ class Separator:
             return loaded or load_checkpoint(Path(engine_dir) / manifest.separator.weights)
 
         engine = open_engine(choice, files, weights, device, precision, compile=compile, threads=threads)
+        choice.precision = engine.precision  # an explicit --precision overrides the choice's
         if manifest is not None:
             text = manifest.text_encoder
             text_onnx = (Path(engine_dir) / text.onnx, text.tokenizer) if text else None

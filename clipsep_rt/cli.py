@@ -17,6 +17,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ClipsepError
+from .runtime.streaming import PRESETS
 
 SUBCOMMANDS = ("separate", "convert", "embed", "export")
 EXIT_FAILURES = 1
@@ -37,7 +38,8 @@ def _separate_parser(sub) -> None:
                    help="a picture of the sound source, embedded by the CLIP image encoder (repeatable)")
     p.add_argument("--query-embedding", action="append", default=[], metavar="FILE",
                    help="query vectors computed elsewhere: .npy of shape (D,) or (N, D), or .npz of named vectors")
-    p.add_argument("-o", "--output", type=Path, default=Path("separated"), metavar="DIR", help="output directory (default: ./separated)")
+    p.add_argument("-o", "--output", action="append", default=None, metavar="DIR|FILE|speakers",
+                   help="batch: output directory (default: ./separated); streaming: a .wav file and/or 'speakers' (repeatable)")
     p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt")
     p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export` (needs nothing else)")
     p.add_argument("-b", "--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
@@ -59,8 +61,23 @@ def _separate_parser(sub) -> None:
                    help="network windows per batch (default: 4 on CPU, 16 on CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _streaming_arguments(p)
     _query_encoder_arguments(p)
     p.set_defaults(handler=_run_separate)
+
+
+def _streaming_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("streaming (--input mic, or a file with --stream)")
+    g.add_argument("--stream", action="store_true", help="send a file through the low-latency streaming path")
+    g.add_argument("--realtime", action="store_true", help="with --stream: pace the file like a live stream")
+    g.add_argument("--latency", default="balanced", choices=sorted(PRESETS),
+                   help="preset hop / look-ahead: low (96 ms, GPU), balanced (240 ms), quality (816 ms)")
+    g.add_argument("--hop-frames", type=int, metavar="H", help="network run every H STFT frames (overrides --latency)")
+    g.add_argument("--lookahead-frames", type=int, metavar="L", help="frames of look-ahead after those H (overrides --latency)")
+    g.add_argument("--stats", type=Path, metavar="FILE.json", help="write per-hop timings, latency and overruns")
+    g.add_argument("--input-device", metavar="NAME|ID", help="audio input device for --input mic (default: the system's)")
+    g.add_argument("--output-device", metavar="NAME|ID", help="audio output device for speakers (default: the system's)")
+    g.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
 
 
 def _output_rate(text: str) -> int | None:
@@ -185,11 +202,21 @@ def _run_separate(args: argparse.Namespace) -> int:
     from .runtime.outputs import OutputOptions
     from .runtime.session import open_session
 
+    if args.list_devices:
+        from .runtime.live import list_devices
+
+        print(list_devices())
+        return 0
     specs = [*args.inputs, *args.more_inputs]
     if not specs:
-        raise ClipsepError("no input given: pass files, directories or globs (e.g. --input song.wav)")
+        raise ClipsepError("no input given: pass files, directories or globs (e.g. --input song.wav), or --input mic")
     if not args.query and not args.query_image and not args.query_embedding:
         raise ClipsepError("no query given: use --query TEXT, --query-image FILE or --query-embedding FILE")
+    if specs == ["mic"] or args.stream:
+        return _run_streaming(args, specs)
+    if args.output and len(args.output) > 1:
+        raise ClipsepError("batch separation writes to one output directory: give -o once")
+    args.output = Path(args.output[0] if args.output else "separated")
     options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, args.audio_format, args.sample_rate)
     session = open_session(args, noise_heads=args.noise_heads)
     inputs, input_errors = expand_inputs(specs)
@@ -210,6 +237,53 @@ def _run_separate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_FAILURES if failed else 0
+
+
+# -- streaming -----------------------------------------------------------------------------
+
+
+def _run_streaming(args: argparse.Namespace, specs: list[str]) -> int:
+    from .runtime.file_stream import stream_file, write_stats
+    from .runtime.session import open_session
+    from .runtime.streaming import StreamingOptions, StreamingSeparator
+
+    live = specs == ["mic"]
+    if not live and len(specs) != 1:
+        raise ClipsepError("--stream takes one input file")
+    sinks = args.output or (["speakers"] if live else [])
+    files = [Path(sink) for sink in sinks if sink != "speakers"]
+    if not sinks or (not live and not files and "speakers" not in sinks):
+        raise ClipsepError("where to? give -o FILE.wav and/or -o speakers")
+    if any(path.suffix.lower() != ".wav" for path in files) or len(files) > 1:
+        raise ClipsepError("streaming records to one .wav file (-o FILE.wav)")
+    preset = StreamingOptions.preset(args.latency, args.mask)
+    options = StreamingOptions(
+        args.hop_frames if args.hop_frames is not None else preset.hop_frames,
+        args.lookahead_frames if args.lookahead_frames is not None else preset.lookahead_frames,
+        args.mask,
+    )
+    session = open_session(args, noise_heads=False)
+    separator = StreamingSeparator(session.separator.engine, session.queries.prepared, session.separator.spectral, options)
+    if not args.quiet:
+        print(f"{session.describe()}\nclipsep-rt: streaming with {separator.latency_ms:.0f} ms algorithmic latency "
+              f"(hop {options.hop_frames}, look-ahead {options.lookahead_frames} frames)", file=sys.stderr)
+    if live or "speakers" in sinks:
+        from .runtime.live import run_live
+
+        run_live(args, session, separator, source=None if live else Path(specs[0]), record=files[0] if files else None,
+                 play="speakers" in sinks)
+    else:
+        source, destination = Path(specs[0]), files[0]
+        if destination.resolve() == source.resolve():
+            raise ClipsepError(f"{destination}: output would overwrite its input")
+        stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite)
+        if not args.quiet:
+            stats = separator.stats
+            print(f"clipsep-rt: wrote {destination} (aligned with the input); hop compute p50 {stats.percentile_ms(50):.1f} ms, "
+                  f"p99 {stats.percentile_ms(99):.1f} ms, {stats.overruns} overruns", file=sys.stderr)
+    if args.stats:
+        write_stats(separator, args.stats)
+    return 0
 
 
 # -- embed ---------------------------------------------------------------------------------
