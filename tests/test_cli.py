@@ -32,8 +32,9 @@ def workspace(tmp_path, golden):
 
 def separate(workspace: Path, *args: str, checkpoint: str = "model.safetensors") -> int:
     base = ["--query-embedding", str(workspace / "violin.npy"), "-c", str(workspace / checkpoint),
-            "-o", str(workspace / "out"), "--precision", "fp32", "--quiet"]
-    return main([*base, *args])
+            "--precision", "fp32", "--quiet"]
+    output = [] if "-o" in args else ["-o", str(workspace / "out")]
+    return main([*base, *output, *args])
 
 
 def read(path: Path, expected_rate: int = 16000) -> np.ndarray:
