@@ -1,0 +1,81 @@
+"""`clipsep-rt bench` (runtime.bench): streaming latency rows on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from clipsep_rt.config import ModelConfig
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+from clipsep_rt.runtime.bench import (
+    format_table,
+    rows_from_json,
+    rows_to_json,
+    run_bench,
+    synthetic_sources,
+)
+from clipsep_rt.runtime.engine import TorchEngine
+from clipsep_rt.runtime.streaming import PRESETS, StreamingOptions, StreamingSeparator
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("bench") / "tiny.safetensors"
+    save_checkpoint(checkpoint_from_model(CLIPSepSeparator(ModelConfig(ngf=2, query_dim=8)), None), path)
+    return path
+
+
+def test_torch_rows_are_sane_and_round_trip_through_json(tiny_checkpoint):
+    lines = []
+    rows = run_bench(tiny_checkpoint, None, ["torch"], list(PRESETS), 2.0, "cpu", 1, log=lines.append)
+    precisions = {row.precision for row in rows}
+    assert "fp32" in precisions and len(rows) == len(PRESETS) * len(precisions)
+    assert len(lines) == len(rows)
+    engine = TorchEngine(CLIPSepSeparator(ModelConfig(ngf=2, query_dim=8)), "cpu", "fp32")
+    queries = engine.prepare_queries(torch.zeros(1, 8).numpy(), noise_heads=False)
+    for row in rows:
+        assert row.status == "ok", row.status
+        assert (row.backend, row.device) == ("torch", "cpu")
+        assert str(tiny_checkpoint) in row.model
+        assert (row.hop_frames, row.lookahead_frames) == PRESETS[row.preset]
+        separator = StreamingSeparator(engine, queries, options=StreamingOptions.preset(row.preset))
+        assert row.latency_ms == pytest.approx(separator.latency_ms)
+        assert row.hop_ms == pytest.approx(1000 * row.hop_frames * 256 / 16000)
+        # 2 s of audio: every hop whose look-ahead has arrived ran once (the warm-up is not counted).
+        assert row.steps >= int(2.0 * 16000 / (row.hop_frames * 256)) - 4
+        assert 0 < row.compute_p50_ms <= row.compute_p99_ms
+        assert row.rtf_p99 == pytest.approx(row.compute_p99_ms / row.hop_ms)
+        assert row.rtf_mean == pytest.approx(row.compute_mean_ms / row.hop_ms)
+        assert row.realtime == (row.rtf_p99 < 1)
+    data = json.loads(json.dumps(rows_to_json(rows)))
+    assert data["machine"]["torch"] == torch.__version__
+    assert rows_from_json(data) == rows
+    table = format_table(rows)
+    assert table.count("| torch |") == len(rows) and "low (2+1)" in table
+
+
+def test_random_weights_are_stated_and_unusable_backends_get_a_reason():
+    # A stand-in full-size model would take minutes here: the torch rows are covered above.
+    rows = run_bench(None, None, ["tensorrt"], ["low"], 0.5, "cpu", 1)
+    assert len(rows) == 1
+    assert rows[0].status.startswith("cannot run:") and "random weights" in rows[0].model
+    assert "cannot run" in format_table(rows)
+
+
+def test_bad_arguments_are_refused(tiny_checkpoint):
+    with pytest.raises(ClipsepError, match="preset"):
+        run_bench(tiny_checkpoint, None, ["torch"], ["fastest"], 1.0, "cpu", 1)
+    with pytest.raises(ClipsepError, match="backend"):
+        run_bench(tiny_checkpoint, None, ["tflite"], ["low"], 1.0, "cpu", 1)
+
+
+def test_synthetic_sources_are_seeded_and_distinct():
+    melody, bursts = synthetic_sources(2.0, 16000)
+    again, _ = synthetic_sources(2.0, 16000)
+    assert melody.shape == bursts.shape == (32000,)
+    assert (melody == again).all() and 0.1 < abs(melody).max() <= 0.2 + 1e-6
+    assert abs(float((melody * bursts).mean())) < 1e-3
