@@ -10,6 +10,7 @@ exit status: 1 when some inputs failed, 2 for a bad command line or setting.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,9 +18,10 @@ import numpy as np
 
 from . import __version__
 from .errors import ClipsepError
+from .fileio import atomic_output
 from .runtime.streaming import PRESETS
 
-SUBCOMMANDS = ("separate", "convert", "embed", "export")
+SUBCOMMANDS = ("separate", "convert", "embed", "export", "bench")
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 
@@ -71,7 +73,7 @@ def _streaming_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stream", action="store_true", help="send a file through the low-latency streaming path")
     g.add_argument("--realtime", action="store_true", help="with --stream: pace the file like a live stream")
     g.add_argument("--latency", default="balanced", choices=sorted(PRESETS),
-                   help="preset hop / look-ahead: low (96 ms, GPU), balanced (240 ms), quality (816 ms)")
+                   help="preset hop / look-ahead: low (96 ms, GPU), balanced (304 ms), quality (816 ms)")
     g.add_argument("--hop-frames", type=int, metavar="H", help="network run every H STFT frames (overrides --latency)")
     g.add_argument("--lookahead-frames", type=int, metavar="L", help="frames of look-ahead after those H (overrides --latency)")
     g.add_argument("--stats", type=Path, metavar="FILE.json", help="write per-hop timings, latency and overruns")
@@ -158,6 +160,24 @@ def _export_parser(sub) -> None:
     p.set_defaults(handler=_run_export)
 
 
+def _bench_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench", help="measure streaming latency and real-time margin of each backend on this machine",
+        description="Stream synthetic audio through every available backend and latency preset as fast as possible and "
+                    "report the algorithmic latency, per-hop compute p50/p99 and the real-time factor (no audio device "
+                    "needed). Without --checkpoint/--engine the full-size model runs with random weights (timings only).",
+    )
+    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="a .safetensors checkpoint or an original CLIPSep-NIT .pt")
+    p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export`")
+    p.add_argument("-b", "--backend", action="append", choices=("torch", "onnxruntime", "tensorrt"), help="repeatable; default: all")
+    p.add_argument("--preset", action="append", choices=sorted(PRESETS), help="repeatable; default: all")
+    p.add_argument("--seconds", type=float, default=10.0, help="audio streamed per measurement (default: 10)")
+    p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and onnxruntime")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the rows and the machine as JSON")
+    p.set_defaults(handler=_run_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipsep-rt",
@@ -170,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     _convert_parser(sub)
     _embed_parser(sub)
     _export_parser(sub)
+    _bench_parser(sub)
     return parser
 
 
@@ -284,6 +305,21 @@ def _run_streaming(args: argparse.Namespace, specs: list[str]) -> int:
     if args.stats:
         write_stats(separator, args.stats)
     return 0
+
+
+# -- bench ---------------------------------------------------------------------------------
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .runtime.bench import format_table, machine_info, rows_to_json, run_bench
+
+    rows = run_bench(args.checkpoint, args.engine, args.backend, args.preset, args.seconds, args.device, args.threads,
+                     log=lambda line: print(f"clipsep-rt: {line}", file=sys.stderr, flush=True))
+    print(format_table(rows), end="")
+    if args.json:
+        with atomic_output(args.json, overwrite=True) as temp:
+            temp.write_text(json.dumps(rows_to_json(rows, machine_info(args.threads)), indent=2) + "\n")
+    return 0 if any(row.status == "ok" for row in rows) else EXIT_FAILURES
 
 
 # -- embed ---------------------------------------------------------------------------------
