@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -289,10 +290,8 @@ def _run_streaming(args: argparse.Namespace, specs: list[str]) -> int:
         print(f"{session.describe()}\nclipsep-rt: streaming with {separator.latency_ms:.0f} ms algorithmic latency "
               f"(hop {options.hop_frames}, look-ahead {options.lookahead_frames} frames)", file=sys.stderr)
     if live or "speakers" in sinks:
-        from .runtime.live import run_live
-
-        run_live(args, session, separator, source=None if live else Path(specs[0]), record=files[0] if files else None,
-                 play="speakers" in sinks)
+        _run_live(args, session, separator, source=None if live else Path(specs[0]),
+                  record=files[0] if files else None, play="speakers" in sinks)
     else:
         source, destination = Path(specs[0]), files[0]
         if destination.resolve() == source.resolve():
@@ -302,9 +301,37 @@ def _run_streaming(args: argparse.Namespace, specs: list[str]) -> int:
             stats = separator.stats
             print(f"clipsep-rt: wrote {destination} (aligned with the input); hop compute p50 {stats.percentile_ms(50):.1f} ms, "
                   f"p99 {stats.percentile_ms(99):.1f} ms, {stats.overruns} overruns", file=sys.stderr)
-    if args.stats:
-        write_stats(separator, args.stats)
+        if args.stats:
+            write_stats(separator, args.stats)
     return 0
+
+
+def _run_live(args, session, separator, source: Path | None, record: Path | None, play: bool) -> None:
+    """Microphone (or a file at real-time pace) to speakers and/or a recording, until Ctrl-C.
+
+    A line typed on stdin switches the queries: as many as at the start, separated by ';'."""
+    from .runtime.live import LiveRunner, read_queries_from_stdin
+
+    runner = LiveRunner(
+        separator, input_device=args.input_device, output_device=args.output_device, output_file=record, play=play,
+        status=None if args.quiet else (lambda line: print(f"clipsep-rt: {line}", file=sys.stderr, flush=True)),
+        source_file=source, overwrite=args.overwrite, query_names=session.queries.names,
+    )
+
+    live_runner = weakref.ref(runner)  # the stdin thread outlives the run: let the runner go
+
+    def switch(text: str) -> None:
+        names = [query.strip() for query in text.split(";") if query.strip()]
+        embeddings = session.separator.embed_text(names)
+        if (current := live_runner()) is not None:
+            current.switch_queries(session.separator.prepare_queries(embeddings, noise_heads=False), names)
+
+    if not args.quiet and source is None:
+        print("clipsep-rt: type a new query and Enter to switch; Ctrl-C stops", file=sys.stderr)
+    read_queries_from_stdin(switch)
+    runner.run()
+    if args.stats:
+        runner.write_stats(args.stats)
 
 
 # -- bench ---------------------------------------------------------------------------------
