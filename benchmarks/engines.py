@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import statistics
 import sys
@@ -32,6 +31,7 @@ import torch
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model.separator import CLIPSepSeparator
+from clipsep_rt.runtime.bench import machine_info
 from clipsep_rt.runtime.engine import TorchEngine, cpu_has_native_bf16
 
 WINDOW = 256
@@ -144,12 +144,9 @@ def _skip(reason: str):
 
 
 def machine() -> str:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown CPU"
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
-    return f"{cpu}, {torch.get_num_threads()} threads{gpu}, torch {torch.__version__}"
+    info = machine_info()
+    gpu = f", GPU {info['gpu']}" if info["gpu"] else ", no GPU"
+    return f"{info['cpu']}, {info['threads']} threads{gpu}, torch {info['torch']}"
 
 
 def main() -> None:

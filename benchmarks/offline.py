@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import re
 import shlex
 import socket
@@ -31,7 +29,8 @@ import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.engine import HeadVectors, TorchEngine, cpu_has_native_bf16
+from clipsep_rt.runtime.bench import machine_info as shared_machine_info
+from clipsep_rt.runtime.engine import HeadVectors, TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
 SEED = 0
@@ -101,22 +100,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def machine_info(threads: int, use_cuda: bool) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-        cpu = match.group(1).strip() if match else cpu
-    except OSError:
-        pass
-    info = {
-        "hostname": socket.gethostname(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cpu_native_bf16": cpu_has_native_bf16(),
-        "torch": torch.__version__,
-        "threads": threads,
-    }
+    """The shared machine description, plus the host name and CUDA details for file names and notes."""
+    info = {"hostname": socket.gethostname(), **shared_machine_info(threads)}
     if use_cuda:
-        info["gpu"] = torch.cuda.get_device_name()
         info["cuda"] = torch.version.cuda
         info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32  # CUDA "fp32" convolutions run in TF32 when True
     return info
@@ -269,7 +255,7 @@ def evaluate_targets(runs: list[Run], quality: list[Quality], info: dict) -> lis
             note += f"; measured with {info['threads']} threads, target is for 2"
         targets.append(Target(name, cpu_best.x_realtime, cpu_best.x_realtime >= TARGET_CPU_XRT, note))
         targets.append(query_target(runs, "cpu", cpu_best))
-    if "gpu" in info:
+    if info["gpu"]:
         gpu_best = best_single_query(runs, "cuda", "fp16")
         targets.append(query_target(runs, "cuda", gpu_best))
         name = f"cuda: H100 >= {TARGET_H100_XRT:g}x real-time fp16, 1 query"
@@ -302,7 +288,7 @@ def markdown(
         f"{info['cpu']}, {info['cores']} cores (native bf16: {info['cpu_native_bf16']}), "
         f"torch {info['torch']}, {info['threads']} threads"
     )
-    if "gpu" in info:
+    if info["gpu"]:
         machine += f"; GPU {info['gpu']} (CUDA {info['cuda']}, cuDNN TF32 for fp32: {info['cudnn_allow_tf32']})"
     audio = ", ".join(f"{seconds:g} s on {device}" for device, seconds in settings["seconds"].items())
     lines = [
