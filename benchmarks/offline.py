@@ -255,7 +255,7 @@ def evaluate_targets(runs: list[Run], quality: list[Quality], info: dict) -> lis
             note += f"; measured with {info['threads']} threads, target is for 2"
         targets.append(Target(name, cpu_best.x_realtime, cpu_best.x_realtime >= TARGET_CPU_XRT, note))
         targets.append(query_target(runs, "cpu", cpu_best))
-    if info["gpu"]:
+    if "cuda" in info:  # the GPU was benchmarked
         gpu_best = best_single_query(runs, "cuda", "fp16")
         targets.append(query_target(runs, "cuda", gpu_best))
         name = f"cuda: H100 >= {TARGET_H100_XRT:g}x real-time fp16, 1 query"
@@ -288,7 +288,7 @@ def markdown(
         f"{info['cpu']}, {info['cores']} cores (native bf16: {info['cpu_native_bf16']}), "
         f"torch {info['torch']}, {info['threads']} threads"
     )
-    if info["gpu"]:
+    if "cuda" in info:
         machine += f"; GPU {info['gpu']} (CUDA {info['cuda']}, cuDNN TF32 for fp32: {info['cudnn_allow_tf32']})"
     audio = ", ".join(f"{seconds:g} s on {device}" for device, seconds in settings["seconds"].items())
     lines = [
