@@ -65,11 +65,6 @@ def istft(
     return wav.reshape(*batch_shape, length)
 
 
-def num_frames(num_samples: int, config: SpectralConfig) -> int:
-    """Frames of the centred STFT of `num_samples` samples."""
-    return 1 + num_samples // config.hop_length
-
-
 def _interpolation_matrix(source_coords: torch.Tensor, num_source: int) -> torch.Tensor:
     """Linear interpolation weights: row i samples the source at (fractional) index coords[i].
 

@@ -112,7 +112,6 @@ class StreamingSeparator:
         self._step = 0
         self._finished = 0  # processed samples final so far
         self._out = np.zeros((queries.rows, self.latency_samples), dtype=np.float32)  # output FIFO
-        self._last_mask: torch.Tensor | None = None  # (rows, 513) of the newest masked frame
         self._fade_in: PreparedQueries | None = None
 
     @property
