@@ -225,7 +225,7 @@ def _run_separate(args: argparse.Namespace) -> int:
     from .runtime.session import open_session
 
     if args.list_devices:
-        from .runtime.live import list_devices
+        from .runtime.audio_devices import list_devices
 
         print(list_devices())
         return 0

@@ -355,7 +355,7 @@ def test_existing_output_is_refused_and_bad_settings_are_reported(file_runner, t
 
 
 def test_missing_sounddevice_says_how_to_install_it(monkeypatch, tmp_path):
-    from clipsep_rt.runtime.live import list_devices
+    from clipsep_rt.runtime.audio_devices import list_devices
 
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as if not installed
     with pytest.raises(ClipsepError, match="pip install sounddevice; apt install libportaudio2"):
@@ -623,7 +623,7 @@ def _driver_live(out_dir: str, rate: str, seconds: str) -> dict:
 
 
 def _driver_devices() -> dict:
-    from clipsep_rt.runtime.live import list_devices
+    from clipsep_rt.runtime.audio_devices import list_devices
 
     def error(spec, kind):
         try:

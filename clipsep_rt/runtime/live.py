@@ -50,234 +50,22 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from types import ModuleType
 from typing import TextIO
 
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 
 from ..errors import ClipsepError
 from ..fileio import atomic_output
 from ..spectral import MAG_EPS
+from .audio_devices import import_sounddevice, resolve_device
 from .engine import PreparedQueries
+from .live_buffers import PlaybackBuffer, _StreamResampler
 from .streaming import StreamingSeparator
 
-PORTAUDIO_HINT = "pip install sounddevice; apt install libportaudio2"
 RESAMPLE_QUALITY = "LQ"  # soxr: 5 ms delay each way and steady output; HQ adds about 19 ms each way
-_KINDS = ("input", "output")
 _RECORD_SUBTYPES = {".wav": "FLOAT", ".flac": "PCM_24"}
-
-
-# ---------------------------------------------------------------------------- devices
-
-
-def _sounddevice() -> ModuleType:
-    """Import sounddevice (which loads PortAudio), or explain how to install both."""
-    try:
-        import sounddevice
-    except ImportError as exc:  # the package is missing
-        raise ClipsepError(f"live audio needs the sounddevice package and PortAudio ({exc}): {PORTAUDIO_HINT}") from None
-    except OSError as exc:  # sounddevice without the PortAudio library
-        raise ClipsepError(f"live audio needs the PortAudio library ({exc}): {PORTAUDIO_HINT}") from None
-    return sounddevice
-
-
-def _defaults(sd: ModuleType) -> tuple[int, int]:
-    """(default input, default output) device ids, -1 where there is none."""
-    ids = []
-    for kind in _KINDS:
-        try:
-            ids.append(int(sd.query_devices(kind=kind)["index"]))
-        except Exception:  # noqa: BLE001 - no default: PortAudioError or ValueError, by version
-            ids.append(-1)
-    return ids[0], ids[1]
-
-
-def list_devices() -> str:
-    """A table of the audio devices: id, name, host API, input/output channels, default rate."""
-    sd = _sounddevice()
-    devices, apis = sd.query_devices(), sd.query_hostapis()
-    default_in, default_out = _defaults(sd)
-    rows = [("", "id", "name", "host API", "in", "out", "rate")]
-    for device in devices:
-        index = device["index"]
-        mark = ("in" if index == default_in else "") + ("+" if index == default_in == default_out else "")
-        mark += "out" if index == default_out else ""
-        rows.append((
-            mark, str(index), device["name"], apis[device["hostapi"]]["name"],
-            str(device["max_input_channels"]), str(device["max_output_channels"]),
-            f"{device['default_samplerate']:.0f}",
-        ))
-    if len(rows) == 1:
-        return "no audio devices found (PortAudio sees none: is a sound server or card available?)"
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    right = {1, 4, 5, 6}
-    lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-             for row in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.append("(first column: the default input / output device; pick others with an id or part of a name)")
-    return "\n".join(lines)
-
-
-def resolve_device(spec: str | int | None, kind: str) -> tuple[int, str, int]:
-    """An input or output device from an id, (part of) a name or None (the default):
-    (id, name, native sample rate). ClipsepError, listing the candidates, when there is no
-    such device or the name fits several."""
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
-    sd = _sounddevice()
-    channels = f"max_{kind}_channels"
-    devices, apis = sd.query_devices(), sd.query_hostapis()
-    usable = [d for d in devices if d[channels] > 0]
-
-    def label(device) -> str:
-        return f"{device['index']}: {device['name']} ({apis[device['hostapi']]['name']})"
-
-    def listing(candidates) -> str:
-        return "; ".join(label(d) for d in candidates) if candidates else "none"
-
-    def found(device) -> tuple[int, str, int]:
-        return int(device["index"]), str(device["name"]), round(device["default_samplerate"])
-
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "default")):
-        index = _defaults(sd)[_KINDS.index(kind)]
-        if index < 0:
-            raise ClipsepError(f"there is no default {kind} device; choose one by id or name from: {listing(usable)}")
-        return found(devices[index])
-    text = str(spec).strip()
-    if isinstance(spec, int) or text.lstrip("-").isdigit():
-        index = int(text)
-        if not 0 <= index < len(devices):
-            raise ClipsepError(f"{kind} device {index}: no such device; {kind} devices: {listing(usable)}")
-        if devices[index][channels] < 1:
-            raise ClipsepError(f"{kind} device {label(devices[index])} has no {kind} channels; {kind} devices: {listing(usable)}")
-        return found(devices[index])
-    wanted = text.lower()
-    exact = [d for d in usable if d["name"].lower() == wanted]
-    matches = exact or [d for d in usable if wanted in d["name"].lower()] or [d for d in usable if wanted in label(d).lower()]
-    if len(matches) == 1:
-        return found(matches[0])
-    if not matches:
-        raise ClipsepError(f"{kind} device {text!r}: no {kind} device has that in its name; {kind} devices: {listing(usable)}")
-    raise ClipsepError(f"{kind} device {text!r} is ambiguous, it fits {listing(matches)}: give the id")
-
-
-# ---------------------------------------------------------------------------- playback buffer
-
-
-class PlaybackBuffer:
-    """Output-rate audio between the worker (`push`) and the output callback (`pull`).
-
-    Playback starts once `target` samples are waiting (the jitter buffer that covers a slow
-    network step). A pull that finds too little plays silence and counts an underflow; the
-    missing samples are remembered and discarded from the next pushes, so the latency stays
-    what it was when playback began. More than `high_water` samples, plus two of the largest
-    device blocks, waiting (clock drift) are trimmed to `target`.
-    """
-
-    def __init__(self, target: int, high_water: int | None = None):
-        self.target = max(0, int(target))
-        self.high_water = max(self.target, int(high_water if high_water is not None else 2 * self.target))
-        self._chunks: deque[np.ndarray] = deque()
-        self._offset = 0  # samples of _chunks[0] already played
-        self._level = 0
-        self._lock = threading.Lock()
-        self.primed = False
-        self.deficit = 0  # samples played as silence and still to be discarded when they arrive
-        self.underflows = 0
-        self.underflow_samples = 0
-        self.trimmed_samples = 0
-        self.late_samples = 0  # arrived after their time and were discarded
-        self.primed_level: int | None = None  # samples waiting when playback began: the real buffer
-        self._largest_pull = 0
-
-    @property
-    def level(self) -> int:
-        return self._level
-
-    def push(self, samples: np.ndarray) -> None:
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        with self._lock:
-            if self.deficit:
-                late = min(self.deficit, len(samples))
-                self.deficit -= late
-                self.late_samples += late
-                samples = samples[late:]
-            if len(samples):
-                self._chunks.append(samples)
-                self._level += len(samples)
-            if self._level > self.high_water + 2 * self._largest_pull:  # a device block may be waiting too
-                excess = self._level - self.target
-                self._discard(excess)
-                self.trimmed_samples += excess
-
-    def pull(self, frames: int) -> np.ndarray:
-        """`frames` samples for the device: silence until primed, then the buffer (silence if dry)."""
-        out = np.zeros(frames, dtype=np.float32)
-        with self._lock:
-            self._largest_pull = max(self._largest_pull, frames)
-            if not self.primed:
-                if self._level < max(1, self.target):
-                    return out
-                self.primed = True
-                self.primed_level = self._level
-            filled = 0
-            while filled < frames and self._chunks:
-                chunk = self._chunks[0]
-                take = min(frames - filled, len(chunk) - self._offset)
-                out[filled : filled + take] = chunk[self._offset : self._offset + take]
-                filled += take
-                self._consume_head(take)
-            if filled < frames:
-                self.underflows += 1
-                self.underflow_samples += frames - filled
-                self.deficit += frames - filled
-        return out
-
-    def _discard(self, count: int) -> None:
-        while count > 0 and self._chunks:
-            take = min(count, len(self._chunks[0]) - self._offset)
-            self._consume_head(take)
-            count -= take
-
-    def _consume_head(self, take: int) -> None:
-        self._offset += take
-        self._level -= take
-        if self._offset == len(self._chunks[0]):
-            self._chunks.popleft()
-            self._offset = 0
-
-
-# ---------------------------------------------------------------------------- worker
-
-
-class _StreamResampler:
-    """A soxr.ResampleStream (mono float32) that keeps a running mean of the output it holds
-    back. Its output is aligned with its input (sample 0 maps to sample 0); the samples held
-    back until more input comes are its latency, which soxr's block processing makes vary."""
-
-    def __init__(self, source: int, target: int, quality: str):
-        self._stream = soxr.ResampleStream(source, target, 1, dtype="float32", quality=quality)
-        self._ratio = target / source
-        self._target = target
-        self._fed = 0
-        self._made = 0
-        self._held: float | None = None  # output samples, running mean
-
-    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
-        out = self._stream.resample_chunk(np.asarray(samples, dtype=np.float32), last=last)
-        self._fed += len(samples)
-        self._made += len(out)
-        if not last and len(samples):
-            held = self._fed * self._ratio - self._made
-            self._held = held if self._held is None else self._held + 0.02 * (held - self._held)
-        return out
-
-    @property
-    def held_s(self) -> float:
-        return (self._held or 0.0) / self._target
 
 
 class LiveWorker:
@@ -556,7 +344,7 @@ class LiveRunner:
         self.block = max(1, round(block_ms * self.rate / 1000))
         self.block_ms = 1000 * self.block / self.rate
 
-        self._sd = _sounddevice() if (play or self.source_file is None) else None
+        self._sd = import_sounddevice() if (play or self.source_file is None) else None
         self.input_device: tuple[int, str, int] | None = None
         if self.source_file is None:
             self.input_device = resolve_device(input_device, "input")
