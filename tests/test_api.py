@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soxr
+from conftest import REFERENCE_CHECKPOINT, snr_db
 
 from clipsep_rt.api import Separator
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.runtime.offline import WindowingOptions
-from conftest import REFERENCE_CHECKPOINT, snr_db
 
 COMMON = 65280
 

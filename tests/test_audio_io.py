@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
+from media import video_packets, write_aac, write_video
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.runtime import audio_io
@@ -21,7 +22,6 @@ from clipsep_rt.runtime.audio_io import (
     write_audio_atomic,
     write_video_with_audio_atomic,
 )
-from media import video_packets, write_aac, write_video
 
 TARGET = 16000
 FREQ = 440.0

@@ -7,13 +7,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import REFERENCE, REFERENCE_CHECKPOINT
 from safetensors.torch import save_file
 
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, load_checkpoint, save_checkpoint
+from clipsep_rt.model import (
+    CLIPSepSeparator,
+    checkpoint_from_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from clipsep_rt.model.official import from_official_state, official_key_map
-from conftest import REFERENCE, REFERENCE_CHECKPOINT
 
 
 def test_full_size_layout_infers_the_paper_architecture():

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from conftest import REFERENCE_CHECKPOINT, snr_db, write_wav
+from media import video_packets, write_video
+from tiny_clip import tiny_clip
 
 from clipsep_rt.cli import main
 from clipsep_rt.runtime.audio_io import load_audio, probe
-from conftest import REFERENCE_CHECKPOINT, snr_db, write_wav
-from media import video_packets, write_video
 
 COMMON = 65280
 
@@ -255,7 +256,11 @@ def test_text_queries_with_the_offline_encoder_and_the_cache(tmp_path, monkeypat
 
     import clipsep_rt.query.embedder as query
     from clipsep_rt.config import ModelConfig
-    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+    from clipsep_rt.model import (
+        CLIPSepSeparator,
+        checkpoint_from_model,
+        save_checkpoint,
+    )
 
     torch.manual_seed(0)
     model = CLIPSepSeparator(ModelConfig(depth=7, ngf=4, query_dim=384))
@@ -289,25 +294,23 @@ def test_image_queries_with_a_clip_image_tower(tmp_path, monkeypatch, capsys):
     """--query-image: a picture embedded by CLIP's image tower steers the separator; the
     embedding is cached by file content, so a second run does not load CLIP."""
     import open_clip  # the test suite installs the clip extra: a failed import is a failure
-    import torch
     from PIL import Image
 
     import clipsep_rt.query.embedder as query
     from clipsep_rt.config import ModelConfig
-    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+    from clipsep_rt.model import (
+        CLIPSepSeparator,
+        checkpoint_from_model,
+        save_checkpoint,
+    )
     from clipsep_rt.query import OpenClipEncoder
 
-    torch.manual_seed(0)
-    clip = open_clip.CLIP(
-        embed_dim=16,
-        vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=32, patch_size=8, image_size=32, head_width=16),
-        text_cfg=open_clip.CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1),
-    )
+    clip, tokenizer = tiny_clip(embed_dim=16)
     built = []
 
     def tiny_encoder(spec, device, weights=None, allow_download=False):
         built.append(spec)
-        return OpenClipEncoder("tiny", "test", model=clip, tokenizer=open_clip.get_tokenizer("ViT-B-32"),
+        return OpenClipEncoder("tiny", "test", model=clip, tokenizer=tokenizer,
                                preprocess=open_clip.image_transform(32, is_train=False))
 
     monkeypatch.setattr(query, "build_encoder", tiny_encoder)
@@ -366,7 +369,11 @@ def test_memory_does_not_grow_with_file_length(tmp_path):
     import torch
 
     from clipsep_rt.config import ModelConfig
-    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+    from clipsep_rt.model import (
+        CLIPSepSeparator,
+        checkpoint_from_model,
+        save_checkpoint,
+    )
 
     torch.manual_seed(0)
     save_checkpoint(checkpoint_from_model(CLIPSepSeparator(ModelConfig(ngf=2, query_dim=8)), None), tmp_path / "tiny.safetensors")
@@ -394,7 +401,11 @@ def test_embed_then_separate_equals_separating_by_text(tmp_path, capsys):
     import torch
 
     from clipsep_rt.config import ModelConfig
-    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+    from clipsep_rt.model import (
+        CLIPSepSeparator,
+        checkpoint_from_model,
+        save_checkpoint,
+    )
 
     torch.manual_seed(1)
     save_checkpoint(checkpoint_from_model(CLIPSepSeparator(ModelConfig(ngf=4, query_dim=384)), "minilm:all-MiniLM-L6-v2"),

@@ -6,12 +6,16 @@ import json
 
 import numpy as np
 import soundfile as sf
+from conftest import REFERENCE_CHECKPOINT, write_wav
 
 from clipsep_rt.cli import main
 from clipsep_rt.model import load_checkpoint
 from clipsep_rt.runtime.engine import TorchEngine
-from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator, stream_file_aligned
-from conftest import REFERENCE_CHECKPOINT, write_wav
+from clipsep_rt.runtime.streaming import (
+    StreamingOptions,
+    StreamingSeparator,
+    stream_file_aligned,
+)
 
 
 def test_file_streamed_to_a_file_is_aligned_and_complete(tmp_path, golden):

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REFERENCE_CHECKPOINT, snr_db, write_wav
+from tiny_clip import tiny_clip
 
 from clipsep_rt.cli import main
-from conftest import REFERENCE_CHECKPOINT, snr_db, write_wav
 
 COMMON = 65280
 
@@ -81,21 +82,16 @@ def test_engine_errors(tmp_path, engine_dir, inputs, capsys):
 def test_exported_text_tower_serves_text_queries_without_clip_weights(tmp_path, monkeypatch, capsys):
     """A separator trained with a (tiny) CLIP: export writes its text tower; `embed --engine` and
     `separate --engine -q` then use the ONNX graph, and agree with open_clip."""
-    import open_clip
-    import torch
-
     import clipsep_rt.query.registry as registry
     from clipsep_rt.config import ModelConfig
-    from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
+    from clipsep_rt.model import (
+        CLIPSepSeparator,
+        checkpoint_from_model,
+        save_checkpoint,
+    )
     from clipsep_rt.query import OpenClipEncoder
 
-    torch.manual_seed(0)
-    clip = open_clip.CLIP(
-        embed_dim=16,
-        vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=32, patch_size=8, image_size=32, head_width=16),
-        text_cfg=open_clip.CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
-    ).eval()
-    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    clip, tokenizer = tiny_clip(embed_dim=16, text_layers=2)
     torch_encoder = OpenClipEncoder("ViT-B-32", "tiny-test", model=clip, tokenizer=tokenizer)
     monkeypatch.setattr(registry, "build_encoder", lambda *args, **kwargs: torch_encoder)
     model = CLIPSepSeparator(ModelConfig(ngf=4, query_dim=16))

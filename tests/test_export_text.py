@@ -14,6 +14,7 @@ import onnx  # the dev extra installs onnx and onnxruntime: a broken import must
 import onnxruntime as ort
 import pytest
 import torch
+from tiny_clip import tiny_clip as build_tiny_clip
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.export.text_encoder_onnx import (
@@ -53,13 +54,7 @@ def open_clip():
 
 @pytest.fixture(scope="module")
 def tiny_clip(open_clip):
-    torch.manual_seed(0)
-    model = open_clip.CLIP(
-        embed_dim=EMBED_DIM,
-        vision_cfg=open_clip.CLIPVisionCfg(image_size=32, layers=1, width=32, patch_size=16, head_width=16),
-        text_cfg=open_clip.CLIPTextCfg(context_length=CONTEXT, vocab_size=49408, width=32, heads=2, layers=2),
-    ).eval()
-    tokenizer = open_clip.get_tokenizer("ViT-B-32")  # its BPE vocabulary ships with open_clip
+    model, tokenizer = build_tiny_clip(embed_dim=EMBED_DIM, text_layers=2)
     return model, tokenizer
 
 
@@ -145,12 +140,7 @@ def test_fp32_batch_sizes(tiny_clip, fp32_path, batch):
 
 def test_verify_raises_below_min_cosine(tiny_clip, fp32_path, open_clip):
     _, tokenizer = tiny_clip
-    torch.manual_seed(1)
-    other = open_clip.CLIP(
-        embed_dim=EMBED_DIM,
-        vision_cfg=open_clip.CLIPVisionCfg(image_size=32, layers=1, width=32, patch_size=16, head_width=16),
-        text_cfg=open_clip.CLIPTextCfg(context_length=CONTEXT, vocab_size=49408, width=32, heads=2, layers=2),
-    ).eval()
+    other, _ = build_tiny_clip(embed_dim=EMBED_DIM, text_layers=2, seed=1)
     with pytest.raises(ClipsepError, match="differ from open_clip's"):
         verify_text_encoder_onnx(other, tokenizer, fp32_path, PROMPTS[:2], FP32_MIN_COSINE)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import snr_db
 
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 from clipsep_rt.spectral import SpectralFrontEnd
-from conftest import snr_db
 
 COMMON = 65280  # the original iSTFT returns (frames - 1) * hop samples
 

@@ -36,8 +36,18 @@ from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.runtime.engine import TorchEngine
-from clipsep_rt.runtime.live import LiveRunner, LiveWorker, PlaybackBuffer, read_queries_from_stdin, resolve_device
-from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator, stream_file_aligned
+from clipsep_rt.runtime.live import (
+    LiveRunner,
+    LiveWorker,
+    PlaybackBuffer,
+    read_queries_from_stdin,
+    resolve_device,
+)
+from clipsep_rt.runtime.streaming import (
+    StreamingOptions,
+    StreamingSeparator,
+    stream_file_aligned,
+)
 
 RATE = 16000
 BLOCK = 256

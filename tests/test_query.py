@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from clipsep_rt.errors import ClipsepError
+from clipsep_rt.optional import import_optional
 from clipsep_rt.query import (
     ENSEMBLE_TEMPLATES,
     PAPER_TEMPLATE,
@@ -30,7 +31,6 @@ from clipsep_rt.query import (
     render_prompts,
     save_query_embeddings,
 )
-from clipsep_rt.optional import import_optional
 from clipsep_rt.query.prompts import check_template
 
 # --- fakes -------------------------------------------------------------------------------

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import snr_db
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.runtime.offline import OfflineSeparator
-from clipsep_rt.runtime.streaming import PRESETS, StreamingOptions, StreamingSeparator, stream_file_aligned
-from conftest import snr_db
+from clipsep_rt.runtime.streaming import (
+    PRESETS,
+    StreamingOptions,
+    StreamingSeparator,
+    stream_file_aligned,
+)
 
 
 @pytest.fixture(scope="module")

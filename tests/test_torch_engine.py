@@ -8,7 +8,12 @@ import torch
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model import CLIPSepSeparator
-from clipsep_rt.runtime.engine import TorchEngine, cpu_has_native_bf16, resolve_device, resolve_precision
+from clipsep_rt.runtime.engine import (
+    TorchEngine,
+    cpu_has_native_bf16,
+    resolve_device,
+    resolve_precision,
+)
 
 
 def tiny():
