@@ -22,7 +22,7 @@ from .errors import ClipsepError
 from .fileio import atomic_output
 from .runtime.streaming import PRESETS
 
-SUBCOMMANDS = ("separate", "convert", "embed", "export", "bench")
+SUBCOMMANDS = ("separate", "convert", "embed", "export", "bench", "eval")
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 
@@ -179,6 +179,28 @@ def _bench_parser(sub) -> None:
     p.set_defaults(handler=_run_bench)
 
 
+def _eval_parser(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="score a separator on held-out mixtures (SDR/SIR/SAR, SDRi, SI-SDR)",
+        description="Mix each test clip with a clip of another class (fixed seed), separate it by the text of its "
+                    "label, and report BSS Eval v4 SDR/SIR/SAR over the whole signal, SDR improvement and SI-SDR: "
+                    "mean +- SEM and median, overall and per class.",
+    )
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("--data", type=Path, required=True, metavar="INDEX.csv", help="a dataset index (see the training docs)")
+    p.add_argument("--split", default="test", help="the index split to draw from (default: test)")
+    p.add_argument("--count", type=int, default=100, help="number of mixtures (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="mixture seed (default: 0)")
+    p.add_argument("--mixtures", type=Path, metavar="FILE.json", help="reuse this list of mixtures, or write it if missing")
+    p.add_argument("--ensemble", action="store_true", help="query with the prompt ensemble over the label's paraphrases")
+    p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the report as markdown")
+    _query_encoder_arguments(p)
+    p.set_defaults(handler=_run_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipsep-rt",
@@ -192,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     _embed_parser(sub)
     _export_parser(sub)
     _bench_parser(sub)
+    _eval_parser(sub)
     return parser
 
 
@@ -347,6 +370,36 @@ def _run_bench(args: argparse.Namespace) -> int:
         with atomic_output(args.json, overwrite=True) as temp:
             temp.write_text(json.dumps(rows_to_json(rows, machine_info(args.threads)), indent=2) + "\n")
     return 0 if any(row.status == "ok" for row in rows) else EXIT_FAILURES
+
+
+# -- eval ----------------------------------------------------------------------------------
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .api import Separator
+    from .query import QueryEncoderOptions
+    from .training.evaluate import evaluate, make_eval_mixtures, read_mixture_list, report_json, report_markdown, write_mixture_list
+
+    encoder = QueryEncoderOptions(
+        spec=args.query_encoder, clip_weights=args.clip_weights, prompt=args.prompt,
+        cache_dir=args.cache_dir, use_cache=not args.no_cache, allow_download=args.download_weights,
+    )
+    separator = Separator.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision, encoder=encoder)
+    if args.mixtures and args.mixtures.exists():
+        mixtures = read_mixture_list(args.mixtures)
+    else:
+        mixtures = make_eval_mixtures(args.data, split=args.split, count=args.count, seed=args.seed)
+        if args.mixtures:
+            write_mixture_list(mixtures, args.mixtures)
+    report = evaluate(separator, mixtures, "ensemble" if args.ensemble else "label",
+                      log=lambda line: print(f"clipsep-rt: {line}", file=sys.stderr, flush=True))
+    markdown = report_markdown(report)
+    print(markdown, end="")
+    for path, text in ((args.json, report_json(report)), (args.markdown, markdown)):
+        if path:
+            with atomic_output(path, overwrite=True) as temp:
+                temp.write_text(text)
+    return 0
 
 
 # -- embed ---------------------------------------------------------------------------------
