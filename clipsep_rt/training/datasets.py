@@ -1,0 +1,264 @@
+"""Training data: random crops of indexed clips, 2-source mixtures, precomputed query embeddings.
+
+- `ClipDataset`: a 65,535-sample random crop of a clip (zero-padded when shorter) and, for
+  video datasets, the 1-fps frame at the crop's centre.
+- `MixtureSampler`: batches of two sources of different classes (labels; sources for
+  videos) with one query per source: a label paraphrase (text) or a frame path (image).
+  In "noisy" mode each source gets an off-screen clip of another class added at a random
+  SNR in [-5, 5] dB; the target stays the clean source (the setting CLIPSep-NIT targets).
+- `QueryTable`: query string (text or frame path) -> embedding, computed once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ClipsepError
+from ..fileio import atomic_output
+from ..runtime.audio_io import load_audio
+from .index import Clip, read_index
+
+DEFAULT_CLIP_SAMPLES = 65_535
+DEFAULT_CACHE_BYTES = 2 << 30
+SNR_RANGE_DB = (-5.0, 5.0)
+
+
+def _clips(index: str | os.PathLike | Sequence[Clip]) -> list[Clip]:
+    if isinstance(index, (str, os.PathLike)):
+        return read_index(index)
+    return list(index)
+
+
+def class_key(clip: Clip) -> str:
+    """The class a clip belongs to for pairing: its label, or its source for videos."""
+    return clip.label if clip.label else f"source:{clip.source}"
+
+
+@dataclass(frozen=True)
+class ClipSample:
+    samples: np.ndarray  # (clip_samples,) float32
+    frame: Path | None  # the frame at the crop's centre (video datasets)
+    clip: Clip
+
+
+class ClipDataset:
+    """Random crops of the clips of one split; decoded audio is cached up to `cache_bytes`."""
+
+    def __init__(
+        self,
+        index: str | os.PathLike | Sequence[Clip],
+        split: str = "train",
+        clip_samples: int = DEFAULT_CLIP_SAMPLES,
+        seed: int = 0,
+        sample_rate: int = 16_000,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
+        self.clips = [clip for clip in _clips(index) if clip.split == split]
+        self.split = split
+        self.clip_samples = int(clip_samples)
+        self.sample_rate = sample_rate
+        self.rng = np.random.default_rng(seed)
+        self.cache_bytes = cache_bytes
+        self._cache: dict[Path, np.ndarray] = {}
+        self._cached_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def has_frames(self) -> bool:
+        return bool(self.clips) and all(clip.has_frames for clip in self.clips)
+
+    def audio(self, clip: Clip) -> np.ndarray:
+        samples = self._cache.get(clip.audio)
+        if samples is None:
+            samples = load_audio(clip.audio, self.sample_rate).samples
+            if self._cached_bytes + samples.nbytes <= self.cache_bytes:
+                self._cache[clip.audio] = samples
+                self._cached_bytes += samples.nbytes
+        return samples
+
+    def sample(self, i: int, rng: np.random.Generator | None = None) -> ClipSample:
+        rng = rng if rng is not None else self.rng
+        clip = self.clips[i]
+        audio = self.audio(clip)
+        n = self.clip_samples
+        if len(audio) >= n:
+            start = int(rng.integers(0, len(audio) - n + 1))
+            crop = audio[start : start + n]
+            centre_s = (start + n / 2) / self.sample_rate
+        else:
+            crop = np.zeros(n, dtype=np.float32)
+            crop[: len(audio)] = audio
+            centre_s = len(audio) / 2 / self.sample_rate
+        frame = clip.frame_path(math.floor(centre_s)) if clip.has_frames else None
+        return ClipSample(np.asarray(crop, dtype=np.float32), frame, clip)
+
+    def __getitem__(self, i: int) -> ClipSample:
+        return self.sample(i)
+
+
+@dataclass
+class MixtureBatch:
+    sources: torch.Tensor  # (B, 2, n) clean sources: the training targets
+    noise: torch.Tensor | None  # (B, 2, n) off-screen noise added to each source (noisy mode)
+    queries: list[list[str]]  # (B, 2) label text or frame path per source
+    classes: list[list[str]]  # (B, 2) class keys (label, or source id for videos)
+
+    @property
+    def mixture_sources(self) -> torch.Tensor:
+        return self.sources if self.noise is None else self.sources + self.noise
+
+
+class MixtureSampler:
+    """Two-source mixtures of clips of different classes, with one query per source."""
+
+    def __init__(self, dataset: ClipDataset, batch_size: int, noisy: bool = False, seed: int = 0, sources: int = 2):
+        if len(dataset) == 0:
+            raise ClipsepError(f"no clips in the {dataset.split} split")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.noisy = noisy
+        self.sources = sources
+        self.rng = np.random.default_rng(seed)
+        self.query_type = "image" if dataset.has_frames else "text"
+        if self.query_type == "text" and not all(clip.paraphrases for clip in dataset.clips):
+            raise ClipsepError(f"{dataset.split} split: every clip needs a label (or frames) to be queried")
+        self.by_class: dict[str, list[int]] = {}
+        for i, clip in enumerate(dataset.clips):
+            self.by_class.setdefault(class_key(clip), []).append(i)
+        self.class_names = sorted(self.by_class)
+        needed = sources + (1 if noisy else 0)
+        if len(self.class_names) < needed:
+            raise ClipsepError(
+                f"{dataset.split} split has {len(self.class_names)} class(es); mixing needs at least {needed}"
+            )
+
+    def _clip_of(self, name: str) -> int:
+        members = self.by_class[name]
+        return members[int(self.rng.integers(len(members)))]
+
+    def _query(self, sample: ClipSample) -> str:
+        if self.query_type == "image":
+            return str(sample.frame)
+        options = sample.clip.paraphrases
+        return options[int(self.rng.integers(len(options)))]
+
+    def sample(self) -> MixtureBatch:
+        n = self.dataset.clip_samples
+        sources = np.zeros((self.batch_size, self.sources, n), dtype=np.float32)
+        noise = np.zeros_like(sources) if self.noisy else None
+        queries, classes = [], []
+        for b in range(self.batch_size):
+            chosen = [self.class_names[j] for j in self.rng.choice(len(self.class_names), self.sources, replace=False)]
+            item_queries = []
+            for s, name in enumerate(chosen):
+                sample = self.dataset.sample(self._clip_of(name), self.rng)
+                sources[b, s] = sample.samples
+                item_queries.append(self._query(sample))
+                if noise is not None:
+                    others = [c for c in self.class_names if c not in chosen]
+                    other = others[int(self.rng.integers(len(others)))]
+                    off = self.dataset.sample(self._clip_of(other), self.rng).samples
+                    noise[b, s] = _scale_to_snr(sample.samples, off, self.rng.uniform(*SNR_RANGE_DB))
+            queries.append(item_queries)
+            classes.append(chosen)
+        return MixtureBatch(
+            torch.from_numpy(sources), None if noise is None else torch.from_numpy(noise), queries, classes
+        )
+
+
+def _scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`noise` scaled so that 10 log10(P_signal / P_noise) = snr_db (unchanged when silent)."""
+    p_signal = float(np.mean(signal.astype(np.float64) ** 2))
+    p_noise = float(np.mean(noise.astype(np.float64) ** 2))
+    if p_signal <= 0 or p_noise <= 0:
+        return np.zeros_like(noise)
+    return (noise * math.sqrt(p_signal / (p_noise * 10 ** (snr_db / 10)))).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+class QueryTable:
+    """Query key (label text, or frame path) -> (D,) embedding, held as one tensor."""
+
+    def __init__(self, keys: Sequence[str], embeddings: np.ndarray, encoder_id: str | None = None):
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(keys):
+            raise ValueError(f"expected ({len(keys)}, D) embeddings, got {embeddings.shape}")
+        self.keys = list(keys)
+        self.row = {key: i for i, key in enumerate(self.keys)}
+        self.table = torch.from_numpy(embeddings)
+        self.encoder_id = encoder_id
+
+    @property
+    def dim(self) -> int:
+        return int(self.table.shape[1])
+
+    def lookup(self, queries: Sequence[Sequence[str]]) -> torch.Tensor:
+        """(B, S) keys -> (B, S, D) float32 embeddings."""
+        try:
+            rows = [[self.row[q] for q in item] for item in queries]
+        except KeyError as error:
+            raise ClipsepError(f"query {error.args[0]!r} has no precomputed embedding") from None
+        return self.table[torch.tensor(rows, dtype=torch.long)]
+
+    @classmethod
+    def for_texts(cls, clips: Sequence[Clip], encoder=None, spec: str | None = None, options=None, device: str = "cpu"):
+        """All labels and paraphrases of `clips`, embedded by an injected encoder (its
+        `encode_text`, no templates) or by QueryEmbedder(spec) (templates and cache)."""
+        texts = sorted({text for clip in clips for text in clip.paraphrases})
+        if not texts:
+            raise ClipsepError("no labels to embed: text queries need a label column")
+        if encoder is not None:
+            return cls(texts, encoder.encode_text(texts), getattr(encoder, "encoder_id", None))
+        from ..query.embedder import QueryEmbedder, QueryEncoderOptions
+
+        embedder = QueryEmbedder(spec, options or QueryEncoderOptions(), device)
+        return cls(texts, embedder.embed_text(texts), embedder.encoder_id)
+
+    @classmethod
+    def from_npz(cls, path: str | os.PathLike) -> QueryTable:
+        with np.load(path, allow_pickle=False) as data:
+            encoder_id = str(data["encoder_id"]) if "encoder_id" in data else None
+            return cls([str(k) for k in data["keys"]], data["embeddings"], encoder_id or None)
+
+
+def precompute_frame_embeddings(
+    index: str | os.PathLike | Sequence[Clip],
+    encoder,
+    out: str | os.PathLike,
+    batch_size: int = 64,
+) -> QueryTable:
+    """CLIP image embeddings of every frame of every clip, saved to `out` (.npz with
+    `keys` = absolute frame paths, `embeddings` (N, D) float32, `encoder_id`), so training
+    never runs CLIP. An existing `out` holding all the frames is reused."""
+    from ..query.images import load_image
+
+    clips = _clips(index)
+    keys = sorted({str(clip.frame_path(i)) for clip in clips if clip.has_frames for i in range(clip.frame_count)})
+    if not keys:
+        raise ClipsepError("no frames to embed: image queries need a frames column")
+    out = Path(out)
+    encoder_id = getattr(encoder, "encoder_id", "") or ""
+    if out.is_file():
+        table = QueryTable.from_npz(out)
+        if set(keys) <= set(table.row) and (table.encoder_id or "") == encoder_id:
+            return table
+    rows = []
+    for start in range(0, len(keys), batch_size):
+        images = [load_image(Path(key)) for key in keys[start : start + batch_size]]
+        rows.append(np.asarray(encoder.encode_image(images), dtype=np.float32))
+    embeddings = np.concatenate(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out, overwrite=True) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, keys=np.array(keys), embeddings=embeddings, encoder_id=np.array(encoder_id))
+    return QueryTable(keys, embeddings, encoder_id or None)

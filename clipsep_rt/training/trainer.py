@@ -1,0 +1,385 @@
+"""Mix-and-separate training of CLIPSep, CLIPSep-NIT, LabelSep and PIT.
+
+`train(config)` writes into `config.out_dir`:
+
+- `best.safetensors`: the project checkpoint with the lowest validation loss (its
+  metadata names the query encoder); for labelsep/pit, `best.queries.npz` holds the
+  query vectors to use with it (class labels, or "output0"/"output1"), in the
+  `save_query_embeddings` format.
+- `last.safetensors` + `last.state.pt` (optimizer, scheduler, step, RNG states, best val
+  loss, non-separator weights): training resumes from them when run again.
+- `log.csv`: step, lr, loss, val_loss, query_activation, noise_activation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, SpectralConfig
+from ..errors import ClipsepError
+from ..model.checkpoint import checkpoint_from_model, load_checkpoint, save_checkpoint
+from ..model.separator import CLIPSepSeparator
+from ..query.embedding_file import save_query_embeddings
+from ..spectral import SpectralFrontEnd
+from .baselines import LabelSepSeparator, PITSeparator, source_logits
+from .datasets import (
+    ClipDataset,
+    MixtureBatch,
+    MixtureSampler,
+    QueryTable,
+    class_key,
+    precompute_frame_embeddings,
+)
+from .index import read_index
+from .losses import clipsep_loss, nit_loss, pit_loss
+from .schedule import TrainingRecipe, make_optimizer, make_scheduler
+from .targets import MixBatch, binary_masks, mix_and_warp, warp_magnitude
+
+MODEL_TYPES = ("clipsep", "nit", "labelsep", "pit")
+LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation")
+
+
+@dataclass
+class TrainConfig:
+    index: Path  # the index CSV (see training.index)
+    out_dir: Path
+    model_type: str = "nit"  # clipsep | nit | labelsep | pit
+    model: ModelConfig = field(default_factory=ModelConfig)
+    recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
+    query_encoder: str = "open_clip:ViT-B-32/openai"  # encoder spec (clipsep/nit)
+    clip_weights: Path | None = None  # local open_clip weights for query_encoder
+    steps: int | None = None  # None: recipe.steps
+    batch_size: int | None = None  # None: recipe.batch_size
+    val_every: int = 1000
+    val_batches: int = 4
+    checkpoint_every: int | None = None  # None: val_every
+    out_dir_resume: bool = True  # resume from out_dir/last.state.pt when present
+    device: str = "cpu"
+    noisy: bool = False
+    seed: int = 0
+    clip_samples: int = 65_535
+    num_workers: int = 0  # reserved
+
+    def __post_init__(self) -> None:
+        self.index = Path(self.index)
+        self.out_dir = Path(self.out_dir)
+        if self.clip_weights is not None:
+            self.clip_weights = Path(self.clip_weights)
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        if isinstance(self.recipe, dict):
+            known = {f.name for f in fields(TrainingRecipe)}
+            unknown = set(self.recipe) - known
+            if unknown:
+                raise ClipsepError(f"train config: unknown recipe key(s) {', '.join(sorted(unknown))}")
+            self.recipe = TrainingRecipe(**self.recipe)
+        if self.model_type not in MODEL_TYPES:
+            raise ClipsepError(f"train config: model_type must be one of {', '.join(MODEL_TYPES)}, got {self.model_type!r}")
+        if self.model_type == "nit" and self.model.noise_heads < 2:
+            raise ClipsepError("train config: model_type nit needs model.noise_heads >= 2")
+        if self.model_type != "nit" and self.model.noise_heads:
+            self.model = replace(self.model, noise_heads=0)
+        if self.total_steps < 1 or self.batch < 1 or self.val_every < 1:
+            raise ClipsepError("train config: steps, batch_size and val_every must be positive")
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.steps if self.steps is not None else self.recipe.steps)
+
+    @property
+    def batch(self) -> int:
+        return int(self.batch_size if self.batch_size is not None else self.recipe.batch_size)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key in ("index", "out_dir", "clip_weights"):
+            data[key] = None if data[key] is None else str(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, base: Path | None = None) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ClipsepError(f"train config: unknown key(s) {', '.join(sorted(unknown))}")
+        data = dict(data)
+        for key in ("index", "out_dir", "clip_weights"):
+            if data.get(key) is not None and base is not None and not Path(data[key]).is_absolute():
+                data[key] = base / data[key]
+        try:
+            return cls(**data)
+        except TypeError as error:
+            raise ClipsepError(f"train config: {error}") from None
+        except ValueError as error:
+            raise ClipsepError(f"train config: {error}") from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> TrainConfig:
+        """A .json or .toml file; relative paths are relative to the file's folder."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ClipsepError(f"train config {path}: cannot be read ({error.strerror or error})") from None
+        try:
+            if path.suffix.lower() == ".toml":
+                import tomllib
+
+                data = tomllib.loads(text)
+            else:
+                data = json.loads(text)
+        except ValueError as error:  # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors
+            raise ClipsepError(f"train config {path}: not valid {path.suffix.lstrip('.') or 'JSON'} ({error})") from None
+        if not isinstance(data, dict):
+            raise ClipsepError(f"train config {path}: expected a table of settings")
+        return cls.from_dict(data, base=path.resolve().parent)
+
+
+# ---------------------------------------------------------------------------- pieces
+
+
+def make_targets(batch: MixtureBatch, front_end: SpectralFrontEnd, device) -> MixBatch:
+    """Targets of a mixture batch: the mixture holds any off-screen noise, masks the clean sources."""
+    sources = batch.sources.to(device)
+    if batch.noise is None:
+        return mix_and_warp(sources, front_end)
+    mixed = mix_and_warp(sources + batch.noise.to(device), front_end)
+    clean = warp_magnitude(front_end.stft(sources).abs(), front_end.warp)
+    return MixBatch(mixed.log_mag, mixed.mix_mag, clean, binary_masks(clean, mixed.mix_mag), mixed.weight)
+
+
+class _Step:
+    """Forward + loss for one model type: returns (loss, query activation, noise activation)."""
+
+    def __init__(self, config: TrainConfig, model: torch.nn.Module, queries: QueryTable | None, classes: list[str]):
+        self.config = config
+        self.model = model
+        self.queries = queries
+        self.class_row = {name: i for i, name in enumerate(classes)}
+
+    def __call__(self, batch: MixtureBatch, targets: MixBatch, device) -> tuple[torch.Tensor, float, float]:
+        kind = self.config.model_type
+        recipe = self.config.recipe
+        if kind == "pit":
+            logits = self.model(targets.log_mag).float()
+            loss = pit_loss(logits, targets.masks, targets.weight).loss
+            return loss, torch.sigmoid(logits).mean().item(), 0.0
+        if kind == "labelsep":
+            labels = torch.tensor([[self.class_row[c] for c in item] for item in batch.classes], device=device)
+            out = self.model(targets.log_mag, labels)
+        else:
+            embeddings = self.queries.lookup(batch.queries).to(device)
+            out = source_logits(self.model, targets.log_mag, embeddings, noise_heads=(kind == "nit"))
+        query = out.query.float()
+        if kind == "nit":
+            result = nit_loss(query, out.noise.float(), targets.masks, targets.weight, recipe.gamma, recipe.reg_weight)
+            return result.loss, torch.sigmoid(query).mean().item(), result.noise_activation.item()
+        return clipsep_loss(query, targets.masks, targets.weight), torch.sigmoid(query).mean().item(), 0.0
+
+
+def _separator(model: torch.nn.Module) -> CLIPSepSeparator:
+    return model if isinstance(model, CLIPSepSeparator) else model.separator
+
+
+def _extra_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("separator.")} if not isinstance(
+        model, CLIPSepSeparator
+    ) else {}
+
+
+def _query_vectors(config: TrainConfig, model: torch.nn.Module, classes: list[str]) -> tuple[list[str], np.ndarray] | None:
+    if config.model_type == "labelsep":
+        return classes, model.labels.weight.detach().float().cpu().numpy()
+    if config.model_type == "pit":
+        vectors = model.queries.detach().float().cpu().numpy()
+        return [f"output{i}" for i in range(len(vectors))], vectors
+    return None
+
+
+def _rng_state(samplers: dict[str, MixtureSampler]) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "samplers": {name: json.dumps(s.rng.bit_generator.state) for name, s in samplers.items()},
+    }
+
+
+def _restore_rng(state: dict, samplers: dict[str, MixtureSampler]) -> None:
+    torch.set_rng_state(state["torch"])
+    for name, text in state.get("samplers", {}).items():
+        if name in samplers:
+            samplers[name].rng.bit_generator.state = json.loads(text)
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def train(
+    config: TrainConfig,
+    log: Callable[[str], None] = print,
+    text_encoder=None,
+    image_encoder=None,
+    progress: bool = True,
+) -> Path:
+    """Train; returns the best checkpoint's path. `text_encoder` / `image_encoder` replace
+    building `config.query_encoder` (an object with encode_text / encode_image and encoder_id)."""
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    clips = read_index(config.index)
+    spectral = SpectralConfig()
+    train_data = ClipDataset(clips, "train", config.clip_samples, config.seed, spectral.sample_rate)
+    val_split = "val" if any(c.split == "val" for c in clips) else "train"
+    if val_split == "train":
+        log("no val split in the index: validating on fixed train batches")
+    val_data = ClipDataset(clips, val_split, config.clip_samples, config.seed + 1, spectral.sample_rate)
+    sampler = MixtureSampler(train_data, config.batch, config.noisy, config.seed)
+    query_type = sampler.query_type
+
+    classes = sorted({class_key(c) for c in clips})
+    queries: QueryTable | None = None
+    encoder_id: str | None
+    if config.model_type in ("clipsep", "nit"):
+        if query_type == "image":
+            encoder = image_encoder
+            if encoder is None:
+                from ..query.registry import build_encoder
+
+                encoder = build_encoder(config.query_encoder, str(device), config.clip_weights)
+            queries = precompute_frame_embeddings(clips, encoder, out / "frame_embeddings.npz")
+        else:
+            from ..query.embedder import QueryEncoderOptions
+
+            options = QueryEncoderOptions(clip_weights=config.clip_weights)
+            queries = QueryTable.for_texts(clips, text_encoder, config.query_encoder, options, str(device))
+        if queries.dim != config.model.query_dim:
+            raise ClipsepError(
+                f"query encoder {queries.encoder_id} gives {queries.dim}-d embeddings but model.query_dim is {config.model.query_dim}"
+            )
+        encoder_id = queries.encoder_id
+        model: torch.nn.Module = CLIPSepSeparator(config.model)
+    elif config.model_type == "labelsep":
+        if query_type != "text":
+            log("labelsep on a video dataset: one learned query per source id")
+        model = LabelSepSeparator(len(classes), config.model)
+        encoder_id = "labelsep"
+    else:
+        model = PITSeparator(config.model)
+        encoder_id = "pit"
+    model.to(device)
+    front_end = SpectralFrontEnd(spectral).to(device)
+    optimizer = make_optimizer(model.parameters(), config.recipe)
+    scheduler = make_scheduler(optimizer, config.recipe)
+    step_fn = _Step(config, model, queries, classes)
+
+    val_sampler = MixtureSampler(val_data, config.batch, config.noisy, config.seed + 1)
+    val_set = [val_sampler.sample() for _ in range(config.val_batches)]
+
+    last_ckpt, last_state, best_ckpt = out / "last.safetensors", out / "last.state.pt", out / "best.safetensors"
+    log_path = out / "log.csv"
+    start, best_val = 0, math.inf
+    samplers = {"train": sampler}
+    if config.out_dir_resume and last_state.is_file() and last_ckpt.is_file():
+        state = torch.load(last_state, map_location="cpu", weights_only=False)
+        if state.get("model_type") != config.model_type:
+            raise ClipsepError(f"{last_state}: was trained as {state.get('model_type')}, not {config.model_type}")
+        _separator(model).load_state_dict(load_checkpoint(last_ckpt).state_dict)
+        if state.get("extra"):
+            model.load_state_dict(state["extra"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _restore_rng(state["rng"], samplers)
+        start, best_val = int(state["step"]), float(state["best_val"])
+        log(f"resuming from step {start} (best val loss {best_val:.4f})")
+    else:
+        with open(log_path, "w", newline="") as handle:
+            csv.writer(handle).writerow(LOG_COLUMNS)
+
+    provenance = {"trained_by": "clipsep-rt train", "model_type": config.model_type, "index": str(config.index)}
+    use_amp = device.type == "cuda"
+
+    def forward(batch: MixtureBatch):
+        targets = make_targets(batch, front_end, device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            return step_fn(batch, targets, device)
+
+    def validate() -> float:
+        model.eval()
+        with torch.no_grad():
+            losses = [forward(batch)[0].item() for batch in val_set]
+        model.train()
+        return float(np.mean(losses))
+
+    def save(path: Path, step: int, val: float | None) -> None:
+        ckpt = checkpoint_from_model(_separator(model), encoder_id, spectral, {**provenance, "step": step, "val_loss": val})
+        save_checkpoint(ckpt, path)
+        vectors = _query_vectors(config, model, classes)
+        if vectors is not None:
+            save_query_embeddings(path.with_suffix(".queries.npz"), *vectors)
+
+    checkpoint_every = config.checkpoint_every or config.val_every
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.total_steps, initial=start, desc=f"train {config.model_type}", leave=False)
+    model.train()
+    try:
+        with open(log_path, "a", newline="") as handle:
+            writer = csv.writer(handle)
+            for step in range(start + 1, config.total_steps + 1):
+                lr = optimizer.param_groups[0]["lr"]
+                batch = sampler.sample()
+                loss, query_act, noise_act = forward(batch)
+                if not torch.isfinite(loss):
+                    raise ClipsepError(f"training diverged at step {step}: loss is {loss.item()}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.recipe.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                val_loss = None
+                if step % config.val_every == 0 or step == config.total_steps:
+                    val_loss = validate()
+                    if val_loss < best_val:
+                        best_val = val_loss
+                        save(best_ckpt, step, val_loss)
+                    log(f"step {step}: loss {loss.item():.4f} val {val_loss:.4f} (best {best_val:.4f})")
+                writer.writerow(
+                    [step, f"{lr:.6g}", f"{loss.item():.6f}", "" if val_loss is None else f"{val_loss:.6f}",
+                     f"{query_act:.4f}", f"{noise_act:.4f}"]
+                )
+                handle.flush()
+                if step % checkpoint_every == 0 or step == config.total_steps:
+                    save(last_ckpt, step, val_loss)
+                    state = {
+                        "model_type": config.model_type,
+                        "step": step,
+                        "best_val": best_val,
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "rng": _rng_state(samplers),
+                        "extra": _extra_state(model),
+                        "config": config.to_dict(),
+                    }
+                    tmp = last_state.with_name(last_state.name + ".tmp")
+                    torch.save(state, tmp)
+                    os.replace(tmp, last_state)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+    finally:
+        if bar is not None:
+            bar.close()
+    if not best_ckpt.is_file():
+        save(best_ckpt, config.total_steps, None)
+    return best_ckpt

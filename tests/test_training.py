@@ -1,0 +1,196 @@
+"""Training end to end on a tiny synthetic corpus: every model type, resume, checkpoints, image queries."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from clipsep_rt.config import ModelConfig
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.model import load_checkpoint
+from clipsep_rt.model.separator import CLIPSepSeparator
+from clipsep_rt.training.datasets import ClipDataset, MixtureSampler, QueryTable
+from clipsep_rt.training.index import Clip, read_index, write_index
+from clipsep_rt.training.schedule import TrainingRecipe
+from clipsep_rt.training.trainer import TrainConfig, train
+
+SR = 16_000
+DIM = 16
+RECIPE = TrainingRecipe(batch_size=4, peak_lr=3e-3, warmup_steps=0, final_lr=3e-3, decay_end=10**6)
+TINY = ModelConfig(depth=5, ngf=2, channels=4, query_dim=DIM, noise_heads=2)
+
+
+class FakeTextEncoder:
+    encoder_id = "fake:hash"
+    embedding_dim = DIM
+    default_templates = ("{}",)
+
+    def encode_text(self, texts):
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            row = np.random.default_rng(seed).standard_normal(DIM)
+            rows.append(row / np.linalg.norm(row))
+        return np.asarray(rows, dtype=np.float32)
+
+
+def _sound(kind: str, variant: int, seconds: float = 4.5) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    rng = np.random.default_rng(variant + 10 * len(kind))
+    if kind == "tone":
+        wave = np.sin(2 * np.pi * (300 + 100 * variant) * t)
+    elif kind == "noise":
+        wave = rng.standard_normal(len(t)) * (np.sin(2 * np.pi * 2 * t) > 0)
+        wave = np.convolve(wave, np.ones(4) / 4, mode="same")
+    else:
+        wave = np.sin(2 * np.pi * (1500 + 800 * t / seconds * (1 + variant)) * t)
+    return (0.3 * wave / np.abs(wave).max()).astype(np.float32)
+
+
+LABELS = {"tone": "a steady tone|a beeping tone", "noise": "noise bursts", "chirp": "a rising chirp"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    clips = []
+    for kind, label in LABELS.items():
+        for variant in range(3):
+            path = root / "audio" / f"{kind}{variant}.wav"
+            path.parent.mkdir(exist_ok=True)
+            sf.write(path, _sound(kind, variant), SR)
+            split = "val" if variant == 2 else "train"
+            clips.append(Clip(path, None, 0, label, split, f"{kind}{variant}", 4.5))
+    write_index(root / "index.csv", clips)
+    return root / "index.csv"
+
+
+@pytest.fixture(scope="module")
+def video_corpus(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("videos")
+    clips = []
+    for v, kind in enumerate(["tone", "noise", "chirp", "tone"]):
+        audio = root / f"video{v}.wav"
+        sf.write(audio, _sound(kind, v % 3), SR)
+        frames = root / f"video{v}_frames"
+        frames.mkdir()
+        for i in range(5):
+            colour = tuple(int(c) for c in np.random.default_rng(v * 10 + i).integers(0, 256, 3))
+            Image.new("RGB", (32, 32), colour).save(frames / f"{i:06d}.png")
+        clips.append(Clip(audio, frames, 5, "", "train" if v < 3 else "val", f"video{v}", 4.5))
+    clips.append(Clip(root / "video0.wav", root / "video0_frames", 5, "", "val", "video0", 4.5))
+    write_index(root / "index.csv", clips)
+    return root / "index.csv"
+
+
+def _config(corpus: Path, out: Path, model_type: str, steps: int = 15, **extra) -> TrainConfig:
+    return TrainConfig(
+        index=corpus, out_dir=out, model_type=model_type, model=TINY, recipe=RECIPE, query_encoder="fake",
+        steps=steps, batch_size=4, val_every=5, val_batches=2, seed=0, **extra,
+    )
+
+
+def _log(out: Path) -> list[dict]:
+    with open(out / "log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_index_round_trip_and_errors(corpus, tmp_path):
+    clips = read_index(corpus)
+    assert len(clips) == 9 and all(c.audio.is_absolute() and c.audio.is_file() for c in clips)
+    assert clips[0].paraphrases == ("a steady tone", "a beeping tone")
+    write_index(tmp_path / "copy.csv", clips)
+    assert read_index(tmp_path / "copy.csv") == clips
+    bad = tmp_path / "bad.csv"
+    bad.write_text("audio,frames,frame_count,label,split,source,duration_s\na.wav,,0,x,training,s,1\n")
+    with pytest.raises(ClipsepError, match="line 2.*split"):
+        read_index(bad)
+    with pytest.raises(ClipsepError, match="no such file"):
+        read_index(tmp_path / "missing.csv")
+
+
+def test_sampler_pairs_different_classes_and_noisy_mode(corpus):
+    data = ClipDataset(corpus, "train", seed=0)
+    batch = MixtureSampler(data, 6, noisy=True, seed=1).sample()
+    assert batch.sources.shape == (6, 2, 65_535) and batch.noise.shape == (6, 2, 65_535)
+    assert all(a != b for a, b in batch.classes)
+    texts = {t for label in LABELS.values() for t in label.split("|")}
+    assert all(q in texts for item in batch.queries for q in item)
+    table = QueryTable.for_texts(data.clips, FakeTextEncoder())
+    assert table.lookup(batch.queries).shape == (6, 2, DIM)
+
+
+@pytest.mark.parametrize("model_type", ["clipsep", "nit", "labelsep", "pit"])
+def test_each_model_type_trains_and_loss_falls(corpus, tmp_path, model_type):
+    best = train(_config(corpus, tmp_path, model_type), log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)
+    rows = _log(tmp_path)
+    assert [int(r["step"]) for r in rows] == list(range(1, 16))
+    losses = [float(r["loss"]) for r in rows]
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-4:]) < np.mean(losses[:4]), losses
+    assert sum(1 for r in rows if r["val_loss"]) == 3
+    checkpoint = load_checkpoint(best)
+    assert checkpoint.query_encoder == {"clipsep": "fake:hash", "nit": "fake:hash"}.get(model_type, model_type)
+    separator = checkpoint.build()
+    assert isinstance(separator, CLIPSepSeparator)
+    queries = torch.from_numpy(FakeTextEncoder().encode_text(["a rising chirp"]))
+    if model_type in ("labelsep", "pit"):
+        from clipsep_rt.query import load_query_embeddings
+
+        _, vectors = load_query_embeddings(best.with_suffix(".queries.npz"))
+        queries = torch.from_numpy(vectors[:1])
+    with torch.no_grad():
+        out = separator(torch.randn(1, 1, 256, 256), queries)
+    assert out.query.shape == (1, 1, 256, 256)
+    if model_type == "nit":
+        assert out.noise.shape == (1, 1, 2, 256, 256)
+        assert float(rows[-1]["noise_activation"]) > 0
+
+
+def test_resume_continues_step_counter_and_log(corpus, tmp_path):
+    messages = []
+    train(_config(corpus, tmp_path, "nit", steps=10), log=messages.append, text_encoder=FakeTextEncoder(), progress=False)
+    assert [int(r["step"]) for r in _log(tmp_path)] == list(range(1, 11))
+    state = torch.load(tmp_path / "last.state.pt", weights_only=False)
+    assert state["step"] == 10
+    train(_config(corpus, tmp_path, "nit", steps=15), log=messages.append, text_encoder=FakeTextEncoder(), progress=False)
+    assert any("resuming from step 10" in m for m in messages)
+    assert [int(r["step"]) for r in _log(tmp_path)] == list(range(1, 16))
+    assert torch.load(tmp_path / "last.state.pt", weights_only=False)["step"] == 15
+
+
+def test_config_from_toml_and_json(corpus, tmp_path):
+    (tmp_path / "train.toml").write_text(
+        f'index = "{corpus.as_posix()}"\nout_dir = "run"\nmodel_type = "clipsep"\nsteps = 3\n'
+        "[model]\ndepth = 5\nngf = 2\nquery_dim = 16\n[recipe]\npeak_lr = 0.002\n"
+    )
+    config = TrainConfig.from_file(tmp_path / "train.toml")
+    assert config.out_dir == tmp_path / "run" and config.model.noise_heads == 0 and config.recipe.peak_lr == 0.002
+    (tmp_path / "train.json").write_text(json.dumps({"index": str(corpus), "out_dir": "x", "bogus": 1}))
+    with pytest.raises(ClipsepError, match="bogus"):
+        TrainConfig.from_file(tmp_path / "train.json")
+
+
+def test_image_queries_on_a_tiny_video_dataset(video_corpus, tmp_path):
+    import open_clip
+    from tiny_clip import tiny_clip
+
+    from clipsep_rt.query import OpenClipEncoder
+
+    model, tokenizer = tiny_clip(embed_dim=DIM)
+    encoder = OpenClipEncoder("tiny", "random-test", model=model, tokenizer=tokenizer, preprocess=open_clip.image_transform(32, False))
+    config = _config(video_corpus, tmp_path, "clipsep", steps=4, noisy=False)
+    best = train(config, log=lambda _: None, image_encoder=encoder, progress=False)
+    with np.load(tmp_path / "frame_embeddings.npz") as data:
+        assert data["embeddings"].shape == (20, DIM)
+    assert load_checkpoint(best).query_encoder == encoder.encoder_id
+    assert len(_log(tmp_path)) == 4
