@@ -22,7 +22,7 @@ from .errors import ClipsepError
 from .fileio import atomic_output
 from .runtime.streaming import PRESETS
 
-SUBCOMMANDS = ("separate", "convert", "embed", "export", "bench", "eval")
+SUBCOMMANDS = ("separate", "convert", "embed", "export", "bench", "eval", "train")
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 
@@ -201,6 +201,19 @@ def _eval_parser(sub) -> None:
     p.set_defaults(handler=_run_eval)
 
 
+def _train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train CLIPSep, CLIPSep-NIT, LabelSep or PIT from a config file",
+        description="Train a separator with the paper's recipe (2-source mix-and-separate, binary masks, weighted "
+                    "BCE, Adam with warm-up and linear decay, gradient clip 1.0). Runs resume from OUT_DIR.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="FILE.toml|json")
+    p.add_argument("--steps", type=int, help="override the number of steps")
+    p.add_argument("--out-dir", type=Path, metavar="DIR", help="override the output folder")
+    p.add_argument("-d", "--device", help="override the device (cpu, cuda)")
+    p.set_defaults(handler=_run_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipsep-rt",
@@ -215,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     _bench_parser(sub)
     _eval_parser(sub)
+    _train_parser(sub)
     return parser
 
 
@@ -370,6 +384,22 @@ def _run_bench(args: argparse.Namespace) -> int:
         with atomic_output(args.json, overwrite=True) as temp:
             temp.write_text(json.dumps(rows_to_json(rows, machine_info(args.threads)), indent=2) + "\n")
     return 0 if any(row.status == "ok" for row in rows) else EXIT_FAILURES
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .training.trainer import TrainConfig, train
+
+    config = TrainConfig.from_file(args.config)
+    overrides = {"steps": args.steps, "out_dir": args.out_dir, "device": args.device}
+    config = replace(config, **{key: value for key, value in overrides.items() if value is not None})
+    best = train(config, log=lambda line: print(f"clipsep-rt: {line}", file=sys.stderr, flush=True))
+    print(f"best checkpoint: {best}")
+    return 0
 
 
 # -- eval ----------------------------------------------------------------------------------

@@ -194,3 +194,22 @@ def test_image_queries_on_a_tiny_video_dataset(video_corpus, tmp_path):
         assert data["embeddings"].shape == (20, DIM)
     assert load_checkpoint(best).query_encoder == encoder.encoder_id
     assert len(_log(tmp_path)) == 4
+
+
+def test_train_command_then_separate_with_the_result(corpus, tmp_path, capsys):
+    """`clipsep-rt train --config` with the offline MiniLM text encoder, then the checkpoint
+    it picked separates by text from the command line."""
+    from clipsep_rt.cli import main
+
+    (tmp_path / "train.toml").write_text(
+        f'index = "{corpus.as_posix()}"\nout_dir = "run"\nmodel_type = "nit"\nsteps = 4\nbatch_size = 2\n'
+        'val_every = 2\nval_batches = 1\nquery_encoder = "minilm"\n[model]\ndepth = 7\nngf = 2\nquery_dim = 384\n'
+    )
+    assert main(["train", "--config", str(tmp_path / "train.toml"), "--device", "cpu"]) == 0
+    best = tmp_path / "run" / "best.safetensors"
+    assert f"best checkpoint: {best}" in capsys.readouterr().out
+    assert len(_log(tmp_path / "run")) == 4
+    mixture = tmp_path / "mix.wav"
+    sf.write(mixture, _sound("tone", 0) + _sound("noise", 1), SR)
+    assert main(["-c", str(best), str(mixture), "-q", "a steady tone", "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (tmp_path / "out" / "mix_a_steady_tone.wav").exists()

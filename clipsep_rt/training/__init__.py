@@ -8,6 +8,11 @@ Mix-and-separate with two sources, everything on the 256-bin log-frequency grid:
 - `schedule`: `TrainingRecipe` (paper defaults), the learning-rate schedule, Adam.
 - `baselines`: LabelSep (learned label embeddings), the query-free PIT U-Net, oracle
   output selection, and `source_logits` (per-item queries, one U-Net pass).
+- `index`, `datasets`: the dataset index CSV, random crops, 2-source mixture batches
+  (clean or with off-screen noise), precomputed query tables.
+- `trainer`: `TrainConfig` (TOML/JSON) and `train`, resumable (`clipsep-rt train`).
+- `metrics`, `evaluate`: BSS Eval v4 SDR/SIR/SAR, SDRi, SI-SDR on held-out mixtures
+  (`clipsep-rt eval`).
 """
 
 from .baselines import LabelSepSeparator, PITSeparator, select_oracle, source_logits
