@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := demo_out
 
-.PHONY: demo test bench clean live-audio-deps
+.PHONY: demo test bench clean live-audio-deps corpus
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +51,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
+
+# The offline real-sound corpus from Debian packages (audio + index.csv stay untracked).
+CORPUS_PACKAGES := 0ad-data wesnoth-1.16-data fluid-soundfont-gm hydrogen-drumkits hedgewars-data asterisk-core-sounds-en-wav libfluidsynth3
+corpus: $(STAMP)
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $(CORPUS_PACKAGES) \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends $(CORPUS_PACKAGES); }
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train]'
+	$(BIN)/python -m clipsep_rt.training.corpus --out corpus/
+	test -f corpus/manifest.json
