@@ -16,7 +16,6 @@ Target (CPU): the best engine at least 2x the torch FP32 eager engine.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 import sys
@@ -31,7 +30,7 @@ import torch
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.bench import machine_info
+from clipsep_rt.runtime.bench import machine_info, write_results
 from clipsep_rt.runtime.engine import TorchEngine, cpu_has_native_bf16
 
 WINDOW = 256
@@ -157,7 +156,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = CLIPSepSeparator(ModelConfig()).eval()
     with tempfile.TemporaryDirectory() as folder:
-        from clipsep_rt.export.separator_onnx import convert_separator_fp16, export_separator_onnx
+        from clipsep_rt.export.separator_onnx import (
+            convert_separator_fp16,
+            export_separator_onnx,
+        )
 
         onnx_dir = Path(folder)
         export_separator_onnx(model, onnx_dir / "separator.onnx")
@@ -175,10 +177,8 @@ def main() -> None:
             result.throughput_ratio = result.windows_per_s / baseline.windows_per_s
     report = markdown(results, batches, repeats)
     print("\n" + report)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"command": command(), "machine": machine(), "results": [asdict(r) for r in results]}, indent=2))
-    args.markdown.write_text(report)
-    print(f"wrote {args.json} and {args.markdown}")
+    data = {"command": command(), "machine": machine(), "results": [asdict(r) for r in results]}
+    write_results(args.json, args.markdown, data, report)
 
 
 def command() -> str:

@@ -13,7 +13,6 @@ of reduced-precision output against fp32 output.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import shlex
@@ -30,6 +29,7 @@ import torch
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.runtime.bench import machine_info as shared_machine_info
+from clipsep_rt.runtime.bench import write_results
 from clipsep_rt.runtime.engine import HeadVectors, TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
@@ -356,8 +356,6 @@ def main() -> None:
     print(report)
     json_path = args.json or Path(__file__).resolve().parent / "results" / f"{default_stem(info, args.quick)}.json"
     markdown_path = args.markdown or json_path.with_suffix(".md")
-    for path in (json_path, markdown_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "command": command,
         "machine": info,
@@ -366,9 +364,7 @@ def main() -> None:
         "quality": [asdict(q) for q in quality],
         "targets": [asdict(t) for t in targets],
     }
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    markdown_path.write_text(report)
-    print(f"wrote {json_path} and {markdown_path}", file=sys.stderr)
+    write_results(json_path, markdown_path, result, report)
 
 
 if __name__ == "__main__":

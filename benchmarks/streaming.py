@@ -24,7 +24,6 @@ or filter allowance, unlike BSSEval/museval).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import shlex
@@ -48,6 +47,7 @@ from clipsep_rt.runtime.bench import (
     random_queries,
     stream_timed,
     synthetic_sources,
+    write_results,
 )
 from clipsep_rt.runtime.engine import TorchEngine, cpu_has_native_bf16
 from clipsep_rt.runtime.offline import OfflineSeparator
@@ -298,8 +298,6 @@ def main() -> None:
     stem = "streaming-" + re.sub(r"[^A-Za-z0-9]+", "-", info["hostname"]).strip("-").lower() + ("-quick" if args.quick else "")
     json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
     markdown_path = args.markdown or json_path.with_suffix(".md")
-    for path in (json_path, markdown_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "command": command,
         "machine": info,
@@ -307,9 +305,7 @@ def main() -> None:
         "results": [{**asdict(r.timing), **{k: v for k, v in asdict(r).items() if k != "timing"}} for r in results],
         "targets": [asdict(t) for t in targets],
     }
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
-    markdown_path.write_text(report)
-    print(f"wrote {json_path} and {markdown_path}", file=sys.stderr)
+    write_results(json_path, markdown_path, data, report)
 
 
 if __name__ == "__main__":

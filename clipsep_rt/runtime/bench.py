@@ -16,9 +16,11 @@ timings are those of a trained model, the audio is not.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +31,7 @@ import torch
 
 from ..config import ModelConfig, SpectralConfig
 from ..errors import ClipsepError
+from ..fileio import atomic_output
 from ..optional import describe_exception
 from .engine import Engine, PreparedQueries, cpu_has_native_bf16
 from .streaming import PRESETS, StreamingOptions, StreamingSeparator
@@ -410,3 +413,12 @@ __all__ = [
     "synthetic_mixture",
     "synthetic_sources",
 ]
+
+
+def write_results(json_path: Path, markdown_path: Path, data: dict, report: str) -> None:
+    """A benchmark's results as JSON and its markdown report, both written atomically."""
+    for path, text in ((json_path, json.dumps(data, indent=2) + "\n"), (markdown_path, report)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, overwrite=True) as temp:
+            temp.write_text(text)
+    print(f"wrote {json_path} and {markdown_path}", file=sys.stderr)
