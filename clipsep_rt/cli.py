@@ -211,6 +211,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--steps", type=int, help="override the number of steps")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="override the output folder")
     p.add_argument("-d", "--device", help="override the device (cpu, cuda)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.set_defaults(handler=_run_train)
 
 
@@ -394,6 +395,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from .training.trainer import TrainConfig, train
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ClipsepError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = TrainConfig.from_file(args.config)
     overrides = {"steps": args.steps, "out_dir": args.out_dir, "device": args.device}
     config = replace(config, **{key: value for key, value in overrides.items() if value is not None})

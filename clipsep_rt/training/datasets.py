@@ -5,7 +5,9 @@
 - `MixtureSampler`: batches of two sources of different classes (labels; sources for
   videos) with one query per source: a label paraphrase (text) or a frame path (image).
   In "noisy" mode each source gets an off-screen clip of another class added at a random
-  SNR in [-5, 5] dB; the target stays the clean source (the setting CLIPSep-NIT targets).
+  SNR in [-5, 5] dB. The trainer then treats source + off-screen sound as the source
+  (its target mask is the noisy one) while the query still names only the source's
+  class: the setting of videos in the wild that CLIPSep-NIT targets.
 - `QueryTable`: query string (text or frame path) -> embedding, computed once.
 """
 

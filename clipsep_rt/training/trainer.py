@@ -29,6 +29,7 @@ from ..errors import ClipsepError
 from ..model.checkpoint import checkpoint_from_model, load_checkpoint, save_checkpoint
 from ..model.separator import CLIPSepSeparator
 from ..query.embedding_file import save_query_embeddings
+from ..runtime.engine import cpu_has_native_bf16
 from ..spectral import SpectralFrontEnd
 from .baselines import LabelSepSeparator, PITSeparator, source_logits
 from .datasets import (
@@ -42,9 +43,10 @@ from .datasets import (
 from .index import read_index
 from .losses import clipsep_loss, nit_loss, pit_loss
 from .schedule import TrainingRecipe, make_optimizer, make_scheduler
-from .targets import MixBatch, binary_masks, mix_and_warp, warp_magnitude
+from .targets import MixBatch, mix_and_warp
 
 MODEL_TYPES = ("clipsep", "nit", "labelsep", "pit")
+PRECISIONS = ("auto", "bf16", "fp32")
 LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation")
 
 
@@ -64,6 +66,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # None: val_every
     out_dir_resume: bool = True  # resume from out_dir/last.state.pt when present
     device: str = "cpu"
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | bf16 | fp32
     noisy: bool = False
     seed: int = 0
     clip_samples: int = 65_535
@@ -88,6 +91,8 @@ class TrainConfig:
             raise ClipsepError("train config: model_type nit needs model.noise_heads >= 2")
         if self.model_type != "nit" and self.model.noise_heads:
             self.model = replace(self.model, noise_heads=0)
+        if self.precision not in PRECISIONS:
+            raise ClipsepError(f"train config: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.total_steps < 1 or self.batch < 1 or self.val_every < 1:
             raise ClipsepError("train config: steps, batch_size and val_every must be positive")
 
@@ -147,14 +152,21 @@ class TrainConfig:
 # ---------------------------------------------------------------------------- pieces
 
 
+def uses_bf16_autocast(precision: str, device: torch.device) -> bool:
+    """Whether the forward pass runs under bf16 autocast (losses are always computed in fp32)."""
+    if precision != "auto":
+        return precision == "bf16"
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+
+
 def make_targets(batch: MixtureBatch, front_end: SpectralFrontEnd, device) -> MixBatch:
-    """Targets of a mixture batch: the mixture holds any off-screen noise, masks the clean sources."""
+    """Targets of a mixture batch. In noisy mode a source is its clip plus the off-screen
+    sound added to it, so the target masks include that noise (as a video's audio track
+    would) while the query describes the clip's class only."""
     sources = batch.sources.to(device)
-    if batch.noise is None:
-        return mix_and_warp(sources, front_end)
-    mixed = mix_and_warp(sources + batch.noise.to(device), front_end)
-    clean = warp_magnitude(front_end.stft(sources).abs(), front_end.warp)
-    return MixBatch(mixed.log_mag, mixed.mix_mag, clean, binary_masks(clean, mixed.mix_mag), mixed.weight)
+    if batch.noise is not None:
+        sources = sources + batch.noise.to(device)
+    return mix_and_warp(sources, front_end)
 
 
 class _Step:
@@ -305,11 +317,12 @@ def train(
             csv.writer(handle).writerow(LOG_COLUMNS)
 
     provenance = {"trained_by": "clipsep-rt train", "model_type": config.model_type, "index": str(config.index)}
-    use_amp = device.type == "cuda"
+    use_amp = uses_bf16_autocast(config.precision, device)
+    log(f"training on {device} in {'bf16 autocast' if use_amp else 'fp32'}")
 
     def forward(batch: MixtureBatch):
         targets = make_targets(batch, front_end, device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             return step_fn(batch, targets, device)
 
     def validate() -> float:
