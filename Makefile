@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := demo_out
 
-.PHONY: demo test bench clean live-audio-deps corpus
+.PHONY: demo test bench clean live-audio-deps browser-deps corpus
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev,report]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,7 +26,7 @@ demo: $(STAMP)
 		--noise-heads --residual --overwrite
 	@ls -l $(DEMO_OUT)
 
-test: $(STAMP) live-audio-deps
+test: $(STAMP) live-audio-deps browser-deps
 	$(BIN)/python -m pytest -q
 
 # The live-audio tests run real PortAudio streams on a JACK dummy server: they need jackd,
@@ -45,6 +45,19 @@ live-audio-deps:
 		|| { echo "make test: could not install $(LIVE_PACKAGES): the live-audio tests will skip"; exit 0; }; \
 	command -v jack_connect >/dev/null || apt-get install -y -q --no-install-recommends jack-example-tools >/dev/null \
 		|| echo "make test: no jack_connect (jack-example-tools): the JACK tests will skip"
+
+# The report test renders `separate --report` pages in headless Chromium. Installed here when
+# missing and we are root with apt-get; otherwise that test skips (and says why).
+BROWSER_PACKAGES := chromium
+browser-deps:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make test: chromium missing and not root with apt-get: the browser rendering test will skip"; exit 0; fi; \
+	echo "make test: installing $(BROWSER_PACKAGES) for the browser rendering test"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) >/dev/null \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \
+		|| echo "make test: could not install $(BROWSER_PACKAGES): the browser rendering test will skip"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/offline.py

@@ -64,9 +64,21 @@ def _separate_parser(sub) -> None:
                    help="network windows per batch (default: 4 on CPU, 16 on CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _report_arguments(p)
     _streaming_arguments(p)
     _query_encoder_arguments(p)
     p.set_defaults(handler=_run_separate)
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("report (a static HTML page with spectrograms and players; needs clipsep-rt[report])")
+    g.add_argument("--report", type=Path, metavar="DIR",
+                   help="also write DIR/index.html: log-frequency spectrograms and audio of the mixture, each prediction "
+                        "and noise head, per query (open it in a browser)")
+    g.add_argument("--reference", type=Path, metavar="FILE",
+                   help="with --report and one input: the true sound of the first query (adds SDRi)")
+    g.add_argument("--interference", type=Path, metavar="FILE",
+                   help="with --report and one input: the other sound in the mixture")
 
 
 def _streaming_arguments(p: argparse.ArgumentParser) -> None:
@@ -272,7 +284,11 @@ def _run_separate(args: argparse.Namespace) -> int:
         raise ClipsepError("no input given: pass files, directories or globs (e.g. --input song.wav), or --input mic")
     if not args.query and not args.query_image and not args.query_embedding:
         raise ClipsepError("no query given: use --query TEXT, --query-image FILE or --query-embedding FILE")
+    if (args.reference or args.interference) and not args.report:
+        raise ClipsepError("--reference and --interference go with --report DIR")
     if specs == ["mic"] or args.stream:
+        if args.report:
+            raise ClipsepError("--report works with batch separation of files, not with --stream or --input mic")
         return _run_streaming(args, specs)
     if args.output and len(args.output) > 1:
         raise ClipsepError("batch separation writes to one output directory: give -o once")
@@ -288,6 +304,7 @@ def _run_separate(args: argparse.Namespace) -> int:
         session.separator.offline, session.queries, session.noise_heads, options,
         args.output, overwrite=args.overwrite, progress=not args.quiet,
     )
+    report_job = _report_job(args, session, inputs)  # checked before anything is separated
     report = batch.run(inputs)
     failed = len(report.failures) + len(input_errors)
     if not args.quiet:
@@ -296,7 +313,26 @@ def _run_separate(args: argparse.Namespace) -> int:
             f"{len(report.written)} files written to {args.output}" + (f", {failed} failed" if failed else ""),
             file=sys.stderr,
         )
+    if report_job is not None:
+        failures = {source for source, _ in report.failures}
+        separated = [source for source in inputs if str(source) not in failures]
+        if separated:
+            report_job.write(session.embeddings, separated)
+            if not args.quiet:
+                print(f"clipsep-rt: report written to {args.report / 'index.html'}", file=sys.stderr)
+        else:
+            print("clipsep-rt: no report written: no input was separated", file=sys.stderr)
     return EXIT_FAILURES if failed else 0
+
+
+def _report_job(args: argparse.Namespace, session, inputs: list[Path]):
+    """The --report job (None without --report): its files, matplotlib and the ground truth checked."""
+    if args.report is None:
+        return None
+    from .report import GroundTruth, ReportJob
+
+    truth = GroundTruth(args.reference, args.interference)
+    return ReportJob(args.report, session.separator, inputs, session.queries.names, truth, overwrite=args.overwrite)
 
 
 # -- streaming -----------------------------------------------------------------------------

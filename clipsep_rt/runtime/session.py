@@ -28,6 +28,7 @@ class Session:
     separator: Separator
     queries: QuerySet
     noise_heads: int  # noise heads per query in the output rows (0 unless asked for)
+    embeddings: np.ndarray | None = None  # (Q, D) float32 query vectors, in the order of queries.names
 
     def describe(self) -> str:
         lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.names)}"]
@@ -65,6 +66,7 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
         file_names, embeddings = load_query_embeddings(path)
         names += file_names
         blocks.append(separator.check_embeddings(embeddings, str(path)))
-    prepared = separator.prepare_queries(np.concatenate(blocks), noise_heads)
+    embeddings = np.concatenate(blocks)
+    prepared = separator.prepare_queries(embeddings, noise_heads)
     heads = separator.noise_heads if noise_heads else 0
-    return Session(separator, QuerySet(names, prepared), heads)
+    return Session(separator, QuerySet(names, prepared), heads, embeddings)

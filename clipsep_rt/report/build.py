@@ -1,0 +1,256 @@
+"""Build a report folder: separate each input again in memory, then write sounds, pictures, page.
+
+Layout of the folder (all links relative):
+
+    DIR/index.html
+    DIR/01-song/mixture.{png,wav}  reference.*  interference.*
+    DIR/01-song/q1-violin.{png,wav}  q1-violin-noise1.*  q1-violin-noise2.*
+
+Everything is at the model's rate (16 kHz mono): the pictures and sounds are what the
+network hears. Every file is written atomically; existing files are refused (checked before
+anything is separated) unless `overwrite`. The page is written last, so it never links a
+file that is not there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import soundfile as sf
+
+from ..errors import ClipsepError
+from ..fileio import atomic_output
+from ..optional import import_optional
+from ..runtime.audio_io import load_audio
+from ..runtime.outputs import query_slug
+from .page import InputResult, QueryResult, ReportPage, Signal, render_page
+from .spectrogram import LogSpectrogram, colour_range, render_png
+
+if TYPE_CHECKING:
+    from ..api import Separator
+
+INDEX = "index.html"
+LENGTH_TOLERANCE = 1  # samples at the model rate: files of different rates may round differently
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Files given with the (single) input: the first query's true source, the other source."""
+
+    reference: Path | None = None
+    interference: Path | None = None
+
+    def __bool__(self) -> bool:
+        return self.reference is not None or self.interference is not None
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One signal to write: its label in the page and its file stem inside the report folder."""
+
+    label: str
+    stem: str  # e.g. "01-song/q1-violin"
+
+
+class ReportJob:
+    """A report planned before any separation: inputs, queries, and the files they give.
+
+    Construction checks everything that can fail early (matplotlib, existing files, the
+    ground truth files and their length); `write` then separates and writes.
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        separator: "Separator",
+        inputs: Sequence[Path],
+        query_names: Sequence[str],
+        ground_truth: GroundTruth = GroundTruth(),
+        overwrite: bool = False,
+    ):
+        import_optional("matplotlib", "report")
+        if ground_truth:
+            import_optional("scipy", "report")  # BSS Eval (SDRi)
+        if ground_truth and len(inputs) != 1:
+            raise ClipsepError(f"--reference/--interference go with exactly one input, got {len(inputs)}")
+        self.out_dir = Path(out_dir)
+        self.separator = separator
+        self.rate = separator.sample_rate
+        self.inputs = list(inputs)
+        self.query_names = list(query_names)
+        self.noise_heads = separator.noise_heads  # all of them, whether or not the batch writes them
+        self.ground_truth = ground_truth
+        self.overwrite = overwrite
+        self.folders = {source: f"{index:02d}-{query_slug(source.stem)}" for index, source in enumerate(self.inputs, 1)}
+        self._check_paths()
+        self.truth = self._load_ground_truth() if ground_truth else {}
+
+    # -- planning --------------------------------------------------------------------------
+
+    def plan(self, source: Path) -> tuple[list[_Planned], list[list[_Planned]]]:
+        """(input-level signals, per query [prediction, noise heads]) of one input."""
+        folder = self.folders[source]
+        signals = [_Planned("Mixture", f"{folder}/mixture")]
+        if self.ground_truth.reference:
+            signals.append(_Planned("Ground truth", f"{folder}/reference"))
+        if self.ground_truth.interference:
+            signals.append(_Planned("Interference", f"{folder}/interference"))
+        queries = []
+        for number, name in enumerate(self.query_names, 1):
+            stem = f"{folder}/q{number}-{query_slug(name)}"
+            queries.append([_Planned("Prediction", stem)]
+                           + [_Planned(f"Noise head {h}", f"{stem}-noise{h}") for h in range(1, self.noise_heads + 1)])
+        return signals, queries
+
+    def paths(self) -> list[Path]:
+        """Every file the report writes."""
+        paths = [self.out_dir / INDEX]
+        for source in self.inputs:
+            signals, queries = self.plan(source)
+            for planned in [*signals, *(p for query in queries for p in query)]:
+                paths += [self.out_dir / f"{planned.stem}.png", self.out_dir / f"{planned.stem}.wav"]
+        return paths
+
+    def _check_paths(self) -> None:
+        protected = {source.resolve() for source in self.inputs}
+        protected |= {path.resolve() for path in (self.ground_truth.reference, self.ground_truth.interference) if path}
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ClipsepError(f"--report {self.out_dir}: not a directory")
+        for path in self.paths():
+            if path.resolve() in protected:
+                raise ClipsepError(f"{path}: the report would overwrite an input file; choose another --report directory")
+            if path.exists() and not self.overwrite:
+                raise ClipsepError(f"{path}: report file already exists (use --overwrite to replace it)")
+
+    def _load_ground_truth(self) -> dict[str, np.ndarray]:
+        """{'reference'|'interference': (n,) float32 at the model rate}, each the input's length,
+        or a ClipsepError naming the file."""
+        rate = self.rate
+        length = len(load_audio(self.inputs[0], rate).samples)
+        truth = {}
+        for key, path in (("reference", self.ground_truth.reference), ("interference", self.ground_truth.interference)):
+            if path is None:
+                continue
+            if not Path(path).is_file():
+                raise ClipsepError(f"--{key} {path}: no such file")
+            samples = load_audio(path, rate, min_samples=1).samples
+            if abs(len(samples) - length) > LENGTH_TOLERANCE:
+                raise ClipsepError(
+                    f"--{key} {path}: {len(samples) / rate:.3f} s ({len(samples)} samples at {rate} Hz), but the input "
+                    f"{self.inputs[0]} is {length / rate:.3f} s ({length} samples): it must have the input's length"
+                )
+            truth[key] = _fit(samples, length)
+        return truth
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, embeddings: np.ndarray, sources: Sequence[Path]) -> list[Path]:
+        """Separate `sources` (some of the planned inputs) by the (Q, D) query `embeddings`, in the
+        order of the query names; write their files, then the page. Returns the files written."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        prepared = self.separator.prepare_queries(np.asarray(embeddings, np.float32), noise_heads=self.noise_heads > 0)
+        written: list[Path] = []
+        results = []
+        for source in sources:
+            result, files = self._write_input(source, prepared)
+            results.append(result)
+            written += files
+        spectral = self.separator.spectral
+        notes = [
+            f"Sounds and pictures are at the model's rate ({self.rate} Hz mono): what the network hears. "
+            f"Spectrograms use the model's own {spectral.log_freq_bins}-bin log-frequency warp "
+            f"(STFT {spectral.n_fft}, hop {spectral.hop_length}), in dB full scale (a full-scale sine peaks at 0 dB).",
+        ]
+        page = ReportPage(model=self.separator.describe(), inputs=results, notes=notes)
+        index = self.out_dir / INDEX
+        with atomic_output(index, self.overwrite) as temp:
+            temp.write_text(render_page(page), encoding="utf-8")
+        return [*written, index]
+
+    def _separate(self, mixture: np.ndarray, prepared) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(n,) mixture -> (per query its (n,) prediction, per query its (H, n) noise heads)."""
+        outputs = self.separator.offline.separate(mixture, prepared)  # (Q * (1 + H), n), per query [mask, heads]
+        rows = 1 + self.noise_heads
+        count = len(self.query_names)
+        return [outputs[q * rows] for q in range(count)], [outputs[q * rows + 1 : (q + 1) * rows] for q in range(count)]
+
+    def _write_input(self, source: Path, prepared) -> tuple[InputResult, list[Path]]:
+        mixture = load_audio(source, self.rate).samples  # (n,)
+        predictions, noise = self._separate(mixture, prepared)
+        planned_inputs, planned_queries = self.plan(source)
+        audio = {planned_inputs[0].stem: mixture}
+        for planned in planned_inputs[1:]:
+            audio[planned.stem] = self.truth[planned.stem.rsplit("/", 1)[1]]
+        for planned, prediction, heads in zip(planned_queries, predictions, noise, strict=True):
+            audio[planned[0].stem] = prediction
+            for head_plan, head in zip(planned[1:], heads, strict=True):
+                audio[head_plan.stem] = head
+        spectrogram = LogSpectrogram(self.separator.spectral)
+        images = {stem: spectrogram(samples) for stem, samples in audio.items()}  # (256, frames) dB each
+        vmin, vmax = colour_range(list(images.values()))
+        written = []
+        labels = {p.stem: p.label for p in [*planned_inputs, *(p for q in planned_queries for p in q)]}
+        for stem, samples in audio.items():
+            written.append(self._write_wav(stem, samples))
+            written.append(self._write_png(stem, images[stem], vmin, vmax, labels[stem]))
+        queries = [
+            QueryResult(name, [_signal(p) for p in planned], *self._metrics(mixture, prediction))
+            for name, planned, prediction in zip(self.query_names, planned_queries, predictions, strict=True)
+        ]
+        result = InputResult(
+            name=str(source), duration_s=len(mixture) / self.rate, signals=[_signal(p) for p in planned_inputs],
+            queries=queries, colour_range_db=(vmin, vmax),
+            reference_query=self.query_names[0] if "reference" in self.truth else None,
+        )
+        return result, written
+
+    def _metrics(self, mixture: np.ndarray, prediction: np.ndarray) -> tuple[float, float | None, float | None]:
+        """(output energy vs mixture dB, SDR, SDRi) of one query's prediction; SDR(i) only with a reference."""
+        energy = _energy_ratio_db(prediction, mixture)
+        reference = self.truth.get("reference")
+        if reference is None:
+            return energy, None, None
+        from ..training.metrics import separation_metrics
+
+        interference = self.truth.get("interference", mixture - reference)
+        metrics = separation_metrics(prediction, reference, interference, mixture)
+        return energy, metrics.sdr, metrics.sdri
+
+    def _write_wav(self, stem: str, samples: np.ndarray) -> Path:
+        path = self.out_dir / f"{stem}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, self.overwrite) as temp:
+            sf.write(temp, np.clip(samples, -1.0, 1.0), self.rate, subtype="PCM_16", format="WAV")
+        return path
+
+    def _write_png(self, stem: str, db: np.ndarray, vmin: float, vmax: float, label: str) -> Path:
+        path = self.out_dir / f"{stem}.png"
+        with atomic_output(path, self.overwrite) as temp:
+            render_png(db, temp, vmin, vmax, label, self.separator.spectral)
+        return path
+
+
+def _signal(planned: _Planned) -> Signal:
+    return Signal(planned.label, f"{planned.stem}.png", f"{planned.stem}.wav")
+
+
+def _fit(samples: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad (n,) to `length` (differences of a rounding sample only)."""
+    if len(samples) >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - len(samples)))
+
+
+def _energy_ratio_db(signal: np.ndarray, mixture: np.ndarray) -> float:
+    mixture_energy = float(np.sum(np.square(mixture, dtype=np.float64)))
+    signal_energy = float(np.sum(np.square(signal, dtype=np.float64)))
+    if mixture_energy == 0.0:
+        return float("nan")
+    if signal_energy == 0.0:
+        return float("-inf")
+    return 10.0 * math.log10(signal_energy / mixture_energy)
