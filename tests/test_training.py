@@ -168,6 +168,46 @@ def test_resume_continues_step_counter_and_log(corpus, tmp_path):
     assert torch.load(tmp_path / "last.state.pt", weights_only=False)["step"] == 15
 
 
+def test_resume_drops_log_rows_written_after_the_last_checkpoint(corpus, tmp_path):
+    train(_config(corpus, tmp_path, "nit", steps=10), log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)
+    with open(tmp_path / "log.csv", "a", newline="") as handle:  # a run killed at step 12, after the step-10 checkpoint
+        csv.writer(handle).writerows([[11, 0.001, 0.5, "", 0.5, 0.2], [12, 0.001, 0.5, "", 0.5, 0.2]])
+    train(_config(corpus, tmp_path, "nit", steps=13), log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)
+    assert [int(r["step"]) for r in _log(tmp_path)] == list(range(1, 14))
+
+
+def test_noisy_targets_include_the_off_screen_sound():
+    from clipsep_rt.config import SpectralConfig
+    from clipsep_rt.spectral import SpectralFrontEnd
+    from clipsep_rt.training.datasets import MixtureBatch
+    from clipsep_rt.training.trainer import make_targets
+
+    front_end = SpectralFrontEnd(SpectralConfig())
+    n = 16_384
+    t = torch.arange(n) / 16000
+    sources = torch.stack([torch.sin(2 * torch.pi * 300 * t), torch.sin(2 * torch.pi * 3000 * t)])[None]  # (1, 2, n)
+    noise = torch.zeros_like(sources)
+    noise[0, 0] = torch.sin(2 * torch.pi * 6000 * t)  # off-screen sound riding on source 0
+    targets = make_targets(MixtureBatch(sources, noise, [["a", "b"]], [["a", "b"]]), front_end, "cpu")
+    bin_6k = int(torch.argmax(targets.mix_mag[0, :, 10]))  # the loudest log bin in the mixture
+    assert targets.masks[0, 0, bin_6k].mean() == 1 and targets.masks[0, 1, bin_6k].mean() == 0
+
+
+def test_precision_auto_and_explicit(corpus, tmp_path):
+    from clipsep_rt.runtime.engine import cpu_has_native_bf16
+    from clipsep_rt.training.trainer import uses_bf16_autocast
+
+    assert uses_bf16_autocast("auto", torch.device("cpu")) == cpu_has_native_bf16()
+    assert uses_bf16_autocast("auto", torch.device("cuda")) and not uses_bf16_autocast("fp32", torch.device("cuda"))
+    assert uses_bf16_autocast("bf16", torch.device("cpu"))
+    with pytest.raises(ClipsepError, match="precision"):
+        _config(corpus, tmp_path, "nit", precision="fp8")
+    messages = []
+    train(_config(corpus, tmp_path, "nit", steps=3, precision="bf16"), log=messages.append,
+          text_encoder=FakeTextEncoder(), progress=False)
+    assert any("bf16 autocast" in m for m in messages)
+
+
 def test_config_from_toml_and_json(corpus, tmp_path):
     (tmp_path / "train.toml").write_text(
         f'index = "{corpus.as_posix()}"\nout_dir = "run"\nmodel_type = "clipsep"\nsteps = 3\n'

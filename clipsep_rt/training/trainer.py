@@ -231,6 +231,21 @@ def _restore_rng(state: dict, samplers: dict[str, MixtureSampler]) -> None:
             samplers[name].rng.bit_generator.state = json.loads(text)
 
 
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop the log rows after `step` (written by a run stopped after its last checkpoint)."""
+    if not log_path.is_file():
+        with open(log_path, "w", newline="") as handle:
+            csv.writer(handle).writerow(LOG_COLUMNS)
+        return
+    with open(log_path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= step]
+    tmp = log_path.with_name(log_path.name + ".tmp")
+    with open(tmp, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+    os.replace(tmp, log_path)
+
+
 # ---------------------------------------------------------------------------- train
 
 
@@ -312,6 +327,7 @@ def train(
         _restore_rng(state["rng"], samplers)
         start, best_val = int(state["step"]), float(state["best_val"])
         log(f"resuming from step {start} (best val loss {best_val:.4f})")
+        _truncate_log(log_path, start)
     else:
         with open(log_path, "w", newline="") as handle:
             csv.writer(handle).writerow(LOG_COLUMNS)
