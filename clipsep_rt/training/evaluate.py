@@ -7,6 +7,19 @@
 
 A mixture is a target clip plus an interference clip of a different label, both cropped to
 65,535 samples (at 16 kHz) from the middle (zero-padded if shorter), summed with unit gains.
+
+What a mixture is queried with is a query strategy (`candidates(mixture)` -> named vectors):
+
+- `TextQueries` (the default): the target label's text (`label`) or its prompt ensemble;
+- `ClassVectorQueries`: LabelSep, one learned vector per class (`best.queries.npz`);
+- `OracleQueries`: PIT, every output is a candidate and the one with the best SDR against the
+  target is kept (the CLIPSep paper's oracle post-selection).
+
+    pit = query_vector_strategy("pit/best.queries.npz", oracle=True)    # an OracleQueries
+    report = evaluate(Separator.from_checkpoint("pit/best.safetensors"), mixtures, queries=pit)
+
+`evaluate_query_variants` measures robustness to the query's wording on the same mixtures:
+the label, a short and a long paraphrase per class, and one unrelated query.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -63,6 +77,11 @@ class EvalReport:
 # ------------------------------------------------------------------------- mixtures
 
 
+def label_parts(label: str) -> tuple[str, ...]:
+    """A label column's paraphrases, as mixtures carry them: split on "|", stripped, empties dropped."""
+    return tuple(part.strip() for part in str(label).split("|") if part.strip())
+
+
 def _read_index_rows(index) -> list[dict]:
     """Rows (audio resolved, labels split) of an index CSV path, or of given dicts/objects."""
     if isinstance(index, (str, Path)):
@@ -81,7 +100,7 @@ def _read_index_rows(index) -> list[dict]:
         audio, label, split = get("audio"), get("label"), get("split")
         if audio is None or label is None:
             raise ClipsepError("dataset index rows need 'audio' and 'label'")
-        labels = tuple(part.strip() for part in str(label).split("|") if part.strip())
+        labels = label_parts(label)
         if not labels:
             continue
         audio_path = Path(audio)
@@ -149,10 +168,113 @@ def load_mixture(mixture: EvalMixture) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return target, interference, target + interference
 
 
+# ------------------------------------------------------------------------- query strategies
+
+
+class QueryStrategy(Protocol):
+    """What each mixture is queried with. `candidates` gives named (D,) query vectors; with
+    several, `evaluate` keeps the one whose estimate has the best SDR against the target.
+    An optional `check(mixtures)` method is called first, to fail before any separating."""
+
+    name: str
+
+    def candidates(self, mixture: EvalMixture) -> dict[str, np.ndarray]: ...
+
+
+class TextQueries:
+    """The target label's text: `label` embeds the canonical label with the separator's prompt;
+    `ensemble` takes the normalised mean over the label's paraphrases, each embedded with the
+    prompt-template ensemble."""
+
+    def __init__(self, separator, mode: str = "label"):
+        if mode not in ("label", "ensemble"):
+            raise ClipsepError(f"query mode must be 'label' or 'ensemble', got {mode!r}")
+        self.separator = separator
+        self.name = mode
+        self._cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    def candidates(self, mixture: EvalMixture) -> dict[str, np.ndarray]:
+        labels = mixture.target_labels
+        if labels not in self._cache:
+            self._cache[labels] = _text_query_vector(self.separator, labels, self.name)
+        return {mixture.target_label: self._cache[labels]}
+
+
+class ClassVectorQueries:
+    """LabelSep: one learned vector per class key (the index's label column text, as the trainer
+    names them in `best.queries.npz`).
+
+    A mixture's target is matched by its paraphrases: the key whose "|"-separated, stripped parts
+    equal the mixture's `target_labels`; failing that, the only key whose first part is the
+    canonical label. No match, or an ambiguous one, is a ClipsepError."""
+
+    def __init__(self, names: Sequence[str], vectors: np.ndarray, source: str = "the query vectors"):
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(names) != len(vectors):
+            raise ClipsepError(f"{source}: expected one vector per name, got {len(names)} names and shape {vectors.shape}")
+        self.source = source
+        self.vectors = {str(name): vectors[i] for i, name in enumerate(names)}
+        self.name = f"class vectors ({source})"
+        self._by_parts: dict[tuple[str, ...], list[str]] = {}
+        self._by_canonical: dict[str, list[str]] = {}
+        for key in self.vectors:
+            parts = label_parts(key)
+            if parts:
+                self._by_parts.setdefault(parts, []).append(key)
+                self._by_canonical.setdefault(parts[0], []).append(key)
+
+    def class_key(self, labels: Sequence[str]) -> str:
+        """The vector name for a target with these paraphrases (canonical first)."""
+        labels = tuple(labels)
+        for found in (self._by_parts.get(labels, []), self._by_canonical.get(labels[0], []) if labels else []):
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise ClipsepError(f"class {' | '.join(labels)!r} matches several vectors in {self.source}: "
+                                   f"{', '.join(repr(k) for k in sorted(found))}")
+        held = sorted(self.vectors)
+        shown = ", ".join(repr(k) for k in held[:6]) + (f" and {len(held) - 6} more" if len(held) > 6 else "")
+        raise ClipsepError(f"class {labels[0]!r} has no vector in {self.source} (it holds {shown})")
+
+    def check(self, mixtures: Sequence[EvalMixture]) -> None:
+        """Every target has a vector (so a missing one fails before any separating)."""
+        for mixture in mixtures:
+            self.class_key(mixture.target_labels)
+
+    def candidates(self, mixture: EvalMixture) -> dict[str, np.ndarray]:
+        key = self.class_key(mixture.target_labels)
+        return {key: self.vectors[key]}
+
+
+class OracleQueries:
+    """PIT: every vector (e.g. "output0", "output1") is a candidate; `evaluate` keeps, per mixture,
+    the output with the highest SDR against the target (oracle post-selection)."""
+
+    def __init__(self, names: Sequence[str], vectors: np.ndarray, source: str = "the query vectors"):
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(names) != len(vectors) or not len(names):
+            raise ClipsepError(f"{source}: expected one vector per name, got {len(names)} names and shape {vectors.shape}")
+        self.vectors = {str(name): vectors[i] for i, name in enumerate(names)}
+        self.name = f"oracle over {', '.join(self.vectors)}"
+
+    def candidates(self, mixture: EvalMixture) -> dict[str, np.ndarray]:
+        return dict(self.vectors)
+
+
+def query_vector_strategy(path: str | Path, oracle: bool = False) -> ClassVectorQueries | OracleQueries:
+    """The strategy for a query-vector file (`best.queries.npz` of a LabelSep or PIT run):
+    per-class lookup, or with `oracle` every vector as a candidate."""
+    from clipsep_rt.query.embedding_file import load_query_embeddings
+
+    names, vectors = load_query_embeddings(path)
+    source = Path(path).name
+    return OracleQueries(names, vectors, source) if oracle else ClassVectorQueries(names, vectors, source)
+
+
 # ------------------------------------------------------------------------- evaluation
 
 
-def _query_vector(separator, labels: tuple[str, ...], query_mode: str) -> np.ndarray:
+def _text_query_vector(separator, labels: tuple[str, ...], query_mode: str) -> np.ndarray:
     if query_mode == "label":
         return separator.embed_text([labels[0]])[0]
     if query_mode == "ensemble":
@@ -168,37 +290,50 @@ def _query_vector(separator, labels: tuple[str, ...], query_mode: str) -> np.nda
     raise ClipsepError(f"query mode must be 'label' or 'ensemble', got {query_mode!r}")
 
 
-def evaluate(separator, mixtures: Sequence[EvalMixture], query_mode: str = "label",
-             log: Callable[[str], None] | None = None) -> EvalReport:
-    """Separate each mixture by the text of its target label and score the estimate.
+def _sdr_key(scores) -> float:
+    return scores.sdr if math.isfinite(scores.sdr) else -math.inf
 
-    `label`: the canonical label with the separator's prompt; `ensemble`: the normalised mean over
-    the label's paraphrases, each embedded with the prompt-template ensemble.
+
+def evaluate(separator, mixtures: Sequence[EvalMixture], query_mode: str = "label",
+             log: Callable[[str], None] | None = None, queries: QueryStrategy | None = None) -> EvalReport:
+    """Separate each mixture by its query and score the estimate.
+
+    `queries`: a query strategy (`ClassVectorQueries`, `OracleQueries`, ...); by default
+    `TextQueries(separator, query_mode)` (`label` or `ensemble`). The report's query mode is the
+    strategy's name. With several candidates per mixture all are separated in one pass and the
+    row of the one with the highest SDR is kept; its name is the row's `query` and every
+    candidate's SDR is in `candidate_sdr`.
     """
-    if query_mode not in ("label", "ensemble"):
-        raise ClipsepError(f"query mode must be 'label' or 'ensemble', got {query_mode!r}")
-    queries: dict[tuple[str, ...], np.ndarray] = {}
+    strategy = queries if queries is not None else TextQueries(separator, query_mode)
+    if hasattr(strategy, "check"):
+        strategy.check(mixtures)
     rows = []
     for number, mixture in enumerate(mixtures, 1):
         target, interference, mix = load_mixture(mixture)
-        if mixture.target_labels not in queries:
-            queries[mixture.target_labels] = _query_vector(separator, mixture.target_labels, query_mode)
+        candidates = strategy.candidates(mixture)
+        if not candidates:
+            raise ClipsepError(f"query strategy {strategy.name!r} gave no query for mixture {mixture.index}")
+        sources = separator.separate(mix, SAMPLE_RATE, embeddings=candidates).sources
+        scored = {name: separation_metrics(sources[name], target, interference, mix) for name in candidates}
+        chosen = max(scored, key=lambda name: _sdr_key(scored[name]))  # first of equals wins
         name = mixture.target_label
-        estimate = separator.separate(mix, SAMPLE_RATE, embeddings={name: queries[mixture.target_labels]}).sources[name]
-        scores = separation_metrics(estimate, target, interference, mix)
         row = {
             "index": mixture.index,
             "target_label": name,
             "interference_label": mixture.interference_label,
             "target_audio": mixture.target_audio,
             "interference_audio": mixture.interference_audio,
-            **{key: float(value) for key, value in scores._asdict().items()},
+            "query": chosen,
+            **{key: float(value) for key, value in scored[chosen]._asdict().items()},
         }
+        if len(scored) > 1:
+            row["candidate_sdr"] = {key: float(value.sdr) for key, value in scored.items()}
         rows.append(row)
         if log is not None:
+            via = f" (via {chosen})" if len(scored) > 1 else ""
             log(f"[{number}/{len(mixtures)}] {name} vs {mixture.interference_label}: "
-                f"SDR {row['sdr']:.2f} dB, SDRi {row['sdri']:.2f} dB")
-    report = EvalReport(query_mode=query_mode, separator=getattr(separator, "name", "separator"), rows=rows)
+                f"SDR {row['sdr']:.2f} dB, SDRi {row['sdri']:.2f} dB{via}")
+    report = EvalReport(query_mode=strategy.name, separator=getattr(separator, "name", "separator"), rows=rows)
     report.overall = summarise(rows)
     for label in sorted({row["target_label"] for row in rows}):
         report.per_class[label] = summarise([row for row in rows if row["target_label"] == label])
@@ -242,8 +377,8 @@ def report_markdown(report: EvalReport) -> str:
     lines = [
         f"# Evaluation of {report.separator}",
         "",
-        f"{report.count} mixtures, query mode `{report.query_mode}`; BSS Eval v4 over the whole signal, dB; "
-        "mean ± SEM (median).",
+        (f"{report.count} mixtures, query mode `{report.query_mode}`; BSS Eval v4 over the whole signal, dB; "
+         "mean ± SEM (median)."),
         "",
         header,
         rule,
@@ -272,6 +407,190 @@ def report_json(report: EvalReport) -> str:
         "metrics": list(METRICS),
         "overall": report.overall,
         "per_class": report.per_class,
+        "mixtures": report.rows,
+    }
+    return json.dumps(_json_safe(data), indent=1, allow_nan=False) + "\n"
+
+
+# ------------------------------------------------------------------------- robustness to queries
+
+VARIANTS = ("label", "short", "long", "unrelated")
+VARIANT_TITLES = {"label": "label", "short": "short paraphrase", "long": "long paraphrase", "unrelated": "unrelated"}
+VARIANT_METRICS = (*METRICS, "energy_db")
+DEFAULT_UNRELATED = "car engine"
+ENERGY_FLOOR_DB = -100.0
+
+
+@dataclass(frozen=True)
+class QueryVariants:
+    """Per class (keyed by canonical label) a short and a long paraphrase, plus one unrelated
+    query used for every mixture. The `label` variant is the mixture's canonical label.
+
+    File form (JSON): {"unrelated": "car engine", "classes": {"violin": {"short": "violin",
+    "long": "a person playing the violin in a concert hall"}, ...}}; the classes may also be given
+    at the top level, next to "unrelated".
+    """
+
+    classes: dict[str, dict[str, str]]
+    unrelated: str = DEFAULT_UNRELATED
+
+    @classmethod
+    def from_dict(cls, data, source: str = "query variants", unrelated: str | None = None) -> QueryVariants:
+        """`unrelated` (when given) replaces the data's unrelated query."""
+        if not isinstance(data, Mapping):
+            raise ClipsepError(f"{source}: expected a JSON object of classes")
+        data = dict(data)
+        given = data.pop("unrelated", None)
+        if given is not None and not isinstance(given, str):
+            raise ClipsepError(f"{source}: 'unrelated' must be a text, got {given!r}")
+        if "classes" in data:
+            if set(data) != {"classes"}:
+                raise ClipsepError(f"{source}: unexpected key(s) next to 'classes': {', '.join(sorted(set(data) - {'classes'}))}")
+            data = data["classes"]
+            if not isinstance(data, Mapping):
+                raise ClipsepError(f"{source}: 'classes' must be an object of classes")
+        classes = {}
+        for label, entry in data.items():
+            if not isinstance(entry, Mapping):
+                raise ClipsepError(f"{source}: class {label!r} must be an object with 'short' and 'long'")
+            unknown = set(entry) - {"short", "long"}
+            if unknown:
+                raise ClipsepError(f"{source}: class {label!r} has unknown key(s) {', '.join(sorted(unknown))} "
+                                   "(expected 'short' and 'long')")
+            for kind in ("short", "long"):
+                text = entry.get(kind)
+                if not isinstance(text, str) or not text.strip():
+                    raise ClipsepError(f"{source}: class {label!r} needs a non-empty '{kind}' text")
+            classes[str(label).strip()] = {kind: entry[kind].strip() for kind in ("short", "long")}
+        if not classes:
+            raise ClipsepError(f"{source}: no classes given")
+        text = unrelated if unrelated is not None else given if given is not None else DEFAULT_UNRELATED
+        if not text.strip():
+            raise ClipsepError(f"{source}: the unrelated query is empty")
+        return cls(classes, text.strip())
+
+    @classmethod
+    def from_file(cls, path: str | Path, unrelated: str | None = None) -> QueryVariants:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ClipsepError(f"query variants {path}: cannot be read ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise ClipsepError(f"query variants {path}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, f"query variants {path}", unrelated)
+
+    def texts(self, mixture: EvalMixture) -> dict[str, str]:
+        """Variant -> query text for this mixture's target."""
+        entry = self.classes[mixture.target_label]
+        return {"label": mixture.target_label, "short": entry["short"], "long": entry["long"], "unrelated": self.unrelated}
+
+    def check(self, mixtures: Sequence[EvalMixture], source: str = "query variants") -> None:
+        """Every target class has paraphrases, and the unrelated query names none of the classes."""
+        missing = sorted({m.target_label for m in mixtures} - set(self.classes))
+        if missing:
+            shown = ", ".join(repr(label) for label in missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+            raise ClipsepError(f"{source}: no short/long paraphrases for class(es) {shown}")
+        unrelated = self.unrelated.casefold()
+        for mixture in mixtures:
+            for labels in (mixture.target_labels, mixture.interference_labels):
+                if unrelated in {label.casefold() for label in labels}:
+                    raise ClipsepError(f"{source}: the unrelated query {self.unrelated!r} is a label of the mixtures' "
+                                       "classes; choose another one")
+
+
+@dataclass
+class VariantReport:
+    separator: str
+    unrelated: str
+    rows: list[dict]  # per mixture and variant: index, variant, query, labels, METRICS, energy_db
+    summary: list[dict] = field(default_factory=list)  # per variant: variant, title, n, metric -> {n, mean, sem, median}
+
+    @property
+    def count(self) -> int:
+        """Number of mixtures."""
+        return len({row["index"] for row in self.rows})
+
+
+def energy_ratio_db(estimate: np.ndarray, mixture: np.ndarray, floor_db: float = ENERGY_FLOOR_DB) -> float:
+    """10 log10(|estimate|^2 / |mixture|^2), floored at `floor_db` (a silent estimate); NaN for a silent mixture."""
+    mix_energy = float(np.sum(np.asarray(mixture, np.float64) ** 2))
+    if mix_energy == 0:
+        return math.nan
+    ratio = float(np.sum(np.asarray(estimate, np.float64) ** 2)) / mix_energy
+    return max(floor_db, 10 * math.log10(ratio)) if ratio > 0 else floor_db
+
+
+def evaluate_query_variants(separator, mixtures: Sequence[EvalMixture], variants: QueryVariants | Mapping,
+                            log: Callable[[str], None] | None = None) -> VariantReport:
+    """Robustness to the query's wording (the CLIPSep demo's "robustness to queries").
+
+    Each mixture is separated by four text queries in one pass: its canonical `label`, the class's
+    `short` and `long` paraphrase, and the `unrelated` query. Every estimate is scored against the
+    target (for the unrelated query SDRi should be low), and `energy_db` is the estimate's energy
+    relative to the mixture's (how much a query extracts at all).
+    """
+    if not isinstance(variants, QueryVariants):
+        variants = QueryVariants.from_dict(variants)
+    variants.check(mixtures)
+    texts = sorted({text for m in mixtures for text in variants.texts(m).values()})
+    vectors = dict(zip(texts, separator.embed_text(texts), strict=True)) if texts else {}
+    rows = []
+    for number, mixture in enumerate(mixtures, 1):
+        target, interference, mix = load_mixture(mixture)
+        queries = variants.texts(mixture)
+        sources = separator.separate(mix, SAMPLE_RATE, embeddings={kind: vectors[text] for kind, text in queries.items()}).sources
+        for kind in VARIANTS:
+            scores = separation_metrics(sources[kind], target, interference, mix)
+            rows.append({
+                "index": mixture.index,
+                "variant": kind,
+                "query": queries[kind],
+                "target_label": mixture.target_label,
+                "interference_label": mixture.interference_label,
+                **{key: float(value) for key, value in scores._asdict().items()},
+                "energy_db": energy_ratio_db(sources[kind], mix),
+            })
+        if log is not None:
+            done = {row["variant"]: row for row in rows[-len(VARIANTS):]}
+            log(f"[{number}/{len(mixtures)}] {mixture.target_label} vs {mixture.interference_label}: SDRi "
+                + ", ".join(f"{kind} {done[kind]['sdri']:.2f}" for kind in VARIANTS) + " dB")
+    report = VariantReport(separator=getattr(separator, "name", "separator"), unrelated=variants.unrelated, rows=rows)
+    for kind in VARIANTS:
+        chosen = [row for row in rows if row["variant"] == kind]
+        stats = {metric: summary_stats(row[metric] for row in chosen) for metric in VARIANT_METRICS}
+        report.summary.append({"variant": kind, "title": VARIANT_TITLES[kind], "n": len(chosen), **stats})
+    return report
+
+
+def variant_report_markdown(report: VariantReport) -> str:
+    shown = ("sdri", "si_sdri", "sdr", "sir", "energy_db")
+    titles = {**_TITLES, "energy_db": "output / mixture energy (dB)"}
+    lines = [
+        f"# Robustness to queries: {report.separator}",
+        "",
+        (f"{report.count} mixtures, each separated by four queries: its label, a short and a long paraphrase, and "
+         f"the unrelated query {report.unrelated!r}. Scores are against the target; BSS Eval v4 over the whole "
+         "signal, dB; mean ± SEM (median)."),
+        "",
+        "| query | n | " + " | ".join(titles[m] for m in shown) + " |",
+        "|---|---:|" + "---:|" * len(shown),
+    ]
+    for entry in report.summary:
+        title = entry["title"] + (f" ({report.unrelated})" if entry["variant"] == "unrelated" else "")
+        lines.append(f"| {title.replace('|', chr(92) + '|')} | {entry['n']} | " + " | ".join(_cell(entry[m]) for m in shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def variant_report_json(report: VariantReport) -> str:
+    """The variants report as strict JSON (non-finite numbers as null)."""
+    data = {
+        "separator": report.separator,
+        "count": report.count,
+        "unrelated": report.unrelated,
+        "variants": list(VARIANTS),
+        "metrics": list(VARIANT_METRICS),
+        "summary": report.summary,
         "mixtures": report.rows,
     }
     return json.dumps(_json_safe(data), indent=1, allow_nan=False) + "\n"
