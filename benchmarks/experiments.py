@@ -89,7 +89,7 @@ def mean_activations(log_csv: Path, last: int = 100) -> tuple[float, float]:
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), {platform.node()}"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s)"
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -105,6 +105,90 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _strategy(name: str, separator, checkpoint: Path):
+    from clipsep_rt.training.evaluate import TextQueries, query_vector_strategy
+
+    model_type = RUNS_TABLE[name][0]
+    if model_type in ("clipsep", "nit"):
+        return TextQueries(separator, "label")
+    return query_vector_strategy(checkpoint.with_suffix(".queries.npz"), oracle=model_type == "pit")
+
+
+def evaluate_run(name: str, mixtures, device: str) -> dict:
+    from clipsep_rt.api import Separator
+    from clipsep_rt.model import load_checkpoint
+    from clipsep_rt.query import QueryEncoderOptions
+    from clipsep_rt.training.evaluate import evaluate
+
+    run_dir = RUNS / name
+    checkpoint = run_dir / "best.safetensors"
+    separator = Separator.from_checkpoint(checkpoint, device=device, precision="fp32",
+                                          encoder=QueryEncoderOptions(use_cache=False))
+    report = evaluate(separator, mixtures, queries=_strategy(name, separator, checkpoint))
+    query_act, noise_act = mean_activations(run_dir / "log.csv")
+    model_type, gamma = RUNS_TABLE[name]
+    return {
+        "run": name,
+        "model_type": model_type,
+        "gamma": gamma if model_type == "nit" else None,
+        "steps": load_checkpoint(checkpoint).provenance.get("step"),
+        "query": report.query_mode,
+        "overall": report.overall,
+        "mean_query_activation": query_act,
+        "mean_noise_activation": noise_act if model_type == "nit" else None,
+    }
+
+
+def _fmt(stats: dict) -> str:
+    return f"{stats['mean']:.2f} ± {stats['sem']:.2f} (median {stats['median']:.2f})"
+
+
+def results_markdown(results: list[dict], count: int, machine: dict) -> str:
+    lines = [
+        f"Clean 2-source test mixtures: {count} (runs/experiments/mixtures.json, seed 0). "
+        f"Device: {machine['cpu']}, {machine['threads']} thread(s). Mean ± SEM (median), dB.",
+        "",
+        "| run | model | gamma | best step | query | SDRi | SDR | SIR | SAR | SI-SDRi | mean query act. | mean noise act. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        o = r["overall"]
+        noise = "" if r["mean_noise_activation"] is None else f"{r['mean_noise_activation']:.3f}"
+        gamma = "" if r["gamma"] is None else f"{r['gamma']}"
+        lines.append(
+            f"| {r['run']} | {r['model_type']} | {gamma} | {r['steps']} | {r['query']} | {_fmt(o['sdri'])} | "
+            f"{_fmt(o['sdr'])} | {_fmt(o['sir'])} | {_fmt(o['sar'])} | {_fmt(o['si_sdri'])} | "
+            f"{r['mean_query_activation']:.3f} | {noise} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    from clipsep_rt.runtime.bench import machine_info, write_results
+    from clipsep_rt.training.evaluate import make_eval_mixtures, read_mixture_list, write_mixture_list
+
+    mixture_file = RUNS / "mixtures.json"
+    if mixture_file.is_file():
+        mixtures = read_mixture_list(mixture_file)
+    else:
+        mixtures = make_eval_mixtures(INDEX, split="test", count=args.count, seed=0)
+        write_mixture_list(mixtures, mixture_file)
+    names = [n for n in (args.only or RUNS_TABLE) if (RUNS / n / "best.safetensors").is_file()]
+    results = []
+    for name in names:
+        started = time.perf_counter()
+        results.append(evaluate_run(name, mixtures, args.device))
+        print(f"experiments: {name}: SDRi {_fmt(results[-1]['overall']['sdri'])} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+    machine = machine_info()
+    report = results_markdown(results, len(mixtures), machine)
+    print(report, end="")
+    write_results(RESULTS / "experiments.json", RESULTS / "experiments.md",
+                  {"machine": machine, "config": {**REDUCED, "model": REDUCED_MODEL.to_dict(),
+                                                  "recipe": REDUCED_RECIPE.to_dict()}, "results": results}, report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.set_defaults(handler=command_train)
+    p = sub.add_parser("eval", help="score every trained run on the same clean test mixtures")
+    p.add_argument("--only", nargs="+", choices=list(RUNS_TABLE), help="evaluate only these runs")
+    p.add_argument("--count", type=int, default=150, help="mixtures, when runs/experiments/mixtures.json is missing")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.set_defaults(handler=command_eval)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     return args.handler(args)

@@ -83,13 +83,16 @@ class Separator:
         threads: int | None = None,
         **options,
     ) -> "Separator":
-        """A checkpoint and/or an exported engine folder, on the backend `choose_backend` picks."""
+        """A checkpoint and/or an exported engine folder, on the backend `choose_backend` picks;
+        with neither, the bundled default model (`clipsep_rt.models`)."""
         from .export.manifest import read_manifest
         from .runtime.backends import choose_backend
         from .runtime.engine_factory import open_engine
 
         if checkpoint is None and engine_dir is None:
-            raise ClipsepError("give a checkpoint or an exported engine folder")
+            from .models import default_checkpoint
+
+            checkpoint = default_checkpoint()
         manifest = read_manifest(engine_dir) if engine_dir is not None else None
         if manifest is not None and checkpoint is not None and file_sha256(Path(checkpoint)) != manifest.checkpoint["sha256"]:
             raise ClipsepError(

@@ -25,6 +25,7 @@ from .runtime.streaming import PRESETS
 SUBCOMMANDS = ("separate", "convert", "embed", "export", "bench", "eval", "train")
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
+PAPER_ENCODER = "open_clip:ViT-B-32/openai"
 
 
 def _separate_parser(sub) -> None:
@@ -43,7 +44,7 @@ def _separate_parser(sub) -> None:
                    help="query vectors computed elsewhere: .npy of shape (D,) or (N, D), or .npz of named vectors")
     p.add_argument("-o", "--output", action="append", default=None, metavar="DIR|FILE|speakers",
                    help="batch: output directory (default: ./separated); streaming: a .wav file and/or 'speakers' (repeatable)")
-    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt")
+    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt (default: the bundled model, see clipsep_rt/models/MODEL_CARD.md)")
     p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export` (needs nothing else)")
     p.add_argument("-b", "--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
                    help="auto picks the fastest available and says why faster ones were skipped (default: auto)")
@@ -120,14 +121,16 @@ def _query_encoder_arguments(p: argparse.ArgumentParser) -> None:
 def _convert_parser(sub) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert an original CLIPSep-NIT checkpoint to the clipsep-rt format",
+        help="convert an original CLIPSep-NIT checkpoint to the clipsep-rt format (or a checkpoint to FP16)",
         description="Convert a checkpoint in the released CLIPSep-NIT layout (DataParallel state dict) "
-                    "to a .safetensors file with clipsep-rt metadata.",
+                    "to a .safetensors file with clipsep-rt metadata, or re-save a clipsep-rt .safetensors "
+                    "checkpoint (e.g. with --half).",
     )
-    p.add_argument("source", type=Path, metavar="ORIGINAL.pt")
+    p.add_argument("source", type=Path, metavar="ORIGINAL.pt|CHECKPOINT.safetensors")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.safetensors")
-    p.add_argument("--query-encoder", default="open_clip:ViT-B-32/openai", metavar="SPEC",
-                   help="the encoder the model was trained with (default: open_clip:ViT-B-32/openai, the paper's CLIP)")
+    p.add_argument("--query-encoder", metavar="SPEC",
+                   help="the encoder the model was trained with (default: the checkpoint's own for .safetensors, "
+                        f"{PAPER_ENCODER} (the paper's CLIP) for original .pt files)")
     p.add_argument("--half", action="store_true", help="store weights as FP16 (half the size)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(handler=_run_convert)
@@ -580,7 +583,9 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from .model.checkpoint import load_official, save_checkpoint
+    from dataclasses import replace
+
+    from .model.checkpoint import load_checkpoint, load_official, save_checkpoint
 
     if args.output.suffix != ".safetensors":
         raise ClipsepError(f"{args.output}: the output name must end in .safetensors")
@@ -588,12 +593,19 @@ def _run_convert(args: argparse.Namespace) -> int:
         raise ClipsepError(f"{args.output}: already exists (use --overwrite to replace it)")
     if not args.source.is_file():
         raise ClipsepError(f"checkpoint {args.source}: no such file")
-    checkpoint = load_official(args.source, query_encoder=args.query_encoder)
+    if args.source.suffix == ".safetensors":
+        checkpoint = load_checkpoint(args.source)
+        if args.query_encoder:
+            checkpoint = replace(checkpoint, query_encoder=args.query_encoder)
+    else:
+        checkpoint = load_official(args.source, query_encoder=args.query_encoder or PAPER_ENCODER)
+    if args.source.resolve() == args.output.resolve():
+        raise ClipsepError(f"{args.output}: converting a file onto itself; choose another output name")
     save_checkpoint(checkpoint, args.output, half=args.half, overwrite=args.overwrite)
     config = checkpoint.model_config
     print(
         f"converted {args.source} -> {args.output}: depth {config.depth}, ngf {config.ngf}, "
-        f"{config.noise_heads} noise heads, query {config.query_dim}-d ({args.query_encoder})"
+        f"{config.noise_heads} noise heads, query {config.query_dim}-d ({checkpoint.query_encoder})"
     )
     return 0
 

@@ -133,3 +133,19 @@ def test_convert_refuses_to_overwrite(tmp_path, capsys):
         torch.load(REFERENCE_CHECKPOINT, weights_only=True)["module.synth_net.scale"].numpy(),
         rtol=1e-3,
     )
+
+
+def test_convert_resaves_a_project_checkpoint_in_half_precision(tmp_path, capsys):
+    from clipsep_rt.cli import main
+
+    full = tmp_path / "full.safetensors"
+    assert main(["convert", str(REFERENCE_CHECKPOINT), "-o", str(full), "--query-encoder", "minilm"]) == 0
+    half = tmp_path / "half.safetensors"
+    assert main(["convert", str(full), "-o", str(half), "--half"]) == 0
+    source, converted = load_checkpoint(full), load_checkpoint(half)
+    assert converted.query_encoder == "minilm" and converted.model_config == source.model_config
+    weight = next(k for k, v in source.state_dict.items() if v.ndim == 4)
+    torch.testing.assert_close(converted.state_dict[weight].float(), source.state_dict[weight], rtol=1e-3, atol=1e-4)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert main(["convert", str(full), "-o", str(full), "--overwrite", "--half"]) == 2
+    assert "onto itself" in capsys.readouterr().err

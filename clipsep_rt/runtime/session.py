@@ -17,10 +17,6 @@ from .offline import WindowingOptions
 # Windows per network call: 4 is near the best in the CPU benchmark; 16 on CUDA is not yet
 # measured (no GPU run so far), only chosen to fill a GPU better than 4.
 CPU_BATCH, CUDA_BATCH = 4, 16
-NO_DEFAULT_MODEL = (
-    "no --checkpoint given and no default model is bundled yet: pass a .safetensors checkpoint, "
-    "an original CLIPSep-NIT .pt file, or an exported --engine folder"
-)
 
 
 @dataclass
@@ -41,8 +37,6 @@ class Session:
 def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
     from ..query import load_query_embeddings
 
-    if args.checkpoint is None and args.engine is None:
-        raise ClipsepError(NO_DEFAULT_MODEL)
     batch = args.batch_size or (CUDA_BATCH if resolve_device(args.device).type == "cuda" else CPU_BATCH)
     try:
         windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=batch, mask=args.mask)

@@ -1,0 +1,60 @@
+"""The bundled default model on the shipped example (a violin and a cow from held-out corpus clips)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from safetensors import safe_open
+
+from clipsep_rt.api import Separator
+from clipsep_rt.cli import main
+from clipsep_rt.model import load_checkpoint
+from clipsep_rt.models import DEFAULT_MODEL_NAME, MODEL_CARD, default_checkpoint
+from clipsep_rt.training.metrics import separation_metrics
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "violin_cow"
+MAX_BYTES = 40 * 1024 * 1024
+
+
+def _read(path: Path) -> np.ndarray:
+    samples, rate = sf.read(path, dtype="float32")
+    assert rate == 16000
+    return samples
+
+
+def _energy(x: np.ndarray) -> float:
+    return float(np.sum(np.square(x, dtype=np.float64)))
+
+
+def test_default_model_ships_as_fp16_within_the_size_limit():
+    path = default_checkpoint()
+    assert path.name == DEFAULT_MODEL_NAME and path.stat().st_size <= MAX_BYTES
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.query_encoder.startswith("minilm") and checkpoint.model_config.noise_heads == 2
+    with safe_open(str(path), "pt") as stored:
+        tensors = {key: stored.get_tensor(key) for key in stored.keys()}
+    half = sum(t.numel() for t in tensors.values() if t.dtype == torch.float16)
+    assert half > 0.99 * sum(t.numel() for t in tensors.values())
+    assert MODEL_CARD.is_file()
+
+
+def test_cli_without_checkpoint_separates_the_example_by_text(tmp_path):
+    """SDRi > 0 for "violin", and an unrelated query takes far less energy than the right one."""
+    out = tmp_path / "out"
+    code = main([str(EXAMPLE / "mixture.wav"), "-q", "violin", "-q", "car engine", "-o", str(out),
+                 "--precision", "fp32", "--quiet", "--no-cache"])
+    assert code == 0
+    mixture, violin, cow = (_read(EXAMPLE / f"{name}.wav") for name in ("mixture", "violin", "cow"))
+    estimate = _read(out / "mixture_violin.wav")
+    unrelated = _read(out / "mixture_car_engine.wav")
+    scores = separation_metrics(estimate, violin, cow, mixture)
+    assert scores.sdri > 0, scores
+    assert _energy(unrelated) < 0.25 * _energy(estimate)
+
+
+def test_api_opens_the_default_model():
+    separator = Separator.open(device="cpu", precision="fp32")
+    assert separator.noise_heads == 2
