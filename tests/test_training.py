@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +235,31 @@ def test_image_queries_on_a_tiny_video_dataset(video_corpus, tmp_path):
         assert data["embeddings"].shape == (20, DIM)
     assert load_checkpoint(best).query_encoder == encoder.encoder_id
     assert len(_log(tmp_path)) == 4
+
+
+def test_embed_frames_command_then_training_never_runs_clip(video_corpus, tmp_path, monkeypatch, capsys):
+    import open_clip
+    from tiny_clip import tiny_clip
+
+    from clipsep_rt.cli import main
+    from clipsep_rt.query import OpenClipEncoder
+
+    model, tokenizer = tiny_clip(embed_dim=DIM)
+    encoder = OpenClipEncoder("tiny", "random-test", model=model, tokenizer=tokenizer, preprocess=open_clip.image_transform(32, False))
+    monkeypatch.setattr("clipsep_rt.query.registry.build_encoder", lambda *a, **k: encoder)
+    cache = tmp_path / "frames.npz"
+    assert main(["embed-frames", str(video_corpus), "-o", str(cache)]) == 0
+    assert "20 frame embeddings" in capsys.readouterr().out
+
+    def no_clip(*args, **kwargs):
+        raise AssertionError("training ran CLIP although the frame embeddings were precomputed")
+
+    monkeypatch.setattr("clipsep_rt.query.registry.build_encoder", no_clip)
+    config = replace(_config(video_corpus, tmp_path / "run", "clipsep", steps=2, frame_embeddings=cache),
+                     query_encoder=encoder.encoder_id)
+    assert load_checkpoint(train(config, log=lambda _: None, progress=False)).query_encoder == encoder.encoder_id
+    assert main(["embed-frames", str(video_corpus), "-o", str(tmp_path / "frames.npy")]) == 2
+    assert "must end in .npz" in capsys.readouterr().err
 
 
 def test_train_command_then_separate_with_the_result(corpus, tmp_path, capsys):

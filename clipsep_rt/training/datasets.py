@@ -234,6 +234,26 @@ class QueryTable:
             return cls([str(k) for k in data["keys"]], data["embeddings"], encoder_id or None)
 
 
+def _frame_keys(index) -> list[str]:
+    clips = _clips(index)
+    keys = sorted({str(clip.frame_path(i)) for clip in clips if clip.has_frames for i in range(clip.frame_count)})
+    if not keys:
+        raise ClipsepError("no frames to embed: image queries need a frames column")
+    return keys
+
+
+def load_frame_embeddings(index, path: str | os.PathLike, encoder_id: str) -> QueryTable | None:
+    """The frame embeddings in `path` when it holds every frame of `index` embedded by
+    `encoder_id`; None when the file is missing, incomplete or from another encoder."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    table = QueryTable.from_npz(path)
+    if set(_frame_keys(index)) <= set(table.row) and (table.encoder_id or "") == (encoder_id or ""):
+        return table
+    return None
+
+
 def precompute_frame_embeddings(
     index: str | os.PathLike | Sequence[Clip],
     encoder,
@@ -245,16 +265,12 @@ def precompute_frame_embeddings(
     never runs CLIP. An existing `out` holding all the frames is reused."""
     from ..query.images import load_image
 
-    clips = _clips(index)
-    keys = sorted({str(clip.frame_path(i)) for clip in clips if clip.has_frames for i in range(clip.frame_count)})
-    if not keys:
-        raise ClipsepError("no frames to embed: image queries need a frames column")
+    keys = _frame_keys(index)
     out = Path(out)
     encoder_id = getattr(encoder, "encoder_id", "") or ""
-    if out.is_file():
-        table = QueryTable.from_npz(out)
-        if set(keys) <= set(table.row) and (table.encoder_id or "") == encoder_id:
-            return table
+    cached = load_frame_embeddings(index, out, encoder_id)
+    if cached is not None:
+        return cached
     rows = []
     for start in range(0, len(keys), batch_size):
         images = [load_image(Path(key)) for key in keys[start : start + batch_size]]

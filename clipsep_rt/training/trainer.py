@@ -38,6 +38,7 @@ from .datasets import (
     MixtureSampler,
     QueryTable,
     class_key,
+    load_frame_embeddings,
     precompute_frame_embeddings,
 )
 from .index import read_index
@@ -47,6 +48,7 @@ from .targets import MixBatch, mix_and_warp
 
 MODEL_TYPES = ("clipsep", "nit", "labelsep", "pit")
 PRECISIONS = ("auto", "bf16", "fp32")
+PATH_KEYS = ("index", "out_dir", "clip_weights", "frame_embeddings")
 LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation")
 
 
@@ -59,6 +61,7 @@ class TrainConfig:
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
     query_encoder: str = "open_clip:ViT-B-32/openai"  # encoder spec (clipsep/nit)
     clip_weights: Path | None = None  # local open_clip weights for query_encoder
+    frame_embeddings: Path | None = None  # image queries: `clipsep-rt embed-frames` cache (default out_dir/frame_embeddings.npz)
     steps: int | None = None  # None: recipe.steps
     batch_size: int | None = None  # None: recipe.batch_size
     val_every: int = 1000
@@ -75,8 +78,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.index = Path(self.index)
         self.out_dir = Path(self.out_dir)
-        if self.clip_weights is not None:
-            self.clip_weights = Path(self.clip_weights)
+        for key in ("clip_weights", "frame_embeddings"):
+            if getattr(self, key) is not None:
+                setattr(self, key, Path(getattr(self, key)))
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
         if isinstance(self.recipe, dict):
@@ -106,7 +110,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        for key in ("index", "out_dir", "clip_weights"):
+        for key in PATH_KEYS:
             data[key] = None if data[key] is None else str(data[key])
         return data
 
@@ -117,7 +121,7 @@ class TrainConfig:
         if unknown:
             raise ClipsepError(f"train config: unknown key(s) {', '.join(sorted(unknown))}")
         data = dict(data)
-        for key in ("index", "out_dir", "clip_weights"):
+        for key in PATH_KEYS:
             if data.get(key) is not None and base is not None and not Path(data[key]).is_absolute():
                 data[key] = base / data[key]
         try:
@@ -277,12 +281,15 @@ def train(
     encoder_id: str | None
     if config.model_type in ("clipsep", "nit"):
         if query_type == "image":
-            encoder = image_encoder
-            if encoder is None:
-                from ..query.registry import build_encoder
+            cache = config.frame_embeddings or out / "frame_embeddings.npz"
+            queries = None if image_encoder is not None else load_frame_embeddings(clips, cache, config.query_encoder)
+            if queries is None:
+                encoder = image_encoder
+                if encoder is None:
+                    from ..query.registry import build_encoder
 
-                encoder = build_encoder(config.query_encoder, str(device), config.clip_weights)
-            queries = precompute_frame_embeddings(clips, encoder, out / "frame_embeddings.npz")
+                    encoder = build_encoder(config.query_encoder, str(device), config.clip_weights)
+                queries = precompute_frame_embeddings(clips, encoder, cache)
         else:
             from ..query.embedder import QueryEncoderOptions
 
