@@ -20,6 +20,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -141,20 +142,25 @@ def prepared_queries(engine: TorchEngine, queries: int) -> HeadVectors:
     return engine.prepare_queries(embeddings.numpy(), noise_heads=False)
 
 
-def median_seconds(separator: OfflineSeparator, mixture: np.ndarray, vectors: HeadVectors, repeats: int) -> float:
-    """One warm-up run, then the median wall time of `repeats` runs."""
-    cuda = separator.engine.device.type == "cuda"
-    separator.separate(mixture, vectors)
+def median_call_seconds(call: Callable[[], object], repeats: int, cuda: bool = False) -> float:
+    """One warm-up call, then the median wall time of `repeats` calls (CUDA synchronised)."""
+    call()
     times = []
     for _ in range(repeats):
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        separator.separate(mixture, vectors)
+        call()
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def median_seconds(separator: OfflineSeparator, mixture: np.ndarray, vectors: HeadVectors, repeats: int) -> float:
+    """One warm-up run, then the median wall time of `repeats` runs."""
+    cuda = separator.engine.device.type == "cuda"
+    return median_call_seconds(lambda: separator.separate(mixture, vectors), repeats, cuda)
 
 
 def measure(engine: TorchEngine, queries: int, batch: int, mixture: np.ndarray, repeats: int) -> Run:
