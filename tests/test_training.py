@@ -209,6 +209,19 @@ def test_precision_auto_and_explicit(corpus, tmp_path):
     assert any("bf16 autocast" in m for m in messages)
 
 
+def test_tensorboard_log_has_the_csv_scalars(corpus, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(_config(corpus, tmp_path, "nit", steps=5, tensorboard=True), log=lambda _: None,
+          text_encoder=FakeTextEncoder(), progress=False)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2, 3, 4, 5]
+    assert [round(e.value, 4) for e in loss] == [round(float(r["loss"]), 4) for r in _log(tmp_path)]
+    assert {"train/noise_activation", "train/val_loss", "train/lr"} <= set(events.Tags()["scalars"])
+
+
 def test_config_from_toml_and_json(corpus, tmp_path):
     (tmp_path / "train.toml").write_text(
         f'index = "{corpus.as_posix()}"\nout_dir = "run"\nmodel_type = "clipsep"\nsteps = 3\n'

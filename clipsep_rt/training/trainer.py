@@ -28,6 +28,7 @@ from ..config import ModelConfig, SpectralConfig
 from ..errors import ClipsepError
 from ..model.checkpoint import checkpoint_from_model, load_checkpoint, save_checkpoint
 from ..model.separator import CLIPSepSeparator
+from ..optional import import_optional
 from ..query.embedding_file import save_query_embeddings
 from ..runtime.engine import cpu_has_native_bf16
 from ..spectral import SpectralFrontEnd
@@ -69,6 +70,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # None: val_every
     out_dir_resume: bool = True  # resume from out_dir/last.state.pt when present
     device: str = "cpu"
+    tensorboard: bool = False  # also log to out_dir/tensorboard (needs the train extra)
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | bf16 | fp32
     noisy: bool = False
     seed: int = 0
@@ -235,6 +237,14 @@ def _restore_rng(state: dict, samplers: dict[str, MixtureSampler]) -> None:
             samplers[name].rng.bit_generator.state = json.loads(text)
 
 
+def _tensorboard_writer(folder: Path):
+    """A TensorBoard SummaryWriter on `folder` (a resumed run appends to the same folder)."""
+    import_optional("tensorboard", "train")
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(folder))
+
+
 def _truncate_log(log_path: Path, step: int) -> None:
     """Drop the log rows after `step` (written by a run stopped after its last checkpoint)."""
     if not log_path.is_file():
@@ -368,6 +378,7 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.total_steps, initial=start, desc=f"train {config.model_type}", leave=False)
+    board = _tensorboard_writer(out / "tensorboard") if config.tensorboard else None
     model.train()
     try:
         with open(log_path, "a", newline="") as handle:
@@ -395,6 +406,12 @@ def train(
                      f"{query_act:.4f}", f"{noise_act:.4f}"]
                 )
                 handle.flush()
+                if board is not None:
+                    scalars = {"lr": lr, "loss": loss.item(), "query_activation": query_act, "noise_activation": noise_act}
+                    if val_loss is not None:
+                        scalars["val_loss"] = val_loss
+                    for name, value in scalars.items():
+                        board.add_scalar(f"train/{name}", value, step)
                 if step % checkpoint_every == 0 or step == config.total_steps:
                     save(last_ckpt, step, val_loss)
                     state = {
@@ -416,6 +433,8 @@ def train(
     finally:
         if bar is not None:
             bar.close()
+        if board is not None:
+            board.close()
     if not best_ckpt.is_file():
         save(best_ckpt, config.total_steps, None)
     return best_ckpt
