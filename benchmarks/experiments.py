@@ -7,12 +7,14 @@ the source's class) with MiniLM text queries, and is evaluated on the same fixed
 clean 2-source test mixtures.
 
 The paper trains 200k steps at batch 32 with a 64-wide U-Net on a GPU. This script's
-default is a reduced CPU configuration (see REDUCED below; EXPERIMENTS.md states it):
+default is a reduced CPU configuration (SCALES["reduced"]; EXPERIMENTS.md states it):
 8-wide U-Net, batch 8, 1,000 steps, warm-up 100 steps, linear decay to 1e-4 at the end.
+`--scale paper` uses the paper's width, batch, steps and schedule (a GPU job).
 
     python benchmarks/experiments.py train            # all runs, resumable (runs/experiments/NAME)
     python benchmarks/experiments.py train --only nit_g0.25 clipsep
     python benchmarks/experiments.py eval             # scores -> benchmarks/results/experiments.{json,md}
+    python benchmarks/experiments.py train --scale paper --device cuda   # runs/experiments-paper/NAME
 
 Each run resumes from its last checkpoint when the command is run again, so the whole
 thing can be split into pieces of any length (e.g. 10-minute GPU calls).
@@ -25,7 +27,7 @@ import csv
 import platform
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,21 +38,47 @@ from clipsep_rt.training.schedule import TrainingRecipe
 from clipsep_rt.training.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = ROOT / "runs" / "experiments"
 RESULTS = ROOT / "benchmarks" / "results"
 INDEX = ROOT / "corpus" / "index.csv"
 
-# The reduced configuration shared by every run (the paper's values in comments).
-REDUCED = dict(
-    steps=1_000,  # paper: 200,000
-    batch_size=8,  # paper: 32
-    val_every=250,
-    val_batches=4,
-    noisy=True,
-    query_encoder="minilm",  # paper: CLIP ViT-B/32 (image queries in training)
-)
-REDUCED_MODEL = ModelConfig(depth=7, ngf=8, channels=32, query_dim=384)  # paper: ngf 64
-REDUCED_RECIPE = TrainingRecipe(warmup_steps=100, decay_end=1_000)  # paper: 5k / 100k
+
+@dataclass(frozen=True)
+class Scale:
+    """The training configuration shared by every run of one scale."""
+
+    name: str
+    settings: dict  # TrainConfig fields
+    model: ModelConfig
+    recipe: TrainingRecipe
+
+    @property
+    def runs(self) -> Path:
+        return ROOT / "runs" / ("experiments" if self.name == "reduced" else f"experiments-{self.name}")
+
+    @property
+    def results_stem(self) -> str:
+        return "experiments" if self.name == "reduced" else f"experiments-{self.name}"
+
+    def to_dict(self) -> dict:
+        return {"scale": self.name, **self.settings, "model": self.model.to_dict(), "recipe": self.recipe.to_dict()}
+
+
+COMMON = dict(noisy=True, query_encoder="minilm")  # the paper trains with CLIP image queries
+# The reduced CPU configuration (the paper's values in comments) and the paper's own.
+SCALES = {
+    "reduced": Scale(
+        "reduced",
+        dict(COMMON, steps=1_000, batch_size=8, val_every=250, val_batches=4),  # paper: 200k steps, batch 32
+        ModelConfig(depth=7, ngf=8, channels=32, query_dim=384),  # paper: ngf 64
+        TrainingRecipe(warmup_steps=100, decay_end=1_000),  # paper: 5k / 100k
+    ),
+    "paper": Scale(
+        "paper",
+        dict(COMMON, steps=200_000, batch_size=32, val_every=10_000, val_batches=16),
+        ModelConfig(depth=7, ngf=64, channels=32, query_dim=384),
+        TrainingRecipe(),
+    ),
+}
 
 # name -> (model type, gamma); the order is the order of importance when time is short.
 RUNS_TABLE = {
@@ -63,17 +91,17 @@ RUNS_TABLE = {
 }
 
 
-def run_config(name: str, steps: int | None, device: str) -> TrainConfig:
+def run_config(scale: Scale, name: str, steps: int | None, device: str) -> TrainConfig:
     model_type, gamma = RUNS_TABLE[name]
-    settings = dict(REDUCED)
+    settings = dict(scale.settings)
     if steps is not None:
         settings["steps"] = steps
     return TrainConfig(
         index=INDEX,
-        out_dir=RUNS / name,
+        out_dir=scale.runs / name,
         model_type=model_type,
-        model=REDUCED_MODEL,
-        recipe=replace(REDUCED_RECIPE, gamma=gamma),
+        model=scale.model,
+        recipe=replace(scale.recipe, gamma=gamma),
         device=device,
         **settings,
     )
@@ -97,7 +125,7 @@ def command_train(args: argparse.Namespace) -> int:
         print(f"experiments: {INDEX} is missing: build the corpus first (make corpus)", file=sys.stderr)
         return 1
     for name in args.only or RUNS_TABLE:
-        config = run_config(name, args.steps, args.device)
+        config = run_config(SCALES[args.scale], name, args.steps, args.device)
         started = time.perf_counter()
         print(f"experiments: training {name} ({config.model_type}, gamma {config.recipe.gamma}) on {machine()}", flush=True)
         train(config, log=lambda line: print(f"  {name}: {line}", flush=True), progress=False)
@@ -114,13 +142,12 @@ def _strategy(name: str, separator, checkpoint: Path):
     return query_vector_strategy(checkpoint.with_suffix(".queries.npz"), oracle=model_type == "pit")
 
 
-def evaluate_run(name: str, mixtures, device: str) -> dict:
+def evaluate_run(run_dir: Path, name: str, mixtures, device: str) -> dict:
     from clipsep_rt.api import Separator
     from clipsep_rt.model import load_checkpoint
     from clipsep_rt.query import QueryEncoderOptions
     from clipsep_rt.training.evaluate import evaluate
 
-    run_dir = RUNS / name
     checkpoint = run_dir / "best.safetensors"
     separator = Separator.from_checkpoint(checkpoint, device=device, precision="fp32",
                                           encoder=QueryEncoderOptions(use_cache=False))
@@ -143,9 +170,9 @@ def _fmt(stats: dict) -> str:
     return f"{stats['mean']:.2f} ± {stats['sem']:.2f} (median {stats['median']:.2f})"
 
 
-def results_markdown(results: list[dict], count: int, machine: dict) -> str:
+def results_markdown(results: list[dict], count: int, machine: dict, mixture_file: Path) -> str:
     lines = [
-        f"Clean 2-source test mixtures: {count} (runs/experiments/mixtures.json, seed 0). "
+        f"Clean 2-source test mixtures: {count} ({mixture_file.relative_to(ROOT)}, seed 0). "
         f"Device: {machine['cpu']}, {machine['threads']} thread(s). Mean ± SEM (median), dB.",
         "",
         "| run | model | gamma | best step | query | SDRi | SDR | SIR | SAR | SI-SDRi | mean query act. | mean noise act. |",
@@ -167,25 +194,25 @@ def command_eval(args: argparse.Namespace) -> int:
     from clipsep_rt.runtime.bench import machine_info, write_results
     from clipsep_rt.training.evaluate import make_eval_mixtures, read_mixture_list, write_mixture_list
 
-    mixture_file = RUNS / "mixtures.json"
+    scale = SCALES[args.scale]
+    mixture_file = scale.runs / "mixtures.json"
     if mixture_file.is_file():
         mixtures = read_mixture_list(mixture_file)
     else:
         mixtures = make_eval_mixtures(INDEX, split="test", count=args.count, seed=0)
         write_mixture_list(mixtures, mixture_file)
-    names = [n for n in (args.only or RUNS_TABLE) if (RUNS / n / "best.safetensors").is_file()]
+    names = [n for n in (args.only or RUNS_TABLE) if (scale.runs / n / "best.safetensors").is_file()]
     results = []
     for name in names:
         started = time.perf_counter()
-        results.append(evaluate_run(name, mixtures, args.device))
+        results.append(evaluate_run(scale.runs / name, name, mixtures, args.device))
         print(f"experiments: {name}: SDRi {_fmt(results[-1]['overall']['sdri'])} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     machine = machine_info()
-    report = results_markdown(results, len(mixtures), machine)
+    report = results_markdown(results, len(mixtures), machine, mixture_file)
     print(report, end="")
-    write_results(RESULTS / "experiments.json", RESULTS / "experiments.md",
-                  {"machine": machine, "config": {**REDUCED, "model": REDUCED_MODEL.to_dict(),
-                                                  "recipe": REDUCED_RECIPE.to_dict()}, "results": results}, report)
+    write_results(RESULTS / f"{scale.results_stem}.json", RESULTS / f"{scale.results_stem}.md",
+                  {"machine": machine, "config": scale.to_dict(), "results": results}, report)
     return 0
 
 
@@ -194,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train the runs (resumable)")
     p.add_argument("--only", nargs="+", choices=list(RUNS_TABLE), help="train only these runs")
-    p.add_argument("--steps", type=int, help=f"override the steps (default {REDUCED['steps']})")
+    p.add_argument("--steps", type=int, help="override the scale's steps (reduced 1,000; paper 200,000)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.set_defaults(handler=command_train)
@@ -204,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.set_defaults(handler=command_eval)
+    for p in sub.choices.values():
+        p.add_argument("--scale", choices=list(SCALES), default="reduced",
+                       help="reduced (CPU, the default) or paper (ngf 64, batch 32, 200k steps: a GPU job)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     return args.handler(args)
