@@ -215,7 +215,6 @@ def test_video_in_video_out(workspace, golden):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["x.wav", "--query-embedding", "q.npy"], "no --checkpoint given"),
         (["-c", "model.safetensors", "--query-embedding", "violin.npy"], "no input given"),
         (["-c", "model.safetensors", "mix.wav"], "no query given"),
         (["-c", "nothing.safetensors", "mix.wav", "--query-embedding", "violin.npy"], "nothing.safetensors: no such file"),
