@@ -22,7 +22,6 @@ channels 32, 384-d MiniLM queries, FP16 on disk) on this machine's CPU:
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model.checkpoint import checkpoint_from_model, load_checkpoint, save_checkpoint
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.bench import BenchRow, format_table, run_bench, write_results
+from clipsep_rt.runtime.bench import BenchRow, format_table, result_stem, run_bench, write_results
 from clipsep_rt.runtime.offline import WindowingOptions
 
 # benchmarks/offline.py, next to this script (on sys.path when run as a script)
@@ -300,7 +299,7 @@ def main() -> None:
     }
     report = markdown(command, info, settings, offline_runs, stream, widths, targets)
     print(report)
-    stem = "default_model-" + re.sub(r"[^A-Za-z0-9]+", "-", info["hostname"]).strip("-").lower() + ("-quick" if args.quick else "")
+    stem = result_stem("default_model", info["hostname"], args.quick)
     json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
     markdown_path = args.markdown or json_path.with_suffix(".md")
     data = {

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import shlex
 import socket
 import statistics
@@ -30,7 +29,7 @@ import torch
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.runtime.bench import machine_info as shared_machine_info
-from clipsep_rt.runtime.bench import write_results
+from clipsep_rt.runtime.bench import result_stem, write_results
 from clipsep_rt.runtime.engine import HeadVectors, TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
@@ -111,8 +110,7 @@ def machine_info(threads: int, use_cuda: bool) -> dict:
 
 def default_stem(info: dict, quick: bool) -> str:
     """offline-<GPU name or hostname>[-quick], so a smoke test never overwrites a full run."""
-    name = info.get("gpu") or info["hostname"]
-    return "offline-" + re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() + ("-quick" if quick else "")
+    return result_stem("offline", info.get("gpu") or info["hostname"], quick)
 
 
 # -- measurement ---------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import shlex
 import socket
 import sys
@@ -45,6 +44,7 @@ from clipsep_rt.runtime.bench import (
     fill_timing,
     machine_info,
     random_queries,
+    result_stem,
     stream_timed,
     synthetic_sources,
     write_results,
@@ -295,7 +295,7 @@ def main() -> None:
     }
     report = markdown(command, info, settings, results, targets)
     print(report)
-    stem = "streaming-" + re.sub(r"[^A-Za-z0-9]+", "-", info["hostname"]).strip("-").lower() + ("-quick" if args.quick else "")
+    stem = result_stem("streaming", info["hostname"], args.quick)
     json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
     markdown_path = args.markdown or json_path.with_suffix(".md")
     data = {

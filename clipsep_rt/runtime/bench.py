@@ -415,6 +415,12 @@ __all__ = [
 ]
 
 
+def result_stem(kind: str, machine: str, quick: bool) -> str:
+    """`kind-<machine>[-quick]` (machine: a GPU name or host name, lower-case, dashes), the
+    results file name of a benchmark, so a smoke test never overwrites a full run."""
+    return f"{kind}-" + re.sub(r"[^A-Za-z0-9]+", "-", machine).strip("-").lower() + ("-quick" if quick else "")
+
+
 def write_results(json_path: Path, markdown_path: Path, data: dict, report: str) -> None:
     """A benchmark's results as JSON and its markdown report, both written atomically."""
     for path, text in ((json_path, json.dumps(data, indent=2) + "\n"), (markdown_path, report)):
