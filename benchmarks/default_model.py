@@ -300,8 +300,6 @@ def main() -> None:
     report = markdown(command, info, settings, offline_runs, stream, widths, targets)
     print(report)
     stem = result_stem("default_model", info["hostname"], args.quick)
-    json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
-    markdown_path = args.markdown or json_path.with_suffix(".md")
     data = {
         "command": command,
         "machine": info,
@@ -311,7 +309,8 @@ def main() -> None:
         "widths": [asdict(w) for w in widths],
         "targets": [asdict(t) for t in targets],
     }
-    write_results(json_path, markdown_path, data, report)
+    json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
+    write_results(json_path, args.markdown, data, report)
 
 
 if __name__ == "__main__":

@@ -358,8 +358,6 @@ def main() -> None:
     }
     report = markdown(command, info, settings, runs, quality, targets)
     print(report)
-    json_path = args.json or Path(__file__).resolve().parent / "results" / f"{default_stem(info, args.quick)}.json"
-    markdown_path = args.markdown or json_path.with_suffix(".md")
     result = {
         "command": command,
         "machine": info,
@@ -368,7 +366,8 @@ def main() -> None:
         "quality": [asdict(q) for q in quality],
         "targets": [asdict(t) for t in targets],
     }
-    write_results(json_path, markdown_path, result, report)
+    json_path = args.json or Path(__file__).resolve().parent / "results" / f"{default_stem(info, args.quick)}.json"
+    write_results(json_path, args.markdown, result, report)
 
 
 if __name__ == "__main__":

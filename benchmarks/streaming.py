@@ -296,8 +296,6 @@ def main() -> None:
     report = markdown(command, info, settings, results, targets)
     print(report)
     stem = result_stem("streaming", info["hostname"], args.quick)
-    json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
-    markdown_path = args.markdown or json_path.with_suffix(".md")
     data = {
         "command": command,
         "machine": info,
@@ -305,7 +303,8 @@ def main() -> None:
         "results": [{**asdict(r.timing), **{k: v for k, v in asdict(r).items() if k != "timing"}} for r in results],
         "targets": [asdict(t) for t in targets],
     }
-    write_results(json_path, markdown_path, data, report)
+    json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
+    write_results(json_path, args.markdown, data, report)
 
 
 if __name__ == "__main__":

@@ -167,12 +167,7 @@ def export_text_encoder_onnx(
             "clipsep_rt.precision": "fp32",
         },
     )
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as exc:
-        raise ClipsepError(f"the exported text encoder fails onnx.checker: {describe_exception(exc)}") from exc
-    with atomic_output(path, overwrite=True) as temp:
-        onnx.save_model(proto, str(temp))
+    _check_and_save(onnx, proto, path, "the exported text encoder")
     return path
 
 
@@ -214,12 +209,7 @@ def convert_text_encoder_fp16(
     props["clipsep_rt.fp32_nodes"] = ",".join(sorted(blocked))
     del converted.metadata_props[:]
     onnx.helper.set_model_props(converted, props)
-    try:
-        onnx.checker.check_model(converted, full_check=True)
-    except Exception as exc:
-        raise ClipsepError(f"{src}: the FP16 graph fails onnx.checker: {describe_exception(exc)}") from exc
-    with atomic_output(dst, overwrite=True) as temp:
-        onnx.save_model(converted, str(temp))
+    _check_and_save(onnx, converted, dst, f"{src}: the FP16 graph")
     return dst
 
 
@@ -304,6 +294,16 @@ def _model_context_length(model: torch.nn.Module) -> int | None:
     if length is None and getattr(model, "attn_mask", None) is not None:
         length = model.attn_mask.shape[-1]
     return None if length is None else int(length)
+
+
+def _check_and_save(onnx, proto, path: Path, what: str) -> None:
+    """Run onnx.checker (full check) on `proto`, then write it atomically to `path`."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ClipsepError(f"{what} fails onnx.checker: {describe_exception(exc)}") from exc
+    with atomic_output(path, overwrite=True) as temp:
+        onnx.save_model(proto, str(temp))
 
 
 def _load_onnx(onnx, path: Path):

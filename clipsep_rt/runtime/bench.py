@@ -421,8 +421,10 @@ def result_stem(kind: str, machine: str, quick: bool) -> str:
     return f"{kind}-" + re.sub(r"[^A-Za-z0-9]+", "-", machine).strip("-").lower() + ("-quick" if quick else "")
 
 
-def write_results(json_path: Path, markdown_path: Path, data: dict, report: str) -> None:
-    """A benchmark's results as JSON and its markdown report, both written atomically."""
+def write_results(json_path: Path, markdown_path: Path | None, data: dict, report: str) -> None:
+    """A benchmark's results as JSON and its markdown report (default: the JSON path with
+    .md), both written atomically."""
+    markdown_path = markdown_path or json_path.with_suffix(".md")
     for path, text in ((json_path, json.dumps(data, indent=2) + "\n"), (markdown_path, report)):
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path, overwrite=True) as temp:

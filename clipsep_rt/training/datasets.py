@@ -245,11 +245,14 @@ def _frame_keys(index) -> list[str]:
 def load_frame_embeddings(index, path: str | os.PathLike, encoder_id: str) -> QueryTable | None:
     """The frame embeddings in `path` when it holds every frame of `index` embedded by
     `encoder_id`; None when the file is missing, incomplete or from another encoder."""
-    path = Path(path)
+    return _cached_frame_table(Path(path), _frame_keys(index), encoder_id)
+
+
+def _cached_frame_table(path: Path, keys: Sequence[str], encoder_id: str) -> QueryTable | None:
     if not path.is_file():
         return None
     table = QueryTable.from_npz(path)
-    if set(_frame_keys(index)) <= set(table.row) and (table.encoder_id or "") == (encoder_id or ""):
+    if set(keys) <= set(table.row) and (table.encoder_id or "") == (encoder_id or ""):
         return table
     return None
 
@@ -268,7 +271,7 @@ def precompute_frame_embeddings(
     keys = _frame_keys(index)
     out = Path(out)
     encoder_id = getattr(encoder, "encoder_id", "") or ""
-    cached = load_frame_embeddings(index, out, encoder_id)
+    cached = _cached_frame_table(out, keys, encoder_id)
     if cached is not None:
         return cached
     rows = []
