@@ -130,6 +130,48 @@ def test_sampler_pairs_different_classes_and_noisy_mode(corpus):
     assert table.lookup(batch.queries).shape == (6, 2, DIM)
 
 
+@pytest.fixture(scope="module")
+def imbalanced_corpus(tmp_path_factory) -> Path:
+    """Train split: 12 tone clips, 2 noise clips, 2 chirp clips (short, to load fast)."""
+    root = tmp_path_factory.mktemp("imbalanced")
+    clips = []
+    for kind, count in (("tone", 12), ("noise", 2), ("chirp", 2)):
+        for variant in range(count):
+            path = root / f"{kind}{variant}.wav"
+            sf.write(path, _sound(kind, variant % 3, seconds=0.5), SR)
+            clips.append(Clip(path, None, 0, LABELS[kind], "train", f"{kind}{variant}", 0.5))
+    write_index(root / "index.csv", clips)
+    return root / "index.csv"
+
+
+@pytest.mark.parametrize("sampling, tone_share", [("classes", 1 / 3), ("clips", 12 / 16 + 4 / 16 * 12 / 14)])
+def test_sampling_draws_classes_uniformly_or_as_often_as_their_clips(imbalanced_corpus, sampling, tone_share):
+    data = ClipDataset(imbalanced_corpus, "train", seed=0)
+    sampler = MixtureSampler(data, 400, seed=3, sampling=sampling)
+    classes = sampler.sample().classes
+    assert all(a != b for a, b in classes)
+    first = np.mean([a == LABELS["tone"] for a, _ in classes])
+    either = np.mean([LABELS["tone"] in pair for pair in classes])
+    if sampling == "classes":  # tone is either source with probability 2/3
+        assert abs(first - tone_share) < 0.08 and abs(either - 2 / 3) < 0.08
+    else:  # first source: 12 of 16 clips; when it is not a tone, the second is a tone 12 of 14 times
+        assert abs(first - 12 / 16) < 0.08 and abs(either - tone_share) < 0.06
+    with pytest.raises(ClipsepError, match="sampling must be one of"):
+        MixtureSampler(data, 4, sampling="videos")
+
+
+def test_resume_with_other_sampling_starts_the_best_afresh(corpus, tmp_path):
+    train(_config(corpus, tmp_path, "nit", steps=10), log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)
+    messages = []
+    train(_config(corpus, tmp_path, "nit", steps=15, sampling="clips"), log=messages.append,
+          text_encoder=FakeTextEncoder(), progress=False)
+    assert any("sampling changed from classes to clips" in m for m in messages)
+    assert torch.load(tmp_path / "last.state.pt", weights_only=False)["config"]["sampling"] == "clips"
+    assert load_checkpoint(tmp_path / "best.safetensors").provenance["step"] == 15
+    with pytest.raises(ClipsepError, match="sampling must be one of"):
+        _config(corpus, tmp_path, "nit", sampling="videos")
+
+
 @pytest.mark.parametrize("model_type", ["clipsep", "nit", "labelsep", "pit"])
 def test_each_model_type_trains_and_loss_falls(corpus, tmp_path, model_type):
     best = train(_config(corpus, tmp_path, model_type), log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)

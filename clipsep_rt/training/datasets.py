@@ -119,16 +119,31 @@ class MixtureBatch:
         return self.sources if self.noise is None else self.sources + self.noise
 
 
-class MixtureSampler:
-    """Two-source mixtures of clips of different classes, with one query per source."""
+SAMPLING_MODES = ("classes", "clips")
 
-    def __init__(self, dataset: ClipDataset, batch_size: int, noisy: bool = False, seed: int = 0, sources: int = 2):
+
+class MixtureSampler:
+    """Two-source mixtures of clips of different classes, with one query per source.
+
+    `sampling`: `classes` draws each source's class uniformly (every class is a target equally
+    often); `clips` draws each source uniformly among the clips of the classes not yet in the
+    mixture, so classes are targets as often as they have clips, as in the evaluation's
+    mixtures (`evaluate.make_eval_mixtures`).
+    """
+
+    def __init__(
+        self, dataset: ClipDataset, batch_size: int, noisy: bool = False, seed: int = 0, sources: int = 2,
+        sampling: str = "classes",
+    ):
+        if sampling not in SAMPLING_MODES:
+            raise ClipsepError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
         if len(dataset) == 0:
             raise ClipsepError(f"no clips in the {dataset.split} split")
         self.dataset = dataset
         self.batch_size = batch_size
         self.noisy = noisy
         self.sources = sources
+        self.sampling = sampling
         self.rng = np.random.default_rng(seed)
         self.query_type = "image" if dataset.has_frames else "text"
         if self.query_type == "text" and not all(clip.paraphrases for clip in dataset.clips):
@@ -147,6 +162,18 @@ class MixtureSampler:
         members = self.by_class[name]
         return members[int(self.rng.integers(len(members)))]
 
+    def _draw(self, exclude: Sequence[str]) -> tuple[str, int]:
+        """(class, clip index) of a class not in `exclude`: a uniform class then a uniform clip
+        of it (`classes`), or a uniform clip among those classes' clips (`clips`)."""
+        names = [c for c in self.class_names if c not in exclude]
+        if self.sampling == "classes":
+            name = names[int(self.rng.integers(len(names)))]
+            return name, self._clip_of(name)
+        sizes = np.array([len(self.by_class[c]) for c in names])
+        k = int(self.rng.integers(sizes.sum()))
+        j = int(np.searchsorted(np.cumsum(sizes), k, side="right"))
+        return names[j], self.by_class[names[j]][k - int(sizes[:j].sum())]
+
     def _query(self, sample: ClipSample) -> str:
         if self.query_type == "image":
             return str(sample.frame)
@@ -159,16 +186,17 @@ class MixtureSampler:
         noise = np.zeros_like(sources) if self.noisy else None
         queries, classes = [], []
         for b in range(self.batch_size):
-            chosen = [self.class_names[j] for j in self.rng.choice(len(self.class_names), self.sources, replace=False)]
+            picks: list[tuple[str, int]] = []
+            for _ in range(self.sources):
+                picks.append(self._draw([name for name, _ in picks]))
+            chosen = [name for name, _ in picks]
             item_queries = []
-            for s, name in enumerate(chosen):
-                sample = self.dataset.sample(self._clip_of(name), self.rng)
+            for s, (_, clip) in enumerate(picks):
+                sample = self.dataset.sample(clip, self.rng)
                 sources[b, s] = sample.samples
                 item_queries.append(self._query(sample))
                 if noise is not None:
-                    others = [c for c in self.class_names if c not in chosen]
-                    other = others[int(self.rng.integers(len(others)))]
-                    off = self.dataset.sample(self._clip_of(other), self.rng).samples
+                    off = self.dataset.sample(self._draw(chosen)[1], self.rng).samples
                     noise[b, s] = _scale_to_snr(sample.samples, off, self.rng.uniform(*SNR_RANGE_DB))
             queries.append(item_queries)
             classes.append(chosen)

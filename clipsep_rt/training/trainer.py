@@ -37,6 +37,7 @@ from .datasets import (
     ClipDataset,
     MixtureBatch,
     MixtureSampler,
+    SAMPLING_MODES,
     QueryTable,
     class_key,
     load_frame_embeddings,
@@ -73,6 +74,7 @@ class TrainConfig:
     tensorboard: bool = False  # also log to out_dir/tensorboard (needs the train extra)
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | bf16 | fp32
     noisy: bool = False
+    sampling: str = "classes"  # classes (each class a target equally often) | clips (as often as it has clips)
     seed: int = 0
     clip_samples: int = 65_535
     num_workers: int = 0  # reserved
@@ -97,6 +99,8 @@ class TrainConfig:
             raise ClipsepError("train config: model_type nit needs model.noise_heads >= 2")
         if self.model_type != "nit" and self.model.noise_heads:
             self.model = replace(self.model, noise_heads=0)
+        if self.sampling not in SAMPLING_MODES:
+            raise ClipsepError(f"train config: sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if self.precision not in PRECISIONS:
             raise ClipsepError(f"train config: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.total_steps < 1 or self.batch < 1 or self.val_every < 1:
@@ -283,7 +287,7 @@ def train(
     if val_split == "train":
         log("no val split in the index: validating on fixed train batches")
     val_data = ClipDataset(clips, val_split, config.clip_samples, config.seed + 1, spectral.sample_rate)
-    sampler = MixtureSampler(train_data, config.batch, config.noisy, config.seed)
+    sampler = MixtureSampler(train_data, config.batch, config.noisy, config.seed, sampling=config.sampling)
     query_type = sampler.query_type
 
     classes = sorted({class_key(c) for c in clips})
@@ -325,7 +329,7 @@ def train(
     scheduler = make_scheduler(optimizer, config.recipe)
     step_fn = _Step(config, model, queries, classes)
 
-    val_sampler = MixtureSampler(val_data, config.batch, config.noisy, config.seed + 1)
+    val_sampler = MixtureSampler(val_data, config.batch, config.noisy, config.seed + 1, sampling=config.sampling)
     val_set = [val_sampler.sample() for _ in range(config.val_batches)]
 
     last_ckpt, last_state, best_ckpt = out / "last.safetensors", out / "last.state.pt", out / "best.safetensors"
@@ -344,6 +348,10 @@ def train(
         _restore_rng(state["rng"], samplers)
         start, best_val = int(state["step"]), float(state["best_val"])
         log(f"resuming from step {start} (best val loss {best_val:.4f})")
+        trained_sampling = state.get("config", {}).get("sampling", "classes")
+        if trained_sampling != config.sampling:
+            best_val = math.inf  # the validation mixtures are drawn differently now
+            log(f"sampling changed from {trained_sampling} to {config.sampling}: the best validation loss starts afresh")
         _truncate_log(log_path, start)
     else:
         with open(log_path, "w", newline="") as handle:
