@@ -15,6 +15,7 @@ from clipsep_rt.config import ModelConfig
 from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
 from clipsep_rt.training.evaluate import (
     CROP_SAMPLES,
+    INPUT_SDR_BINS,
     evaluate,
     make_eval_mixtures,
     read_mixture_list,
@@ -103,8 +104,20 @@ def test_evaluate_report(index, separator, mode):
         assert all(len(queries) == 1 and "|" not in queries[0] for _, queries in separator.fake_calls)
     markdown = report_markdown(report)
     assert "| **all** | 4 |" in markdown and "SDRi" in markdown
+    classes = len(report.per_class)
+    assert f"| **mean of the class means** | {classes} |" in markdown
+    class_means = [summary["sdri"]["mean"] for summary in report.per_class.values()]
+    assert report.class_balanced["sdri"]["mean"] == pytest.approx(np.mean(class_means))
+    assert sum(summary["sdri"]["n"] for summary in report.by_input_sdr.values()) == 4
+    for name, low, high in INPUT_SDR_BINS:
+        inside = [row["sdri"] for row in report.rows if low <= row["sdr"] - row["sdri"] < high]
+        assert report.by_input_sdr[name]["sdri"]["n"] == len(inside)
+        if inside:
+            assert report.by_input_sdr[name]["sdri"]["mean"] == pytest.approx(np.mean(inside))
+            assert f"| {name} | {len(inside)} |" in markdown
     data = json.loads(report_json(report))
     assert data["count"] == 4 and len(data["mixtures"]) == 4 and data["query_mode"] == mode
+    assert data["class_balanced"]["sdri"]["n"] == classes and set(data["by_input_sdr"]) == {b[0] for b in INPUT_SDR_BINS}
 
 
 def test_sem_formula():

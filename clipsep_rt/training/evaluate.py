@@ -41,6 +41,13 @@ from clipsep_rt.training.metrics import separation_metrics
 SAMPLE_RATE = 16000
 CROP_SAMPLES = 65535
 METRICS = ("sdr", "sir", "sar", "sdri", "si_sdr", "si_sdri")
+INPUT_SDR_BINS = (  # (name, low, high) in dB, low inclusive
+    ("below -10 dB", -math.inf, -10.0),
+    ("-10 to -3 dB", -10.0, -3.0),
+    ("-3 to 3 dB", -3.0, 3.0),
+    ("3 to 10 dB", 3.0, 10.0),
+    ("10 dB and above", 10.0, math.inf),
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,24 @@ class EvalReport:
     @property
     def count(self) -> int:
         return len(self.rows)
+
+    @property
+    def class_balanced(self) -> dict[str, dict[str, float]]:
+        """metric -> summary over the per-class means (n = classes): every class weighs the same."""
+        return {
+            metric: summary_stats(summary[metric]["mean"] for summary in self.per_class.values())
+            for metric in METRICS
+        }
+
+    @property
+    def by_input_sdr(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Bin name -> metric -> summary, the rows grouped by the mixture's own SDR against the
+        target (SDR - SDRi): SDRi depends strongly on how loud the target already is."""
+        bins = {}
+        for name, low, high in INPUT_SDR_BINS:
+            rows = [row for row in self.rows if low <= row["sdr"] - row["sdri"] < high]
+            bins[name] = summarise(rows)
+        return bins
 
 
 # ------------------------------------------------------------------------- mixtures
@@ -383,8 +408,17 @@ def report_markdown(report: EvalReport) -> str:
         header,
         rule,
         line("**all**", report.overall),
+        line("**mean of the class means**", report.class_balanced),
     ]
     lines += [line(label.replace("|", "\\|"), summary) for label, summary in report.per_class.items()]
+    lines += [
+        "",
+        "By input SDR (the mixture's own SDR against the target; a loud target leaves little to gain):",
+        "",
+        header.replace("| |", "| input SDR |", 1),
+        rule,
+    ]
+    lines += [line(name, summary) for name, summary in report.by_input_sdr.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -406,6 +440,8 @@ def report_json(report: EvalReport) -> str:
         "count": report.count,
         "metrics": list(METRICS),
         "overall": report.overall,
+        "class_balanced": report.class_balanced,
+        "by_input_sdr": report.by_input_sdr,
         "per_class": report.per_class,
         "mixtures": report.rows,
     }

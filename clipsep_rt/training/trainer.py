@@ -34,10 +34,10 @@ from ..runtime.engine import cpu_has_native_bf16
 from ..spectral import SpectralFrontEnd
 from .baselines import LabelSepSeparator, PITSeparator, source_logits
 from .datasets import (
+    SAMPLING_MODES,
     ClipDataset,
     MixtureBatch,
     MixtureSampler,
-    SAMPLING_MODES,
     QueryTable,
     class_key,
     load_frame_embeddings,
