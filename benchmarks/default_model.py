@@ -31,16 +31,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# benchmarks/offline.py, next to this script (on sys.path when run as a script)
+from offline import (
+    TARGET_CPU_XRT,
+    Target,
+    cell,
+    machine_info,
+    median_call_seconds,
+    parse_ints,
+    synthetic_mixture,
+)
+
 from clipsep_rt.api import Separator
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.model.checkpoint import checkpoint_from_model, load_checkpoint, save_checkpoint
+from clipsep_rt.model.checkpoint import (
+    checkpoint_from_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.bench import BenchRow, format_table, result_stem, run_bench, write_results
+from clipsep_rt.runtime.bench import (
+    BenchRow,
+    format_table,
+    result_stem,
+    run_bench,
+    write_results,
+)
 from clipsep_rt.runtime.offline import WindowingOptions
-
-# benchmarks/offline.py, next to this script (on sys.path when run as a script)
-from offline import TARGET_CPU_XRT, Target, cell, machine_info, median_call_seconds, parse_ints, synthetic_mixture
 
 SEED = 0
 SAMPLE_RATE = 16000

@@ -192,7 +192,11 @@ def results_markdown(results: list[dict], count: int, machine: dict, mixture_fil
 
 def command_eval(args: argparse.Namespace) -> int:
     from clipsep_rt.runtime.bench import machine_info, write_results
-    from clipsep_rt.training.evaluate import make_eval_mixtures, read_mixture_list, write_mixture_list
+    from clipsep_rt.training.evaluate import (
+        make_eval_mixtures,
+        read_mixture_list,
+        write_mixture_list,
+    )
 
     scale = SCALES[args.scale]
     mixture_file = scale.runs / "mixtures.json"
