@@ -43,7 +43,7 @@ def test_default_model_ships_as_fp16_within_the_size_limit():
 
 def test_cli_without_checkpoint_separates_the_example_by_text(tmp_path):
     """SDRi > 0 for "violin", and an unrelated query takes much less energy than the right one
-    (at least 3 dB less, i.e. under half; measured 5.8 dB less when the model was shipped)."""
+    (at least 3 dB less, i.e. under half; measured 11.4 dB less for the step-14,500 model, SDRi +6.0 dB)."""
     out = tmp_path / "out"
     code = main([str(EXAMPLE / "mixture.wav"), "-q", "violin", "-q", "car engine", "-o", str(out),
                  "--precision", "fp32", "--quiet", "--no-cache"])
