@@ -13,6 +13,7 @@ the runner's input port and records the runner's output port (ports joined with 
 from __future__ import annotations
 
 import ctypes.util
+import faulthandler
 import importlib.util
 import io
 import json
@@ -551,7 +552,13 @@ def test_ctrl_c_on_a_live_stream_writes_a_valid_file(jack_servers, tmp_path):
         assert process.stdout.readline().strip() == "READY", process.stderr.read()
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # the driver dumps every thread's stack to stderr
+            time.sleep(1.0)
+            process.kill()
+            pytest.fail(f"the live stream did not stop within 30 s of Ctrl-C; its threads:\n{process.communicate()[1]}")
     finally:
         process.kill()
     assert process.returncode == 0, stderr
@@ -671,6 +678,7 @@ def _driver_interrupt(out_dir: str) -> dict:
 
 
 def _driver(argv: list[str]) -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # lets a test that times out see where it hung
     torch.set_num_threads(2)
     scenario, *args = argv
     report = {"live": _driver_live, "devices": _driver_devices, "interrupt": _driver_interrupt}[scenario](*args)
