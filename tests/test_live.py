@@ -679,6 +679,9 @@ def _driver_interrupt(out_dir: str) -> dict:
 
 def _driver(argv: list[str]) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # lets a test that times out see where it hung
+    # Ctrl-C raises KeyboardInterrupt as in a terminal, even when the suite runs as a background
+    # job (whose children inherit SIGINT ignored, and Python then keeps it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.set_num_threads(2)
     scenario, *args = argv
     report = {"live": _driver_live, "devices": _driver_devices, "interrupt": _driver_interrupt}[scenario](*args)
