@@ -169,10 +169,8 @@ class MixtureSampler:
         if self.sampling == "classes":
             name = names[int(self.rng.integers(len(names)))]
             return name, self._clip_of(name)
-        sizes = np.array([len(self.by_class[c]) for c in names])
-        k = int(self.rng.integers(sizes.sum()))
-        j = int(np.searchsorted(np.cumsum(sizes), k, side="right"))
-        return names[j], self.by_class[names[j]][k - int(sizes[:j].sum())]
+        members = [(name, clip) for name in names for clip in self.by_class[name]]
+        return members[int(self.rng.integers(len(members)))]
 
     def _query(self, sample: ClipSample) -> str:
         if self.query_type == "image":
