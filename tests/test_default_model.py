@@ -42,8 +42,8 @@ def test_default_model_ships_as_fp16_within_the_size_limit():
 
 
 def test_cli_without_checkpoint_separates_the_example_by_text(tmp_path):
-    """SDRi > 0 for "violin", and an unrelated query takes much less energy than the right one
-    (at least 3 dB less, i.e. under half; measured 11.4 dB less for the step-14,500 model, SDRi +6.0 dB)."""
+    """SDRi > 0 for "violin", and an unrelated query takes far less energy than the right one
+    (at least 6 dB less, under a quarter; measured 11.4 dB less for the step-14,500 model, SDRi +6.0 dB)."""
     out = tmp_path / "out"
     code = main([str(EXAMPLE / "mixture.wav"), "-q", "violin", "-q", "car engine", "-o", str(out),
                  "--precision", "fp32", "--quiet", "--no-cache"])
@@ -53,7 +53,7 @@ def test_cli_without_checkpoint_separates_the_example_by_text(tmp_path):
     unrelated = _read(out / "mixture_car_engine.wav")
     scores = separation_metrics(estimate, violin, cow, mixture)
     assert scores.sdri > 0, scores
-    assert _energy(unrelated) < 0.5 * _energy(estimate)
+    assert _energy(unrelated) < 0.25 * _energy(estimate)
 
 
 def test_api_opens_the_default_model():
