@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev,report]'
 	touch $(STAMP)
 
-# The bundled default model (clipsep_rt/models) separates a shipped mixture of two held-out
+# The bundled default model (clipsep_rt/model/weights) separates a shipped mixture of two held-out
 # corpus sounds (a violin phrase and a cow) by text, and writes the audio plus an HTML report
 # (spectrograms, players, SDRi against the shipped ground truth, robustness to queries).
 DEMO_QUERIES := -q "violin" -q "fiddle" -q "a man is playing the violin in a concert hall" -q "car engine"
@@ -25,6 +25,7 @@ demo: $(STAMP)
 	@echo "demo: open $(DEMO_OUT)/report/index.html in a browser"
 
 test: $(STAMP) live-audio-deps browser-deps
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # The live-audio tests run real PortAudio streams on a JACK dummy server: they need jackd,

@@ -1,6 +1,6 @@
 """CPU speed of the bundled default model, and the U-Net width trade-off behind it.
 
-The default model (`clipsep_rt.models.default_checkpoint()`: CLIPSep-NIT, depth 7, ngf 16,
+The default model (`clipsep_rt.model.weights.default_checkpoint()`: CLIPSep-NIT, depth 7, ngf 16,
 channels 32, 384-d MiniLM queries, FP16 on disk) on this machine's CPU:
   1. offline speed: seconds of audio separated per wall-clock second ("x real-time") for one
      random 384-d unit query vector on a synthetic mixture, through the public API
@@ -8,7 +8,7 @@ channels 32, 384-d MiniLM queries, FP16 on disk) on this machine's CPU:
      STFT, overlapping windows, U-Net, query head, masking, iSTFT), in bf16 (CPUs with native
      bf16 only) and fp32; median of --repeats runs after one warm-up;
   2. streaming: per-hop compute p50 / p99, real-time factor and algorithmic latency of each
-     latency preset (`clipsep_rt.runtime.bench.run_bench`, torch backend);
+     latency preset (`clipsep_rt.bench.streaming.run_bench`, torch backend);
   3. width trade-off (speed side): the same offline measurement for random-weight
      CLIPSep-NIT U-Nets of several widths (ngf; depth 7, channels 32, query_dim 384) at the
      best CPU precision, with parameter counts and the size of their FP16 checkpoint files
@@ -51,13 +51,8 @@ from clipsep_rt.model.checkpoint import (
     save_checkpoint,
 )
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.bench import (
-    BenchRow,
-    format_table,
-    result_stem,
-    run_bench,
-    write_results,
-)
+from clipsep_rt.bench.results import format_table, result_stem, write_results
+from clipsep_rt.bench.streaming import BenchRow, run_bench
 from clipsep_rt.runtime.offline import WindowingOptions
 
 SEED = 0
@@ -89,7 +84,7 @@ class WidthRow:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, help="the model to time (default: clipsep_rt.models.default_checkpoint())")
+    parser.add_argument("--checkpoint", type=Path, help="the model to time (default: clipsep_rt.model.weights.default_checkpoint())")
     parser.add_argument("--seconds", type=float, help="offline mixture length (default 60, --quick 10)")
     parser.add_argument("--stream-seconds", type=float, help="audio streamed per preset (default 30, --quick 5)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
@@ -105,7 +100,7 @@ def parse_args() -> argparse.Namespace:
     args.repeats = args.repeats or (1 if quick else 3)
     args.widths = args.widths or (QUICK_WIDTHS if quick else WIDTHS)
     if args.checkpoint is None:
-        from clipsep_rt.models import default_checkpoint
+        from clipsep_rt.model.weights import default_checkpoint
 
         try:
             args.checkpoint = default_checkpoint()
@@ -328,7 +323,7 @@ def main() -> None:
         "targets": [asdict(t) for t in targets],
     }
     json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
-    write_results(json_path, args.markdown, data, report)
+    write_results(json_path, args.markdown, data, report, log=lambda line: print(line, file=sys.stderr))
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ import torch
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.bench import machine_info, write_results
-from clipsep_rt.runtime.engine import TorchEngine, cpu_has_native_bf16
+from clipsep_rt.bench.machine import machine_info
+from clipsep_rt.bench.results import write_results
+from clipsep_rt.runtime.engines.torch_engine import TorchEngine
+from clipsep_rt.model.device import cpu_has_native_bf16
 
 WINDOW = 256
 TARGET_CPU_RATIO = 2.0
@@ -104,7 +106,7 @@ def measure(name: str, make, batches: list[int], repeats: int) -> Result:
 
 def engines(model: CLIPSepSeparator, onnx_dir: Path, args) -> list[tuple[str, object]]:
     """(name, factory) for every engine worth trying here; a factory may raise to skip."""
-    from clipsep_rt.runtime.onnx_engine import OnnxRuntimeEngine
+    from clipsep_rt.runtime.engines.onnx_engine import OnnxRuntimeEngine
 
     def torch_engine(device, precision, **options):
         return lambda: TorchEngine(_copy(model), device, precision, **options)  # engines convert their model
@@ -178,7 +180,7 @@ def main() -> None:
     report = markdown(results, batches, repeats)
     print("\n" + report)
     data = {"command": command(), "machine": machine(), "results": [asdict(r) for r in results]}
-    write_results(args.json, args.markdown, data, report)
+    write_results(args.json, args.markdown, data, report, log=lambda line: print(line, file=sys.stderr))
 
 
 def command() -> str:

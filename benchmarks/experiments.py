@@ -191,7 +191,8 @@ def results_markdown(results: list[dict], count: int, machine: dict, mixture_fil
 
 
 def command_eval(args: argparse.Namespace) -> int:
-    from clipsep_rt.runtime.bench import machine_info, write_results
+    from clipsep_rt.bench.machine import machine_info
+    from clipsep_rt.bench.results import write_results
     from clipsep_rt.training.evaluate import (
         make_eval_mixtures,
         read_mixture_list,
@@ -216,7 +217,7 @@ def command_eval(args: argparse.Namespace) -> int:
     report = results_markdown(results, len(mixtures), machine, mixture_file)
     print(report, end="")
     write_results(RESULTS / f"{scale.results_stem}.json", RESULTS / f"{scale.results_stem}.md",
-                  {"machine": machine, "config": scale.to_dict(), "results": results}, report)
+                  {"machine": machine, "config": scale.to_dict(), "results": results}, report, log=lambda line: print(line, file=sys.stderr))
     return 0
 
 

@@ -28,9 +28,9 @@ import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.bench import machine_info as shared_machine_info
-from clipsep_rt.runtime.bench import result_stem, write_results
-from clipsep_rt.runtime.engine import HeadVectors, TorchEngine
+from clipsep_rt.bench.machine import machine_info as shared_machine_info
+from clipsep_rt.bench.results import result_stem, write_results
+from clipsep_rt.runtime.engines.torch_engine import HeadVectors, TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
 SEED = 0
@@ -367,7 +367,7 @@ def main() -> None:
         "targets": [asdict(t) for t in targets],
     }
     json_path = args.json or Path(__file__).resolve().parent / "results" / f"{default_stem(info, args.quick)}.json"
-    write_results(json_path, args.markdown, result, report)
+    write_results(json_path, args.markdown, result, report, log=lambda line: print(line, file=sys.stderr))
 
 
 if __name__ == "__main__":

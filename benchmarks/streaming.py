@@ -37,19 +37,19 @@ import torch
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.checkpoint import load_checkpoint
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.runtime.bench import (
+from clipsep_rt.bench.machine import machine_info
+from clipsep_rt.bench.results import result_stem, write_results
+from clipsep_rt.bench.streaming import (
     BLOCK_S,
     WARMUP_STEPS,
     BenchRow,
     fill_timing,
-    machine_info,
     random_queries,
-    result_stem,
     stream_timed,
     synthetic_sources,
-    write_results,
 )
-from clipsep_rt.runtime.engine import TorchEngine, cpu_has_native_bf16
+from clipsep_rt.runtime.engines.torch_engine import TorchEngine
+from clipsep_rt.model.device import cpu_has_native_bf16
 from clipsep_rt.runtime.offline import OfflineSeparator
 from clipsep_rt.runtime.streaming import PRESETS, StreamingOptions
 
@@ -110,7 +110,7 @@ def load_model(checkpoint: Path | None) -> tuple[CLIPSepSeparator, SpectralConfi
 def query_embedding(path: Path | None, query_dim: int) -> np.ndarray | None:
     if path is None:
         return None
-    from clipsep_rt.query.embedding_file import load_query_embeddings
+    from clipsep_rt.query.vectors import load_query_embeddings
 
     _, embeddings = load_query_embeddings(path)
     if embeddings.shape[1] != query_dim:
@@ -304,7 +304,7 @@ def main() -> None:
         "targets": [asdict(t) for t in targets],
     }
     json_path = args.json or Path(__file__).resolve().parent / "results" / f"{stem}.json"
-    write_results(json_path, args.markdown, data, report)
+    write_results(json_path, args.markdown, data, report, log=lambda line: print(line, file=sys.stderr))
 
 
 if __name__ == "__main__":

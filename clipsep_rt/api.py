@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from .config import ModelConfig, SpectralConfig
-from .errors import ClipsepError
-from .fileio import file_sha256
-from .query.embedder import QueryEmbedder, QueryEncoderOptions
-from .model.checkpoint import Checkpoint, load_checkpoint
-from .runtime.backends import BackendChoice
-from .runtime.engine import Engine, PreparedQueries
-from .runtime.offline import OfflineSeparator, WindowingOptions
+from clipsep_rt.config import ModelConfig, SpectralConfig
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.query.assemble import assemble_queries
+from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
+from clipsep_rt.runtime.engines.choice import BackendChoice
+from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
+from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
 
 @dataclass
@@ -84,36 +83,13 @@ class Separator:
         **options,
     ) -> "Separator":
         """A checkpoint and/or an exported engine folder, on the backend `choose_backend` picks;
-        with neither, the bundled default model (`clipsep_rt.models`)."""
-        from .export.manifest import read_manifest
-        from .runtime.backends import choose_backend
-        from .runtime.engine_factory import open_engine
+        with neither, the bundled default model (`clipsep_rt.model.weights`)."""
+        from clipsep_rt.runtime.engines.loader import load_separator
 
-        if checkpoint is None and engine_dir is None:
-            from .models import default_checkpoint
-
-            checkpoint = default_checkpoint()
-        manifest = read_manifest(engine_dir) if engine_dir is not None else None
-        if manifest is not None and checkpoint is not None and file_sha256(Path(checkpoint)) != manifest.checkpoint["sha256"]:
-            raise ClipsepError(
-                f"engine folder {engine_dir} was exported from {manifest.checkpoint['name']}, not from {checkpoint}"
-            )
-        loaded = load_checkpoint(checkpoint) if checkpoint is not None else None
-        files = manifest.separator.backend_files(Path(engine_dir)) if manifest else {}
-        choice = choose_backend(backend, device, files)
-
-        def weights() -> Checkpoint:
-            return loaded or load_checkpoint(Path(engine_dir) / manifest.separator.weights)
-
-        engine = open_engine(choice, files, weights, device, precision, compile=compile, threads=threads)
-        choice.precision = engine.precision  # an explicit --precision overrides the choice's
-        if manifest is not None:
-            text = manifest.text_encoder
-            text_onnx = (Path(engine_dir) / text.onnx, text.tokenizer) if text else None
-            return cls(engine, manifest.model, manifest.spectral, manifest.query_encoder,
-                       name=str(engine_dir), backend=choice, text_encoder_onnx=text_onnx, **options)
-        return cls(engine, loaded.model_config, loaded.spectral_config, loaded.query_encoder,
-                   name=str(checkpoint), backend=choice, **options)
+        loaded = load_separator(checkpoint, engine_dir, backend, device, precision, compile=compile, threads=threads)
+        source = loaded.source
+        return cls(loaded.engine, source.model_config, source.spectral, source.query_encoder, name=source.name,
+                   backend=loaded.backend, text_encoder_onnx=source.text_encoder_onnx, **options)
 
     @property
     def sample_rate(self) -> int:
@@ -148,7 +124,7 @@ class Separator:
             )
         device = "cuda" if self.engine.device.type == "cuda" else "cpu"
         if self.text_encoder_onnx and not self.encoder.spec:
-            from .query.onnx_text_backend import OnnxTextEncoder
+            from clipsep_rt.query.encoders.onnx_text import OnnxTextEncoder
 
             path, tokenizer = self.text_encoder_onnx
             return QueryEmbedder(spec, self.encoder, device, encoder_id=self.query_encoder,
@@ -167,10 +143,22 @@ class Separator:
 
     def check_embeddings(self, embeddings: np.ndarray, source: str) -> np.ndarray:
         """(Q, D) float32 if D is the checkpoint's query size, else a ClipsepError naming both."""
-        from .query import check_embedding_dim
+        from clipsep_rt.query import check_embedding_dim
 
         check_embedding_dim(embeddings, self.query_dim, self.query_encoder, self.name, source)
         return np.asarray(embeddings, dtype=np.float32)
+
+    def embed_queries(
+        self,
+        texts: Sequence[str] = (),
+        images: Sequence[str | Path] = (),
+        vector_files: Sequence[str | Path] = (),
+        vectors: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[list[str], np.ndarray]:
+        """Names (Q,) and (Q, D) float32 embeddings of text queries, image queries (named after
+        the file), .npy/.npz query-vector files and named (D,) vectors, in that order."""
+        return assemble_queries(texts, images, vector_files, vectors, embed_text=self.embed_text,
+                                embed_images=self.embed_images, check=self.check_embeddings)
 
     def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool = False) -> PreparedQueries:
         """(Q, D) -> the engine's form of the queries: per query its mask, then its noise heads."""
@@ -201,15 +189,11 @@ class Separator:
             raise ClipsepError("audio contains NaN or infinite sample values")
         if sample_rate != self.sample_rate:
             audio = soxr.resample(audio, sample_rate, self.sample_rate, quality="HQ").astype(np.float32)
-        names = list(queries)
-        blocks = [self.embed_text(names)] if names else []
-        for name, vector in (embeddings or {}).items():
-            names.append(name)
-            blocks.append(self.check_embeddings(np.reshape(vector, (1, -1)), name))
-        if not names:
+        if not queries and not embeddings:
             raise ClipsepError("no query given: pass text queries or named embeddings")
+        names, vectors = self.embed_queries(texts=queries, vectors=embeddings)
         rows = 1 + (self.noise_heads if noise_heads else 0)
-        outputs = self.offline.separate(audio, self.prepare_queries(np.concatenate(blocks), noise_heads))
+        outputs = self.offline.separate(audio, self.prepare_queries(vectors, noise_heads))
         return Separation(
             sample_rate=self.sample_rate,
             mixture=audio,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+# The query encoder of the paper and of its released checkpoints: OpenAI's CLIP ViT-B/32.
+PAPER_QUERY_ENCODER = "open_clip:ViT-B-32/openai"
+
 
 @dataclass(frozen=True)
 class SpectralConfig:

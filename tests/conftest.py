@@ -35,7 +35,7 @@ def reference_checkpoint():
 
 @pytest.fixture
 def fp32_engine(reference_checkpoint):
-    from clipsep_rt.runtime.engine import TorchEngine
+    from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 
     return TorchEngine(reference_checkpoint.build(), "cpu", "fp32")
 

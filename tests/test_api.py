@@ -63,7 +63,7 @@ def test_wrong_embedding_size_names_both_sizes(separator):
 
 
 def test_bf16_stays_within_30_db_of_fp32(separator, golden):
-    from clipsep_rt.runtime.engine import cpu_has_native_bf16
+    from clipsep_rt.model.device import cpu_has_native_bf16
 
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 (AVX512-BF16 / AMX); auto precision uses fp32 here")

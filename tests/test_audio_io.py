@@ -13,10 +13,9 @@ import soundfile as sf
 from media import video_packets, write_aac, write_video
 
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.runtime import audio_io
-from clipsep_rt.runtime.audio_io import (
+from clipsep_rt.io import media as audio_io
+from clipsep_rt.io.media import (
     expand_inputs,
-    is_video_file,
     iter_audio_blocks,
     load_audio,
     write_audio_atomic,
@@ -132,14 +131,6 @@ def test_video_audio_track_decodes(videos):
     assert audio.is_video and audio.source_rate == 44100
     assert abs(len(audio.samples) - TARGET) <= LOSSY_LENGTH_TOLERANCE
     assert peak_frequency(audio.samples, TARGET) == pytest.approx(FREQ, abs=2)
-
-
-def test_is_video_file(tmp_path, videos):
-    wav = tmp_path / "a.wav"
-    sf.write(wav, tone(TARGET), TARGET)
-    assert is_video_file(videos["with_audio"]) and is_video_file(videos["silent_track"])
-    assert not is_video_file(wav)
-    assert not is_video_file(tmp_path / "missing.mp4")
 
 
 def test_silent_file_loads_as_zeros(tmp_path):

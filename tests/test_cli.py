@@ -16,7 +16,7 @@ from media import video_packets, write_video
 from tiny_clip import tiny_clip
 
 from clipsep_rt.cli import main
-from clipsep_rt.runtime.audio_io import load_audio, probe
+from clipsep_rt.io.media import load_audio, probe
 
 COMMON = 65280
 
@@ -230,6 +230,34 @@ def test_usage_errors_are_one_line(workspace, capsys, monkeypatch, args, message
     assert len(err) == 1 and err[0].startswith("clipsep-rt: error:") and message in err[0], err
 
 
+@pytest.mark.parametrize(
+    ("option", "flag"),
+    [("hop_frames", "--hop-frames"), ("batch_windows", "--batch-size"), ("overlap_frames", "--overlap"),
+     ("mask", "--mask"), ("a_setting_without_flag", "a_setting_without_flag")],
+)
+def test_option_errors_name_the_users_flag(tmp_path, capsys, monkeypatch, option, flag):
+    """The library names its parameter; the command line reports the flag that set it."""
+    import clipsep_rt.cli.session as session
+    from clipsep_rt.errors import OptionError
+
+    def reject(args, noise_heads):
+        raise OptionError(option, "must be at least 1, got 0")
+
+    monkeypatch.setattr(session, "open_session", reject)
+    assert main(["-q", "violin", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"clipsep-rt: error: {flag}: must be at least 1, got 0"
+
+
+def test_help_does_not_import_torch():
+    """`clipsep-rt --help` (every subcommand's parser) stays free of torch and the runtime."""
+    code = ("import sys\nfrom clipsep_rt.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(name for name in ('torch', 'numpy', 'clipsep_rt.api') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_embedding_size_mismatch_is_a_clear_error(workspace, capsys):
     np.save(workspace / "small.npy", np.ones(384, dtype=np.float32))
     assert main(["-c", str(workspace / "model.safetensors"), str(workspace / "mix.wav"), "--quiet",
@@ -335,7 +363,7 @@ def test_image_queries_with_a_clip_image_tower(tmp_path, monkeypatch, capsys):
 
 
 def test_an_unexpected_failure_in_one_file_does_not_lose_the_others(workspace, monkeypatch, capsys):
-    from clipsep_rt.runtime import batch
+    from clipsep_rt.runtime.jobs import batch
 
     write_wav(workspace / "second.wav", np.zeros(20000, dtype=np.float32) + 0.01)
     real_probe = batch.probe

@@ -10,7 +10,7 @@ from conftest import REFERENCE_CHECKPOINT, write_wav
 
 from clipsep_rt.cli import main
 from clipsep_rt.model import load_checkpoint
-from clipsep_rt.runtime.engine import TorchEngine
+from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.streaming import (
     StreamingOptions,
     StreamingSeparator,

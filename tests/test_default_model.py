@@ -12,8 +12,8 @@ from safetensors import safe_open
 from clipsep_rt.api import Separator
 from clipsep_rt.cli import main
 from clipsep_rt.model import load_checkpoint
-from clipsep_rt.models import DEFAULT_MODEL_NAME, MODEL_CARD, default_checkpoint
-from clipsep_rt.training.metrics import separation_metrics
+from clipsep_rt.model.weights import DEFAULT_MODEL_NAME, MODEL_CARD, default_checkpoint
+from clipsep_rt.dsp.metrics import separation_metrics
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "violin_cow"
 MAX_BYTES = 40 * 1024 * 1024

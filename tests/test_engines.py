@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
-from clipsep_rt.errors import ClipsepError
-from clipsep_rt.export import tensorrt_build
-from clipsep_rt.export.tensorrt_build import (
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.runtime.engines import tensorrt_plan as tensorrt_build
+from clipsep_rt.runtime.engines.tensorrt_plan import (
     TENSORRT_MISSING,
     TensorRTBuildConfig,
     engine_metadata_mismatch,
@@ -31,25 +31,22 @@ from clipsep_rt.export.tensorrt_build import (
     optimization_profile_shapes,
 )
 from clipsep_rt.model import CLIPSepSeparator
-from clipsep_rt.runtime import onnx_engine
-from clipsep_rt.runtime.backends import (
+from clipsep_rt.runtime.engines import onnx_engine
+from clipsep_rt.runtime.engines.choice import (
     Environment,
     choose_backend,
     engine_files,
-    scan_engine_dir,
 )
-from clipsep_rt.runtime.engine import TorchEngine
+from clipsep_rt.runtime.engines.contract import CPU_EP, CUDA_EP, TRT_EP
+from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
-from clipsep_rt.runtime.onnx_engine import (
-    CPU_EP,
-    CUDA_EP,
-    TRT_EP,
+from clipsep_rt.runtime.engines.onnx_engine import (
     OnnxRuntimeEngine,
     explain_provider_fallback,
     profile_shape_strings,
     session_providers,
 )
-from clipsep_rt.runtime.tensorrt_engine import (
+from clipsep_rt.runtime.engines.tensorrt_engine import (
     TensorRTEngine,
     check_plan_metadata,
     profile_limits,
@@ -183,9 +180,9 @@ def test_onnxruntime_engine_reports_where_it_runs(ort_engine):
 def test_onnxruntime_engine_refusals(tiny_onnx, tmp_path):
     with pytest.raises(ClipsepError, match="not found"):
         OnnxRuntimeEngine(tmp_path / "missing.onnx")
-    with pytest.raises(ClipsepError, match="fp16 needs -d cuda"):
+    with pytest.raises(OptionError, match="fp16 needs device cuda"):
         OnnxRuntimeEngine(tiny_onnx, "cpu", "fp16")
-    with pytest.raises(ClipsepError, match="fp32 or fp16"):
+    with pytest.raises(OptionError, match="fp32 or fp16"):
         OnnxRuntimeEngine(tiny_onnx, "cpu", "bf16")
     engine = OnnxRuntimeEngine(tiny_onnx, "cpu", "auto")
     assert engine.precision == "fp32"
@@ -339,8 +336,8 @@ def test_build_config_and_profile_shapes():
     }
     small = TensorRTBuildConfig(batch=(1, 2, 4), queries=[2, 2, 2])
     assert optimization_profile_shapes(small, 128, 384)["embeddings"] == ((2, 384), (2, 384), (2, 384))
-    for bad in ({"batch": (4, 2, 8)}, {"queries": (0, 1, 2)}, {"batch": (1, 2)}):
-        with pytest.raises(ValueError):
+    for bad in ({"batch": (4, 2, 8)}, {"queries": (0, 1, 2)}, {"batch": (1, 2)}, {"workspace_bytes": 0}):
+        with pytest.raises(OptionError, match=next(iter(bad))):
             TensorRTBuildConfig(**bad)
 
 
@@ -395,13 +392,19 @@ def _fake_plan(onnx_path: Path, plan_path: Path, machine: dict, config: TensorRT
     tensorrt_build.write_metadata(plan_path, machine, onnx_path, config, shapes)
 
 
-def test_ensure_engine_rebuilds_only_when_needed(tmp_path, monkeypatch, capsys):
+def test_ensure_engine_rebuilds_only_when_needed(tmp_path, monkeypatch):
     onnx_path, plan = tmp_path / "separator.onnx", tmp_path / "separator.plan"
     onnx_path.write_bytes(b"graph v1")
     machine = dict(H100)
     builds = []
+    lines = []
 
-    def fake_build(onnx, plan_path, config):
+    def logged() -> str:
+        text = "\n".join(lines)
+        lines.clear()
+        return text
+
+    def fake_build(onnx, plan_path, config, log=None):
         builds.append(config)
         _fake_plan(onnx, plan_path, machine, config)
         return plan_path
@@ -410,26 +413,26 @@ def test_ensure_engine_rebuilds_only_when_needed(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tensorrt_build, "current_machine", lambda: dict(machine))
     config = TensorRTBuildConfig()
 
-    assert ensure_engine(onnx_path, plan, config) == plan and len(builds) == 1  # no plan yet
-    assert "building TensorRT engine separator.plan: no engine plan yet" in capsys.readouterr().err
-    assert ensure_engine(onnx_path, plan, config) == plan and len(builds) == 1  # up to date: kept
-    assert capsys.readouterr().err == ""
+    assert ensure_engine(onnx_path, plan, config, log=lines.append) == plan and len(builds) == 1  # no plan yet
+    assert "building TensorRT engine separator.plan: no engine plan yet" in logged()
+    assert ensure_engine(onnx_path, plan, config, log=lines.append) == plan and len(builds) == 1  # up to date: kept
+    assert logged() == ""
 
     machine.update(A100)  # the plan was built on another GPU / TensorRT
-    ensure_engine(onnx_path, plan, config)
+    ensure_engine(onnx_path, plan, config, log=lines.append)
     assert len(builds) == 2
-    assert "rebuilding TensorRT engine separator.plan: built with TensorRT 10.7.0 on NVIDIA H100 (sm90); " in capsys.readouterr().err
+    assert "rebuilding TensorRT engine separator.plan: built with TensorRT 10.7.0 on NVIDIA H100 (sm90); " in logged()
 
     onnx_path.write_bytes(b"graph v2, re-exported")
-    ensure_engine(onnx_path, plan, config)
-    assert len(builds) == 3 and "ONNX file changed" in capsys.readouterr().err
+    ensure_engine(onnx_path, plan, config, log=lines.append)
+    assert len(builds) == 3 and "ONNX file changed" in logged()
 
-    ensure_engine(onnx_path, plan, TensorRTBuildConfig(fp16=False))
+    ensure_engine(onnx_path, plan, TensorRTBuildConfig(fp16=False), log=lines.append)
     assert len(builds) == 4 and builds[-1].fp16 is False
 
     (tmp_path / "separator.json").write_text("not json")
-    ensure_engine(onnx_path, plan, TensorRTBuildConfig(fp16=False))
-    assert len(builds) == 5 and "missing or unreadable" in capsys.readouterr().err
+    ensure_engine(onnx_path, plan, TensorRTBuildConfig(fp16=False), log=lines.append)
+    assert len(builds) == 5 and "missing or unreadable" in logged()
 
     with pytest.raises(ClipsepError, match="ONNX file not found"):
         ensure_engine(tmp_path / "nope.onnx", plan, config)
@@ -652,7 +655,7 @@ def test_requested_backends_are_validated():
         choose_backend("onnxruntime", "cpu", FILES, Environment())
     with pytest.raises(ClipsepError, match="tensorrt: not installed"):
         choose_backend("tensorrt", "auto", FILES, CPU_BOX)
-    with pytest.raises(ClipsepError, match="needs an NVIDIA GPU"):
+    with pytest.raises(OptionError, match="needs an NVIDIA GPU"):
         choose_backend("tensorrt", "cpu", FILES, GPU_BOX)
     with pytest.raises(ClipsepError, match="torch fp16: PyTorch sees no CUDA GPU"):
         choose_backend("torch", "cuda", FILES, CPU_BOX)
@@ -661,22 +664,18 @@ def test_requested_backends_are_validated():
     assert choice.name == "tensorrt" and "will be built" in choice.reasons[0]
     with pytest.raises(ClipsepError, match="no ONNX file or TensorRT plan"):
         choose_backend("tensorrt", "cuda", {}, GPU_BOX)
-    with pytest.raises(ClipsepError, match="backend 'jax'"):
+    with pytest.raises(OptionError, match="backend: expected one of .*, got 'jax'"):
         choose_backend("jax", "auto", FILES, GPU_BOX)
 
 
-def test_engine_dir_manifest_and_scan(tmp_path):
+def test_engine_dir_manifest():
     assert engine_files(None) == {"has_onnx": False, "has_onnx_fp16": False, "has_tensorrt_plan": False}
-    assert engine_files({"files": {"onnx": "a.onnx", "plan": "a.plan"}, "onnx_fp16": ""}) == {
+    assert engine_files({"onnx": "a.onnx", "tensorrt_plan": "a.plan", "onnx_fp16": ""}) == {
         "has_onnx": True, "has_onnx_fp16": False, "has_tensorrt_plan": True}
-    assert scan_engine_dir(None) == {} and scan_engine_dir(tmp_path / "missing") == {}
-    (tmp_path / "separator.onnx").write_bytes(b"x")
-    (tmp_path / "separator.plan").write_bytes(b"x")
-    assert engine_files(scan_engine_dir(tmp_path)) == {"has_onnx": True, "has_onnx_fp16": False, "has_tensorrt_plan": True}
 
 
 def test_probe_environment_here():
-    from clipsep_rt.runtime.backends import probe_environment
+    from clipsep_rt.runtime.engines.choice import probe_environment
 
     env = probe_environment({"onnx": "separator.onnx"})
     assert env.onnxruntime_installed and CPU_EP in env.onnxruntime_providers and env.has_onnx

@@ -190,7 +190,7 @@ def test_labelsep_evaluation_looks_up_the_target_class_vector(index, tmp_path):
         wrong_key = next(k for k in LABELS if k != key)
         wrong = separator.separate(mix, 16000, embeddings={"q": queries.vectors[wrong_key]}).sources["q"]
         target, interference, _ = load_mixture(mixture)
-        from clipsep_rt.training.metrics import separation_metrics
+        from clipsep_rt.dsp.metrics import separation_metrics
 
         assert row["sdr"] == pytest.approx(separation_metrics(right, target, interference, mix).sdr, abs=1e-9)
         assert not np.allclose(right, wrong)
@@ -279,7 +279,7 @@ VARIANTS = {
 
 
 def test_query_variants_report(index, separator):
-    from clipsep_rt.training.evaluate import (
+    from clipsep_rt.training.query_variants import (
         VARIANT_METRICS,
         QueryVariants,
         evaluate_query_variants,
@@ -323,7 +323,7 @@ def test_query_variants_report(index, separator):
 
 
 def test_energy_ratio():
-    from clipsep_rt.training.evaluate import ENERGY_FLOOR_DB, energy_ratio_db
+    from clipsep_rt.dsp.metrics import ENERGY_FLOOR_DB, energy_ratio_db
 
     mix = np.ones(100, dtype=np.float32)
     assert energy_ratio_db(0.5 * mix, mix) == pytest.approx(20 * math.log10(0.5))

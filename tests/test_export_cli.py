@@ -82,7 +82,7 @@ def test_engine_errors(tmp_path, engine_dir, inputs, capsys):
 def test_exported_text_tower_serves_text_queries_without_clip_weights(tmp_path, monkeypatch, capsys):
     """A separator trained with a (tiny) CLIP: export writes its text tower; `embed --engine` and
     `separate --engine -q` then use the ONNX graph, and agree with open_clip."""
-    import clipsep_rt.query.registry as registry
+    import clipsep_rt.query.encoders.registry as registry
     from clipsep_rt.config import ModelConfig
     from clipsep_rt.model import (
         CLIPSepSeparator,

@@ -28,7 +28,7 @@ from clipsep_rt.export.text_encoder_onnx import (
     verify_text_encoder_onnx,
 )
 from clipsep_rt.query import OpenClipEncoder, QueryEncoder
-from clipsep_rt.query.onnx_text_backend import OnnxTextEncoder
+from clipsep_rt.query.encoders.onnx_text import OnnxTextEncoder
 
 EMBED_DIM = 64
 CONTEXT = 77

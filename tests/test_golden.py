@@ -7,7 +7,7 @@ import torch
 from conftest import snr_db
 
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
-from clipsep_rt.spectral import SpectralFrontEnd
+from clipsep_rt.dsp.spectral import SpectralFrontEnd
 
 COMMON = 65280  # the original iSTFT returns (frames - 1) * hop samples
 

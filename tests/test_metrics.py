@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from clipsep_rt.training.metrics import bss_eval_v4, separation_metrics, si_sdr
+from clipsep_rt.dsp.metrics import bss_eval_v4, separation_metrics, si_sdr
 
 
 def _museval_metrics():

@@ -144,7 +144,7 @@ def test_robustness_table_has_one_row_per_query_with_sdri(full_report):
 
 def test_sdri_matches_the_metrics_of_the_written_prediction(full_report, files):
     """The page's SDRi is BSS Eval v4 of the prediction (16 kHz) against the reference."""
-    from clipsep_rt.training.metrics import separation_metrics
+    from clipsep_rt.dsp.metrics import separation_metrics
 
     text = (full_report / "index.html").read_text(encoding="utf-8")
     shown = float(re.search(r"SDRi ([-+]\d+\.\d) dB", text).group(1))

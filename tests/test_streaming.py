@@ -99,7 +99,7 @@ def test_query_switch_follows_the_new_query_within_one_hop_without_a_click(fp32_
 
 
 def test_bad_settings_are_clear_errors(fp32_engine, queries):
-    with pytest.raises(ClipsepError, match="hop-frames"):
+    with pytest.raises(ClipsepError, match="hop_frames"):
         StreamingOptions(0, 4)
     with pytest.raises(ClipsepError, match="must fit"):
         StreamingSeparator(fp32_engine, queries, options=StreamingOptions(200, 100))

@@ -6,14 +6,10 @@ import pytest
 import torch
 
 from clipsep_rt.config import ModelConfig
-from clipsep_rt.errors import ClipsepError
+from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.model import CLIPSepSeparator
-from clipsep_rt.runtime.engine import (
-    TorchEngine,
-    cpu_has_native_bf16,
-    resolve_device,
-    resolve_precision,
-)
+from clipsep_rt.runtime.engines.torch_engine import TorchEngine
+from clipsep_rt.model.device import cpu_has_native_bf16, resolve_device, resolve_precision
 
 
 def tiny():
@@ -42,7 +38,7 @@ def test_device_resolution():
 
 
 def test_cuda_graphs_need_cuda():
-    with pytest.raises(ClipsepError, match="CUDA graphs need -d cuda"):
+    with pytest.raises(OptionError, match="CUDA graphs need device cuda"):
         TorchEngine(tiny(), "cpu", "fp32", cuda_graphs=True)
 
 

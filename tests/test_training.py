@@ -221,7 +221,7 @@ def test_resume_drops_log_rows_written_after_the_last_checkpoint(corpus, tmp_pat
 
 def test_noisy_targets_include_the_off_screen_sound():
     from clipsep_rt.config import SpectralConfig
-    from clipsep_rt.spectral import SpectralFrontEnd
+    from clipsep_rt.dsp.spectral import SpectralFrontEnd
     from clipsep_rt.training.datasets import MixtureBatch
     from clipsep_rt.training.trainer import make_targets
 
@@ -237,7 +237,7 @@ def test_noisy_targets_include_the_off_screen_sound():
 
 
 def test_precision_auto_and_explicit(corpus, tmp_path):
-    from clipsep_rt.runtime.engine import cpu_has_native_bf16
+    from clipsep_rt.model.device import cpu_has_native_bf16
     from clipsep_rt.training.trainer import uses_bf16_autocast
 
     assert uses_bf16_autocast("auto", torch.device("cpu")) == cpu_has_native_bf16()
@@ -301,7 +301,7 @@ def test_embed_frames_command_then_training_never_runs_clip(video_corpus, tmp_pa
 
     model, tokenizer = tiny_clip(embed_dim=DIM)
     encoder = OpenClipEncoder("tiny", "random-test", model=model, tokenizer=tokenizer, preprocess=open_clip.image_transform(32, False))
-    monkeypatch.setattr("clipsep_rt.query.registry.build_encoder", lambda *a, **k: encoder)
+    monkeypatch.setattr("clipsep_rt.query.encoders.registry.build_encoder", lambda *a, **k: encoder)
     cache = tmp_path / "frames.npz"
     assert main(["embed-frames", str(video_corpus), "-o", str(cache)]) == 0
     assert "20 frame embeddings" in capsys.readouterr().out
@@ -309,7 +309,7 @@ def test_embed_frames_command_then_training_never_runs_clip(video_corpus, tmp_pa
     def no_clip(*args, **kwargs):
         raise AssertionError("training ran CLIP although the frame embeddings were precomputed")
 
-    monkeypatch.setattr("clipsep_rt.query.registry.build_encoder", no_clip)
+    monkeypatch.setattr("clipsep_rt.query.encoders.registry.build_encoder", no_clip)
     config = replace(_config(video_corpus, tmp_path / "run", "clipsep", steps=2, frame_embeddings=cache),
                      query_encoder=encoder.encoder_id)
     assert load_checkpoint(train(config, log=lambda _: None, progress=False)).query_encoder == encoder.encoder_id

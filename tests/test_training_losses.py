@@ -9,7 +9,7 @@ import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.spectral import SpectralFrontEnd
+from clipsep_rt.dsp.spectral import SpectralFrontEnd
 from clipsep_rt.training import (
     LabelSepSeparator,
     PITSeparator,
@@ -24,7 +24,6 @@ from clipsep_rt.training import (
     nit_loss,
     noise_regulariser,
     pit_loss,
-    select_oracle,
     source_logits,
 )
 
@@ -175,15 +174,6 @@ def test_pit_loss_is_invariant_to_swapping_outputs():
     result = pit_loss(perfect, targets, weight)
     assert result.assignment.tolist() == [1, 1, 1]
     assert result.loss.item() < 1e-3
-
-
-def test_select_oracle():
-    target = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])  # (B=2, F=1, T=2)
-    outputs = torch.tensor([[[[5.0, -5.0]], [[-5.0, 5.0]]], [[[5.0, -5.0]], [[-5.0, 5.0]]]])
-    assert select_oracle(outputs, target).tolist() == [0, 1]
-    wav_target = torch.tensor([[1.0, 2.0, 3.0]])
-    wav_outputs = torch.tensor([[[0.0, 0.0, 1.0], [1.0, 2.0, 2.9]]])
-    assert select_oracle(wav_outputs, wav_target, metric="sdr").tolist() == [1]
 
 
 TINY = ModelConfig(depth=5, ngf=2, channels=4, query_dim=8)

@@ -8,10 +8,10 @@ import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model import CLIPSepSeparator
-from clipsep_rt.runtime.engine import TorchEngine
+from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
-from clipsep_rt.runtime.windowing import crossfade_weights, window_starts
-from clipsep_rt.spectral import SpectralFrontEnd
+from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
+from clipsep_rt.dsp.spectral import SpectralFrontEnd
 
 HOP = 256
 

@@ -8,20 +8,29 @@ graph is checked numerically against torch before the manifest is written.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ClipsepError
-from ..fileio import atomic_output, file_sha256
-from ..model.checkpoint import load_checkpoint, save_checkpoint
-from ..query.embedder import QueryEncoderOptions
-from .manifest import MANIFEST_NAME, Manifest, SeparatorFiles, TextEncoderFiles
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.io.files import atomic_output, file_sha256
+from clipsep_rt.model.checkpoint import load_checkpoint, save_checkpoint
+from clipsep_rt.query.embedder import QueryEncoderOptions
+from clipsep_rt.runtime.engines.contract import (
+    MANIFEST_NAME,
+    SEPARATOR_FP16_ONNX,
+    SEPARATOR_ONNX,
+    SEPARATOR_PLAN,
+    SEPARATOR_WEIGHTS,
+    TEXT_ENCODER_FP16_ONNX,
+    TEXT_ENCODER_ONNX,
+    TIMING_CACHE,
+)
+from clipsep_rt.runtime.engines.manifest import Manifest, SeparatorFiles, TextEncoderFiles
 
-WEIGHTS = "separator.safetensors"
-SEPARATOR_ONNX, SEPARATOR_FP16 = "separator.onnx", "separator.fp16.onnx"
-SEPARATOR_PLAN = "separator.plan"
-TEXT_ONNX, TEXT_FP16 = "text_encoder.onnx", "text_encoder.fp16.onnx"
+logger = logging.getLogger(__name__)
+
 FP16_MIN_MASK_SNR_DB = 40.0
 VERIFY_PROMPTS = ("a photo of orchestra", "a photo of people yelling", "a photo of a dog barking loudly in a park", "")
 
@@ -37,41 +46,43 @@ class ExportOptions:
 
 
 def export_engines(checkpoint_path: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(),
-                   log: Callable[[str], None] = print) -> Manifest:
-    """Write and verify the engine directory; returns its manifest."""
-    from .separator_onnx import check_onnx, compare_fp16, convert_separator_fp16, export_separator_onnx, verify_separator_onnx
+                   log: Callable[[str], None] | None = None) -> Manifest:
+    """Write and verify the engine directory; returns its manifest. `log` gets one line per
+    file written and checked (default: this module's `logging` info)."""
+    log = log or logger.info
+    from clipsep_rt.export.separator_onnx import check_onnx, compare_fp16, convert_separator_fp16, export_separator_onnx, verify_separator_onnx
 
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
     if (out_dir / MANIFEST_NAME).exists() and not options.overwrite:
-        raise ClipsepError(f"{out_dir} already holds exported engines (use --overwrite to replace them)")
+        raise OptionError("overwrite", f"is off and {out_dir} already holds exported engines")
     checkpoint = load_checkpoint(checkpoint_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = checkpoint.build("cpu")
 
-    save_checkpoint(checkpoint, out_dir / WEIGHTS, overwrite=True)
+    save_checkpoint(checkpoint, out_dir / SEPARATOR_WEIGHTS, overwrite=True)
     with atomic_output(out_dir / SEPARATOR_ONNX, overwrite=True) as temp:
         export_separator_onnx(model, temp, opset=options.opset, window_frames=checkpoint.spectral_config.window_frames)
         check_onnx(temp)
         errors = verify_separator_onnx(model, temp)
-    log(f"separator.onnx: matches torch within {max(errors.values()):.2g} (batch 1 and 7, 1 and 5 queries)")
-    separator = SeparatorFiles(weights=WEIGHTS, onnx=SEPARATOR_ONNX, window_frames=checkpoint.spectral_config.window_frames)
+    log(f"{SEPARATOR_ONNX}: matches torch within {max(errors.values()):.2g} (batch 1 and 7, 1 and 5 queries)")
+    separator = SeparatorFiles(weights=SEPARATOR_WEIGHTS, onnx=SEPARATOR_ONNX, window_frames=checkpoint.spectral_config.window_frames)
 
     if options.fp16:
-        with atomic_output(out_dir / SEPARATOR_FP16, overwrite=True) as temp:
+        with atomic_output(out_dir / SEPARATOR_FP16_ONNX, overwrite=True) as temp:
             convert_separator_fp16(out_dir / SEPARATOR_ONNX, temp)
             check_onnx(temp)
             snr = min(compare_fp16(out_dir / SEPARATOR_ONNX, temp).values())
         if snr < FP16_MIN_MASK_SNR_DB:
-            (out_dir / SEPARATOR_FP16).unlink()
+            (out_dir / SEPARATOR_FP16_ONNX).unlink()
             raise ClipsepError(f"FP16 separator masks are only {snr:.1f} dB from FP32 (need {FP16_MIN_MASK_SNR_DB:g})")
-        log(f"separator.fp16.onnx: masks {snr:.1f} dB SNR against FP32")
-        separator.onnx_fp16 = SEPARATOR_FP16
+        log(f"{SEPARATOR_FP16_ONNX}: masks {snr:.1f} dB SNR against FP32")
+        separator.onnx_fp16 = SEPARATOR_FP16_ONNX
 
     if options.tensorrt:
-        from .tensorrt_build import TensorRTBuildConfig, ensure_engine
+        from clipsep_rt.runtime.engines.tensorrt_plan import TensorRTBuildConfig, ensure_engine
 
-        config = TensorRTBuildConfig(timing_cache=out_dir / "tensorrt.timing-cache")
-        ensure_engine(out_dir / SEPARATOR_ONNX, out_dir / SEPARATOR_PLAN, config)
+        config = TensorRTBuildConfig(timing_cache=out_dir / TIMING_CACHE)
+        ensure_engine(out_dir / SEPARATOR_ONNX, out_dir / SEPARATOR_PLAN, config, log=log)
         log(f"{SEPARATOR_PLAN}: TensorRT FP16 plan built for this GPU")
         separator.tensorrt_plan = SEPARATOR_PLAN
 
@@ -90,10 +101,11 @@ def export_engines(checkpoint_path: str | Path, out_dir: str | Path, options: Ex
     return manifest
 
 
-def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportOptions, log) -> TextEncoderFiles | None:
+def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportOptions,
+                         log: Callable[[str], None]) -> TextEncoderFiles | None:
     """The checkpoint's CLIP text tower as ONNX, or None when its encoder is not open_clip."""
-    from ..query.registry import build_encoder, parse_encoder_spec
-    from .text_encoder_onnx import (
+    from clipsep_rt.query.encoders.registry import build_encoder, parse_encoder_spec
+    from clipsep_rt.export.text_encoder_onnx import (
         FP16_MIN_COSINE,
         convert_text_encoder_fp16,
         export_text_encoder_onnx,
@@ -107,18 +119,18 @@ def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportO
     try:
         encoder = build_encoder(spec, "cpu", options.encoder.clip_weights, allow_download=options.encoder.allow_download)
     except ClipsepError as error:
-        raise ClipsepError(f"{error} (or export without the text encoder: --no-text-encoder)") from None
+        raise ClipsepError(f"{error} (or export without the text encoder: text_encoder=False)") from None
     model, tokenizer = encoder.model.float(), encoder.tokenizer
-    with atomic_output(out_dir / TEXT_ONNX, overwrite=True) as temp:
+    with atomic_output(out_dir / TEXT_ENCODER_ONNX, overwrite=True) as temp:
         export_text_encoder_onnx(model, temp, opset=options.opset)
         cosine = verify_text_encoder_onnx(model, tokenizer, temp, list(VERIFY_PROMPTS))
-    log(f"text_encoder.onnx: cosine {cosine:.6f} with open_clip")
-    files = TextEncoderFiles(onnx=TEXT_ONNX, tokenizer=parse_encoder_spec(spec).model_name,
+    log(f"{TEXT_ENCODER_ONNX}: cosine {cosine:.6f} with open_clip")
+    files = TextEncoderFiles(onnx=TEXT_ENCODER_ONNX, tokenizer=parse_encoder_spec(spec).model_name,
                              context_length=int(model.context_length))
     if options.fp16:
-        with atomic_output(out_dir / TEXT_FP16, overwrite=True) as temp:
-            convert_text_encoder_fp16(out_dir / TEXT_ONNX, temp)
+        with atomic_output(out_dir / TEXT_ENCODER_FP16_ONNX, overwrite=True) as temp:
+            convert_text_encoder_fp16(out_dir / TEXT_ENCODER_ONNX, temp)
             cosine = verify_text_encoder_onnx(model, tokenizer, temp, list(VERIFY_PROMPTS), min_cosine=FP16_MIN_COSINE)
-        log(f"text_encoder.fp16.onnx: cosine {cosine:.6f} with open_clip")
-        files.onnx_fp16 = TEXT_FP16
+        log(f"{TEXT_ENCODER_FP16_ONNX}: cosine {cosine:.6f} with open_clip")
+        files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
     return files

@@ -1,6 +1,6 @@
 """The separator network (U-Net + query heads) as an ONNX graph, in FP32 and FP16.
 
-What the graph computes
+What the graph computes (tensor names: clipsep_rt.runtime.engines.contract)
     inputs   log_mag     float32 (batch, 1, 256, frames)  warped log magnitude (the U-Net input)
              embeddings  float32 (queries, D)              query embeddings (D = config.query_dim)
     outputs  query_logits  float32 (batch, queries, 256, frames)
@@ -16,7 +16,7 @@ frames): ONNX allows zero-sized dimensions, and a fixed output list keeps caller
 
 What stays out of the graph
     The STFT, the log-frequency warp (one matmul), the sigmoid, the unwarp to linear
-    frequency and the iSTFT stay in Python (see `clipsep_rt.spectral`). The graph ends at the
+    frequency and the iSTFT stay in Python (see `clipsep_rt.dsp.spectral`). The graph ends at the
     logits on the LOG-frequency grid: it stays small (no (513 x 256) unwarp matrix, no FFT
     ops that engines support unevenly), and the same graph serves soft masks
     (sigmoid, then unwarp) and binary masks (threshold, then unwarp) alike. There is no
@@ -72,14 +72,21 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..config import SpectralConfig
-from ..errors import ClipsepError
-from ..fileio import atomic_output
-from ..model.separator import CLIPSepSeparator
-from ..optional import describe_exception, import_optional
+from clipsep_rt.config import SpectralConfig
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.io.files import atomic_output
+from clipsep_rt.model.separator import CLIPSepSeparator
+from clipsep_rt.optional import describe_exception, import_optional
+from clipsep_rt.runtime.engines.contract import (
+    CPU_EP,
+    EMBEDDINGS,
+    LOG_MAG,
+    NOISE_LOGITS,
+    QUERY_LOGITS,
+    SEPARATOR_INPUTS,
+    SEPARATOR_OUTPUTS,
+)
 
-INPUT_NAMES = ("log_mag", "embeddings")
-OUTPUT_NAMES = ("query_logits", "noise_logits")
 DEFAULT_OPSET = 17
 LOG_FREQ_BINS = SpectralConfig().log_freq_bins  # 256: rows of the log-frequency grid
 WINDOW_FRAMES = SpectralConfig().window_frames  # 256: frames of one network window
@@ -173,10 +180,10 @@ def export_separator_onnx(
     config = model.config
     multiple = 2**config.depth
     if opset < 17:
-        raise ClipsepError(f"ONNX opset {opset} is too old for the separator graph: use 17 or newer")
+        raise OptionError("opset", f"ONNX opset {opset} is too old for the separator graph: use 17 or newer")
     if window_frames < multiple or window_frames % multiple:
-        raise ClipsepError(
-            f"window_frames={window_frames} must be a positive multiple of 2**depth = {multiple} for this U-Net"
+        raise OptionError(
+            "window_frames", f"must be a positive multiple of 2**depth = {multiple} for this U-Net, got {window_frames}"
         )
     wrapper = SeparatorGraph(fold_batchnorm(model).float().cpu()).eval()
     # Trace with batch and query counts of 2, so that no size-1 dimension gets specialised.
@@ -192,10 +199,10 @@ def export_separator_onnx(
         out_axes[3] = "frames"
         noise_axes[4] = "frames"
     dynamic_axes = {
-        "log_mag": batch_axes,
-        "embeddings": {0: "queries"},
-        "query_logits": out_axes,
-        "noise_logits": noise_axes,
+        LOG_MAG: batch_axes,
+        EMBEDDINGS: {0: "queries"},
+        QUERY_LOGITS: out_axes,
+        NOISE_LOGITS: noise_axes,
     }
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "raw.onnx"
@@ -210,8 +217,8 @@ def export_separator_onnx(
                     str(raw),
                     dynamo=False,
                     opset_version=opset,
-                    input_names=list(INPUT_NAMES),
-                    output_names=list(OUTPUT_NAMES),
+                    input_names=list(SEPARATOR_INPUTS),
+                    output_names=list(SEPARATOR_OUTPUTS),
                     dynamic_axes=dynamic_axes,
                     do_constant_folding=True,
                 )
@@ -223,10 +230,10 @@ def export_separator_onnx(
     # frequency axis of an all-zero noise output): state the interface's shapes outright.
     frames_dim = "frames" if dynamic_frames else window_frames
     shapes = {
-        "log_mag": ["batch", 1, LOG_FREQ_BINS, frames_dim],
-        "embeddings": ["queries", config.query_dim],
-        "query_logits": ["batch", "queries", LOG_FREQ_BINS, frames_dim],
-        "noise_logits": ["batch", "queries", config.noise_heads, LOG_FREQ_BINS, frames_dim],
+        LOG_MAG: ["batch", 1, LOG_FREQ_BINS, frames_dim],
+        EMBEDDINGS: ["queries", config.query_dim],
+        QUERY_LOGITS: ["batch", "queries", LOG_FREQ_BINS, frames_dim],
+        NOISE_LOGITS: ["batch", "queries", config.noise_heads, LOG_FREQ_BINS, frames_dim],
     }
     for info in list(graph.graph.input) + list(graph.graph.output):
         _set_shape(info, shapes[info.name])
@@ -316,14 +323,14 @@ def _session(path: Path, providers):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+        return ort.InferenceSession(str(path), options, providers=list(providers or [CPU_EP]))
     except Exception as error:
         raise ClipsepError(f"{path}: ONNX Runtime cannot load the model ({describe_exception(error)})") from error
 
 
 def _run(session, path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     try:
-        return session.run(list(OUTPUT_NAMES), feeds)
+        return session.run(list(SEPARATOR_OUTPUTS), feeds)
     except Exception as error:
         shapes = ", ".join(f"{name} {tuple(value.shape)}" for name, value in feeds.items())
         raise ClipsepError(f"{path}: ONNX Runtime failed on inputs {shapes} ({describe_exception(error)})") from error
@@ -344,7 +351,7 @@ def separator_inputs(
     """Random graph inputs in a realistic range: log magnitudes randn * 3 - 2, embeddings randn."""
     log_mag = rng.standard_normal((batch, 1, LOG_FREQ_BINS, frames), dtype=np.float32) * 3 - 2
     embeddings = rng.standard_normal((queries, query_dim), dtype=np.float32)
-    return {"log_mag": log_mag, "embeddings": embeddings}
+    return {LOG_MAG: log_mag, EMBEDDINGS: embeddings}
 
 
 def verify_separator_onnx(
@@ -369,14 +376,14 @@ def verify_separator_onnx(
     frames = _graph_frames(path, frames)
     reference = copy.deepcopy(model).float().cpu().eval()
     rng = np.random.default_rng(seed)
-    errors = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    errors = dict.fromkeys(SEPARATOR_OUTPUTS, 0.0)
     for batch in batch_sizes:
         for queries in query_counts:
             feeds = separator_inputs(batch, queries, frames, model.config.query_dim, rng)
-            outputs = dict(zip(OUTPUT_NAMES, _run(session, path, feeds)))
+            outputs = dict(zip(SEPARATOR_OUTPUTS, _run(session, path, feeds)))
             with torch.no_grad():
-                expected = reference(torch.from_numpy(feeds["log_mag"]), torch.from_numpy(feeds["embeddings"]))
-            for name, want in zip(OUTPUT_NAMES, (expected.query.numpy(), expected.noise.numpy())):
+                expected = reference(torch.from_numpy(feeds[LOG_MAG]), torch.from_numpy(feeds[EMBEDDINGS]))
+            for name, want in zip(SEPARATOR_OUTPUTS, (expected.query.numpy(), expected.noise.numpy())):
                 got = outputs[name]
                 if got.shape != want.shape:
                     raise ClipsepError(
@@ -481,13 +488,13 @@ def compare_fp16(
     frames = _graph_frames(fp32_path, frames)
     query_dim = reference.get_inputs()[1].shape[1]
     rng = np.random.default_rng(seed)
-    snrs = dict.fromkeys(OUTPUT_NAMES, float("inf"))
+    snrs = dict.fromkeys(SEPARATOR_OUTPUTS, float("inf"))
     for batch in batch_sizes:
         for queries in query_counts:
             feeds = separator_inputs(batch, queries, frames, query_dim, rng)
             want = _run(reference, fp32_path, feeds)
             got = _run(candidate, fp16_path, feeds)
-            for name, w, g in zip(OUTPUT_NAMES, want, got):
+            for name, w, g in zip(SEPARATOR_OUTPUTS, want, got):
                 if w.size:
                     snrs[name] = min(snrs[name], mask_snr_db(w, g))
     return snrs

@@ -5,7 +5,7 @@ The graph is `model.encode_text(tokens)` followed by L2 normalisation:
     tokens      int64   (N, context_length)   N dynamic ("texts"); open_clip's tokenizer output
     embeddings  float32 (N, D)                rows of unit L2 norm
 
-The tokenizer stays in Python (see clipsep_rt.query.onnx_text_backend.OnnxTextEncoder).
+The tokenizer stays in Python (see clipsep_rt.query.encoders.onnx_text.OnnxTextEncoder).
 
 Exporter: the TorchScript exporter (`torch.onnx.export(..., dynamo=False)`) by default. It
 exports open_clip's nn.MultiheadAttention with its causal `attn_mask` buffer as an explicit
@@ -53,23 +53,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipsep_rt.errors import ClipsepError
-from clipsep_rt.fileio import atomic_output
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.io.files import atomic_output
 from clipsep_rt.optional import describe_exception, import_optional
+from clipsep_rt.query.encoders.onnx_text import EMBEDDINGS, ORT_DISABLED_OPTIMIZERS, TOKENS
+from clipsep_rt.runtime.engines.contract import CPU_EP
 
-TOKENS = "tokens"  # int64 (N, context_length), N dynamic
-EMBEDDINGS = "embeddings"  # float32 (N, D), rows of unit norm
 BATCH_AXIS = "texts"
 DEFAULT_OPSET = 17
 FP32_MIN_COSINE = 0.9999  # ONNX Runtime vs open_clip, FP32 graph
 FP16_MIN_COSINE = 0.999  # ONNX Runtime vs open_clip, FP16 graph
-
-# ONNX Runtime graph optimisers to turn off when loading these graphs. On x86-64 CPUs,
-# ONNX Runtime >= 1.24 (1.31 included) crashes (segfault, at session creation) in
-# NchwcTransformer on Transpose -> Cast(fp16->fp32) -> MatMul, the pattern its CPU provider
-# makes of the FP16 graph's attention (microsoft/onnxruntime#28392). NCHWc is a layout for
-# convolutions: the text tower has none, so nothing is lost, FP32 or FP16.
-ORT_DISABLED_OPTIMIZERS = ("NchwcTransformer",)
 
 # Op types computed in float32 inside the FP16 graph (see the module docstring for why).
 FP16_OP_BLOCK_LIST = (
@@ -120,7 +113,7 @@ def export_text_encoder_onnx(
     elif model_length is not None and context_length != model_length:
         raise ClipsepError(f"context_length {context_length} differs from the model's {model_length}")
     if dynamo and opset < 18:
-        raise ClipsepError(f"the dynamo exporter writes opset 18 or later, not {opset}: pass opset=18")
+        raise OptionError("opset", f"the dynamo exporter writes opset 18 or later, not {opset}")
     parameter = next(model.parameters(), None)
     if parameter is not None and parameter.dtype != torch.float32:
         raise ClipsepError(
@@ -320,7 +313,7 @@ def _cpu_session(ort, path: Path):
         raise ClipsepError(f"{path}: ONNX file not found")
     try:
         return ort.InferenceSession(
-            str(path), providers=["CPUExecutionProvider"], disabled_optimizers=list(ORT_DISABLED_OPTIMIZERS)
+            str(path), providers=[CPU_EP], disabled_optimizers=list(ORT_DISABLED_OPTIMIZERS)
         )
     except Exception as exc:
         raise ClipsepError(f"{path}: ONNX Runtime cannot load it: {describe_exception(exc)}") from exc

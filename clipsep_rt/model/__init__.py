@@ -1,7 +1,7 @@
 """Separator network (U-Net + query heads) and checkpoint I/O."""
 
-from .checkpoint import Checkpoint, checkpoint_from_model, load_checkpoint, save_checkpoint
-from .separator import CLIPSepSeparator, MaskLogits
+from clipsep_rt.model.checkpoint import Checkpoint, checkpoint_from_model, load_checkpoint, save_checkpoint
+from clipsep_rt.model.separator import CLIPSepSeparator, MaskLogits
 
 __all__ = [
     "CLIPSepSeparator",

@@ -16,16 +16,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from ..config import ModelConfig, SpectralConfig
-from ..errors import ClipsepError
-from ..fileio import atomic_output, file_sha256
-from .official import from_official_state
-from .separator import CLIPSepSeparator
+from clipsep_rt.config import PAPER_QUERY_ENCODER, ModelConfig, SpectralConfig
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.io.files import atomic_output, file_sha256
+from clipsep_rt.model.official import from_official_state
+from clipsep_rt.model.separator import CLIPSepSeparator
 
 FORMAT_NAME = "clipsep_rt"
 FORMAT_VERSION = 1
 # The released CLIPSep-NIT model was trained with CLIP ViT-B/32 (OpenAI weights).
-OFFICIAL_QUERY_ENCODER = "open_clip:ViT-B-32/openai"
 
 
 @dataclass
@@ -89,7 +88,7 @@ def _load_own(path: Path) -> Checkpoint:
     )
 
 
-def load_official(path: Path, query_encoder: str = OFFICIAL_QUERY_ENCODER) -> Checkpoint:
+def load_official(path: Path, query_encoder: str = PAPER_QUERY_ENCODER) -> Checkpoint:
     """A checkpoint in the released CLIPSep-NIT layout (a DataParallel state dict)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

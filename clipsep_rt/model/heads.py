@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from clipsep_rt.config import ModelConfig
 
 
 class QueryHeads(nn.Module):

@@ -14,8 +14,8 @@ import re
 
 import torch
 
-from ..config import ModelConfig
-from ..errors import ClipsepError
+from clipsep_rt.config import ModelConfig
+from clipsep_rt.errors import ClipsepError
 
 _PREFIX = "module."
 _UNET = "sound_net.unet_block."

@@ -7,9 +7,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from .heads import QueryHeads
-from .unet import UNet
+from clipsep_rt.config import ModelConfig
+from clipsep_rt.model.heads import QueryHeads
+from clipsep_rt.model.unet import UNet
 
 
 class MaskLogits(NamedTuple):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ModelConfig
+from clipsep_rt.config import ModelConfig
 
 
 def level_widths(config: ModelConfig) -> list[int]:

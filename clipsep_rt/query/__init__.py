@@ -14,9 +14,9 @@ from clipsep_rt.query.base import ImageQueryEncoder, QueryEncoder, check_embeddi
 from clipsep_rt.query.cache import EmbeddingCache, cache_key, default_cache_dir
 from clipsep_rt.query.embed import embed_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
-from clipsep_rt.query.embedding_file import load_query_embeddings, save_query_embeddings
-from clipsep_rt.query.minilm_backend import MiniLMEncoder
-from clipsep_rt.query.open_clip_backend import OpenClipEncoder, open_clip_encoder_id
+from clipsep_rt.query.vectors import load_query_embeddings, save_query_embeddings
+from clipsep_rt.query.encoders.minilm import MiniLMEncoder
+from clipsep_rt.query.encoders.open_clip import OpenClipEncoder, open_clip_encoder_id
 from clipsep_rt.query.prompts import (
     ENSEMBLE_TEMPLATES,
     PAPER_TEMPLATE,
@@ -24,7 +24,7 @@ from clipsep_rt.query.prompts import (
     combine_prompt_embeddings,
     render_prompts,
 )
-from clipsep_rt.query.registry import (
+from clipsep_rt.query.encoders.registry import (
     DEFAULT_ENCODER,
     EncoderSpec,
     build_encoder,

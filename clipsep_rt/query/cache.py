@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.fileio import atomic_output
+from clipsep_rt.io.files import atomic_output
 
 log = logging.getLogger(__name__)
 

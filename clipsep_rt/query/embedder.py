@@ -19,7 +19,7 @@ from clipsep_rt.query.cache import EmbeddingCache
 from clipsep_rt.query.embed import embed_queries
 from clipsep_rt.query.images import embed_images
 from clipsep_rt.query.prompts import ENSEMBLE_TEMPLATES, check_template
-from clipsep_rt.query.registry import build_encoder, default_templates_for, encoder_id_for
+from clipsep_rt.query.encoders.registry import build_encoder, default_templates_for, encoder_id_for
 
 
 @dataclass(frozen=True)

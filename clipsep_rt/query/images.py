@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.fileio import file_sha256
+from clipsep_rt.io.files import file_sha256
 from clipsep_rt.query.base import QueryEncoder
 from clipsep_rt.query.cache import EmbeddingCache
 

@@ -5,6 +5,6 @@
 - `build`: `ReportJob`, which checks the request, separates in memory and writes the folder.
 """
 
-from .build import GroundTruth, ReportJob
+from clipsep_rt.report.build import GroundTruth, ReportJob
 
 __all__ = ["GroundTruth", "ReportJob"]

@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import soundfile as sf
 
-from ..errors import ClipsepError
-from ..fileio import atomic_output
-from ..optional import import_optional
-from ..runtime.audio_io import load_audio
-from ..runtime.outputs import query_slug
-from .page import InputResult, QueryResult, ReportPage, Signal, render_page
-from .spectrogram import LogSpectrogram, colour_range, render_png
+from clipsep_rt.dsp.metrics import energy_ratio_db
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.io.files import atomic_output
+from clipsep_rt.optional import import_optional
+from clipsep_rt.io.media import load_audio, write_audio_atomic
+from clipsep_rt.runtime.jobs.outputs import query_slug
+from clipsep_rt.report.page import InputResult, QueryResult, ReportPage, Signal, render_page
+from clipsep_rt.report.spectrogram import LogSpectrogram, colour_range, render_png
 
 if TYPE_CHECKING:
-    from ..api import Separator
+    from clipsep_rt.api import Separator
 
 INDEX = "index.html"
 LENGTH_TOLERANCE = 1  # samples at the model rate: files of different rates may round differently
@@ -211,11 +211,11 @@ class ReportJob:
 
     def _metrics(self, mixture: np.ndarray, prediction: np.ndarray) -> tuple[float, float | None, float | None]:
         """(output energy vs mixture dB, SDR, SDRi) of one query's prediction; SDR(i) only with a reference."""
-        energy = _energy_ratio_db(prediction, mixture)
+        energy = energy_ratio_db(prediction, mixture, floor_db=-math.inf)
         reference = self.truth.get("reference")
         if reference is None:
             return energy, None, None
-        from ..training.metrics import separation_metrics
+        from clipsep_rt.dsp.metrics import separation_metrics
 
         interference = self.truth.get("interference", mixture - reference)
         metrics = separation_metrics(prediction, reference, interference, mixture)
@@ -224,8 +224,7 @@ class ReportJob:
     def _write_wav(self, stem: str, samples: np.ndarray) -> Path:
         path = self.out_dir / f"{stem}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, self.overwrite) as temp:
-            sf.write(temp, np.clip(samples, -1.0, 1.0), self.rate, subtype="PCM_16", format="WAV")
+        write_audio_atomic(path, samples, self.rate, subtype="PCM_16", overwrite=self.overwrite)
         return path
 
     def _write_png(self, stem: str, db: np.ndarray, vmin: float, vmax: float, label: str) -> Path:
@@ -244,13 +243,3 @@ def _fit(samples: np.ndarray, length: int) -> np.ndarray:
     if len(samples) >= length:
         return samples[:length]
     return np.pad(samples, (0, length - len(samples)))
-
-
-def _energy_ratio_db(signal: np.ndarray, mixture: np.ndarray) -> float:
-    mixture_energy = float(np.sum(np.square(mixture, dtype=np.float64)))
-    signal_energy = float(np.sum(np.square(signal, dtype=np.float64)))
-    if mixture_energy == 0.0:
-        return float("nan")
-    if signal_energy == 0.0:
-        return float("-inf")
-    return 10.0 * math.log10(signal_energy / mixture_energy)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import SpectralConfig
-from ..optional import import_optional
-from ..spectral import SpectralFrontEnd
+from clipsep_rt.config import SpectralConfig
+from clipsep_rt.optional import import_optional
+from clipsep_rt.dsp.spectral import SpectralFrontEnd
 
 DB_PER_NEPER = 20.0 / math.log(10.0)  # natural log of a magnitude -> dB
 DYNAMIC_RANGE_DB = 80.0  # colour scale: [loudest - 80 dB, loudest]

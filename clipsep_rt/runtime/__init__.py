@@ -1,1 +1,1 @@
-"""Runtime: audio/video input and output and batch separation."""
+"""Runtime: engines, the offline and streaming separators, live audio and file jobs."""

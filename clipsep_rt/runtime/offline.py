@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import SpectralConfig
-from ..spectral import MASK_MODES, SpectralFrontEnd
-from .engine import Engine, PreparedQueries
-from .windowing import crossfade_weights, window_starts
+from clipsep_rt.config import SpectralConfig
+from clipsep_rt.errors import OptionError
+from clipsep_rt.dsp.spectral import MASK_MODES, SpectralFrontEnd, apply_real_masks
+from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
+from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,9 @@ class WindowingOptions:
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_MODES:
-            raise ValueError(f"mask must be one of {MASK_MODES}, got {self.mask!r}")
+            raise OptionError("mask", f"must be one of {', '.join(MASK_MODES)}, got {self.mask!r}")
         if self.batch_windows < 1:
-            raise ValueError(f"batch_windows must be >= 1, got {self.batch_windows}")
+            raise OptionError("batch_windows", f"must be at least 1, got {self.batch_windows}")
 
 
 class OfflineSeparator:
@@ -44,6 +45,10 @@ class OfflineSeparator:
         self.options = options
         self.front_end = SpectralFrontEnd(spectral).to(engine.device)
         self.window = spectral.window_frames
+        if not 0 <= options.overlap_frames <= self.window // 2:  # the window size bounds it: checked here
+            raise OptionError(
+                "overlap_frames", f"must be between 0 and {self.window // 2} frames, got {options.overlap_frames}"
+            )
         self.hop = self.window - options.overlap_frames
         self.weights = crossfade_weights(self.window, options.overlap_frames).to(engine.device)
 
@@ -120,27 +125,6 @@ class _StreamState:
         if final and self.emitted < self.received:
             yield from self._emit(final=True)
 
-    def _stft_frames(self, first: int, stop: int, final: bool) -> torch.Tensor:
-        """Global frames [first, stop) of the centred STFT: complex (513, stop - first)."""
-        hop, half = self.config.hop_length, self.config.n_fft // 2
-        begin, end = first * hop - half, (stop - 1) * hop + half
-        available_end = self.sample_base + len(self.samples)
-        if not final:
-            assert end <= available_end, "frame requested before its samples arrived"
-        segment = torch.zeros(end - begin)
-        lo, hi = max(begin, self.sample_base), min(end, available_end)
-        segment[lo - begin : hi - begin] = self.samples[lo - self.sample_base : hi - self.sample_base]
-        spec = torch.stft(
-            segment.to(self.device),
-            n_fft=self.config.n_fft,
-            hop_length=hop,
-            win_length=self.config.win_length,
-            window=self.sep.front_end.window,
-            center=False,
-            return_complex=True,
-        )
-        return spec
-
     def _grow(self, stop: int) -> None:
         """Extend the frame-indexed buffers to cover global frames < stop."""
         extra = stop - (self.frame_base + self.weight_sum.shape[0])
@@ -151,7 +135,9 @@ class _StreamState:
     def _process(self, starts: list[int], final: bool) -> None:
         window = self.sep.window
         first, stop = min(starts), max(starts) + window
-        spec = self._stft_frames(first, stop, final)  # (513, stop - first)
+        end = (stop - 1) * self.config.hop_length + self.config.n_fft // 2  # the last frame's reach
+        assert final or end <= self.sample_base + len(self.samples), "frame requested before its samples arrived"
+        spec = self.sep.front_end.stft_frames(self.samples, self.sample_base, first, stop)  # (513, stop - first)
         log_mag = self.sep.front_end.warped_log_magnitude(spec.abs())  # (256, stop - first)
         windows = torch.stack([log_mag[:, s - first : s - first + window] for s in starts])[:, None]
         probabilities = self.sep.engine.probabilities(windows, self.queries)  # (B, rows, 256, W)
@@ -177,17 +163,15 @@ class _StreamState:
             end = (self.latest_start - 2) * hop
         if end <= self.emitted:
             return
-        first = max(0, self.emitted // hop - 2)
+        front_end = self.sep.front_end
+        first = front_end.istft_first_frame(self.emitted)
         stop = self.frame_base + self.frames.shape[1] if final else min(self.frame_base + self.frames.shape[1], -(-end // hop) + 3)
         local = slice(first - self.frame_base, stop - self.frame_base)
         probability = self.blend[..., local] / self.weight_sum[local]
-        masks = self.sep.front_end.linear_masks(probability, self.union_rows, self.sep.options.mask)
-        # Real masks scale real and imaginary parts alike: cheaper than a complex product.
-        masked = torch.view_as_complex(torch.view_as_real(self.frames[:, local]) * masks[..., None])
-        audio = self.sep.front_end.istft(masked, length=end - first * hop)
-        keep = slice(self.emitted - first * hop, end - first * hop)
+        masks = front_end.linear_masks(probability, self.union_rows, self.sep.options.mask)
+        audio = front_end.istft_span(apply_real_masks(self.frames[:, local], masks), first, self.emitted, end)
         mixture = self.samples[self.emitted - self.sample_base : end - self.sample_base]
-        yield mixture.numpy().copy(), audio[:, keep].cpu().numpy()
+        yield mixture.numpy().copy(), audio.cpu().numpy()
         self.emitted = end
         self._trim()
 
@@ -195,7 +179,7 @@ class _StreamState:
         """Drop samples and frames no future window or output needs."""
         hop, half = self.config.hop_length, self.config.n_fft // 2
         # The last window may be moved left onto the latest start, never further.
-        keep_frame = max(0, min(self.emitted // hop - 2, self.latest_start))
+        keep_frame = min(self.sep.front_end.istft_first_frame(self.emitted), self.latest_start)
         drop = keep_frame - self.frame_base
         if drop > 0:
             self.frames = self.frames[:, drop:]

@@ -13,6 +13,8 @@ samples as it takes, delayed by a fixed `latency_samples`:
 (H + L frames of window, the n_fft / 2 samples a centred frame reaches ahead, and the
 two hops a sample waits for the last frame that covers it). Before the first full
 window, the window is left-padded with silence, so output starts after `latency`.
+`LatencyAligner` removes that delay where the output goes to a file (file streaming, live
+recordings, benchmarks); `stats` (runtime.stream_stats) times every network step.
 
 Global indices as in `offline`: sample s, STFT frame t centred at t * hop.
 """
@@ -20,22 +22,18 @@ Global indices as in `offline`: sample s, STFT frame t centred at t * hop.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..config import SpectralConfig
-from ..errors import ClipsepError
-from ..spectral import MAG_EPS, MASK_MODES, SpectralFrontEnd
-from .engine import Engine, PreparedQueries
-
-# (hop frames H, look-ahead frames L): algorithmic latency at 16 kHz / hop 256
-PRESETS = {
-    "low": (2, 1),  # 96 ms: for GPUs (one network call every 32 ms)
-    "balanced": (12, 4),  # 304 ms: one network call every 192 ms, real time on 2 CPU cores in bf16
-    "quality": (16, 32),  # 816 ms: more context after each frame
-}
+from clipsep_rt.config import SpectralConfig
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.dsp.spectral import MAG_EPS, MASK_MODES, SpectralFrontEnd, apply_real_masks
+from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
+from clipsep_rt.runtime.stream_stats import StepTiming, StreamStats
+from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,11 @@ class StreamingOptions:
 
     def __post_init__(self) -> None:
         if self.hop_frames < 1:
-            raise ClipsepError(f"--hop-frames must be at least 1, got {self.hop_frames}")
+            raise OptionError("hop_frames", f"must be at least 1, got {self.hop_frames}")
         if self.lookahead_frames < 0:
-            raise ClipsepError(f"--lookahead-frames must be 0 or more, got {self.lookahead_frames}")
+            raise OptionError("lookahead_frames", f"must be 0 or more, got {self.lookahead_frames}")
         if self.mask not in MASK_MODES:
-            raise ClipsepError(f"mask must be one of {MASK_MODES}, got {self.mask!r}")
+            raise OptionError("mask", f"must be one of {MASK_MODES}, got {self.mask!r}")
 
     @classmethod
     def preset(cls, name: str, mask: str = "soft") -> "StreamingOptions":
@@ -58,23 +56,6 @@ class StreamingOptions:
             raise ClipsepError(f"latency preset {name!r}: expected one of {', '.join(PRESETS)}")
         hop, lookahead = PRESETS[name]
         return cls(hop, lookahead, mask)
-
-
-@dataclass
-class StepTiming:
-    """One network step: when it ran (stream time, s) and how long it took (wall, s)."""
-
-    stream_time_s: float
-    compute_s: float
-
-
-@dataclass
-class StreamStats:
-    steps: list[StepTiming] = field(default_factory=list)
-    overruns: int = 0  # filled in by real-time drivers that had to drop input
-
-    def percentile_ms(self, q: float) -> float:
-        return 1000 * float(np.percentile([s.compute_s for s in self.steps], q)) if self.steps else 0.0
 
 
 class StreamingSeparator:
@@ -88,9 +69,10 @@ class StreamingSeparator:
         options: StreamingOptions = StreamingOptions(),
     ):
         if options.hop_frames + options.lookahead_frames > spectral.window_frames:
-            raise ClipsepError(
+            raise OptionError(
+                "lookahead_frames",
                 f"hop ({options.hop_frames}) + look-ahead ({options.lookahead_frames}) frames must fit in "
-                f"the {spectral.window_frames}-frame window"
+                f"the {spectral.window_frames}-frame window",
             )
         self.engine = engine
         self.spectral = spectral
@@ -117,6 +99,11 @@ class StreamingSeparator:
     @property
     def latency_ms(self) -> float:
         return 1000 * self.latency_samples / self.spectral.sample_rate
+
+    @property
+    def hop_samples(self) -> int:
+        """Audio per network step, in samples."""
+        return self.options.hop_frames * self.spectral.hop_length
 
     def set_queries(self, queries: PreparedQueries) -> None:
         """Switch queries mid-stream: the next hop fades from the old masks to the new ones."""
@@ -161,8 +148,7 @@ class StreamingSeparator:
 
         first = self._step * hop_frames  # the frames this step masks
         frames = self._frames[:, first - (self._next_frame - self._frames.shape[1]) :][:, :hop_frames]
-        masked = torch.view_as_complex(torch.view_as_real(frames) * masks[..., None])
-        self._masked = torch.cat([self._masked, masked], dim=2)
+        self._masked = torch.cat([self._masked, apply_real_masks(frames, masks)], dim=2)
         self._step += 1
         self._emit(end=(first + hop_frames) * self.spectral.hop_length - self.spectral.n_fft // 2)
         self._frames = self._frames[:, self._frames.shape[1] - lookahead :]  # kept for the next hops
@@ -179,27 +165,18 @@ class StreamingSeparator:
 
     def _stft(self, first: int, stop: int) -> torch.Tensor:
         """Global centred-STFT frames [first, stop): complex (513, stop - first)."""
-        hop, half = self.spectral.hop_length, self.spectral.n_fft // 2
-        begin, end = first * hop - half, (stop - 1) * hop + half
-        segment = torch.zeros(end - begin)
-        lo = max(begin, self._sample_base)
-        segment[lo - begin :] = self._samples[lo - self._sample_base : end - self._sample_base]
-        return torch.stft(
-            segment.to(self.engine.device), self.spectral.n_fft, hop, self.spectral.win_length,
-            window=self.front_end.window, center=False, return_complex=True,
-        )
+        return self.front_end.stft_frames(self._samples, self._sample_base, first, stop)
 
     def _emit(self, end: int) -> None:
         """Append processed samples [finished, end) to the output FIFO and drop what is spent."""
         hop = self.spectral.hop_length
         if end <= self._finished:  # the first hop of a short hop size finishes no sample yet
             return
-        first = max(0, self._finished // hop - 2)
-        local = first - self._frame_base
-        audio = self.front_end.istft(self._masked[..., local:], length=end - first * hop)
-        self._out = np.concatenate([self._out, audio[:, self._finished - first * hop :].cpu().numpy()], axis=1)
+        first = self.front_end.istft_first_frame(self._finished)
+        audio = self.front_end.istft_span(self._masked[..., first - self._frame_base :], first, self._finished, end)
+        self._out = np.concatenate([self._out, audio.cpu().numpy()], axis=1)
         self._finished = end
-        keep_frame = max(0, end // hop - 2)
+        keep_frame = self.front_end.istft_first_frame(end)
         self._masked = self._masked[..., keep_frame - self._frame_base :]
         self._frame_base = keep_frame
         keep_sample = self._next_frame * hop - self.spectral.n_fft // 2
@@ -207,10 +184,39 @@ class StreamingSeparator:
         self._sample_base = keep_sample
 
 
-def stream_file_aligned(separator: StreamingSeparator, blocks) -> np.ndarray:
+class LatencyAligner:
+    """A separator's output aligned with its input, as a file of it is written: `align`
+    drops the first `latency_samples` of the output; after the last input, `flush` streams
+    `latency_samples` of silence for the rest. In all, as many samples as went in."""
+
+    def __init__(self, separator: StreamingSeparator):
+        self.separator = separator
+        self._skip = separator.latency_samples  # output samples still to drop
+
+    def align(self, output: np.ndarray) -> np.ndarray:
+        """(..., m) output, in stream order -> its part aligned with the input (..., m or fewer)."""
+        skip = min(self._skip, output.shape[-1])
+        self._skip -= skip
+        return output[..., skip:]
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """`separator.process(block)`, aligned: (m,) -> (rows, m or fewer)."""
+        return self.align(self.separator.process(block))
+
+    def flush(self, block: int | None = None) -> Iterator[np.ndarray]:
+        """The aligned output still inside the separator after the last input, (rows, n)
+        pieces, by processing silence `block` samples at a time (default: all at once)."""
+        left = self.separator.latency_samples
+        block = block or left
+        while left > 0:
+            size = min(block, left)
+            yield self.align(self.separator.process(np.zeros(size, dtype=np.float32)))
+            left -= size
+
+
+def stream_file_aligned(separator: StreamingSeparator, blocks: Iterable[np.ndarray]) -> np.ndarray:
     """Stream blocks through `separator` and return (rows, n) aligned with the input
     (latency removed, same length): how a file streamed to a file is written."""
-    pieces = [separator.process(block) for block in blocks]
-    total = sum(piece.shape[1] for piece in pieces)
-    tail = separator.process(np.zeros(separator.latency_samples, dtype=np.float32))
-    return np.concatenate([*pieces, tail], axis=1)[:, separator.latency_samples : separator.latency_samples + total]
+    aligner = LatencyAligner(separator)
+    pieces = [aligner.process(block) for block in blocks]
+    return np.concatenate([*pieces, *aligner.flush()], axis=1)

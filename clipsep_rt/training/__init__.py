@@ -6,17 +6,17 @@ Mix-and-separate with two sources, everything on the 256-bin log-frequency grid:
 - `losses`: CLIPSep weighted BCE, CLIPSep-NIT permutation-invariant noise loss and its
   noise regulariser, the PIT baseline loss.
 - `schedule`: `TrainingRecipe` (paper defaults), the learning-rate schedule, Adam.
-- `baselines`: LabelSep (learned label embeddings), the query-free PIT U-Net, oracle
-  output selection, and `source_logits` (per-item queries, one U-Net pass).
+- `baselines`: LabelSep (learned label embeddings), the query-free PIT U-Net, and
+  `source_logits` (per-item queries, one U-Net pass).
 - `index`, `datasets`: the dataset index CSV, random crops, 2-source mixture batches
   (clean or with off-screen noise), precomputed query tables.
 - `trainer`: `TrainConfig` (TOML/JSON) and `train`, resumable (`clipsep-rt train`).
-- `metrics`, `evaluate`: BSS Eval v4 SDR/SIR/SAR, SDRi, SI-SDR on held-out mixtures
-  (`clipsep-rt eval`).
+- `evaluate`: BSS Eval v4 SDR/SIR/SAR, SDRi, SI-SDR (`clipsep_rt.dsp.metrics`) on
+  held-out mixtures, PIT with oracle output selection (`clipsep-rt eval`).
 """
 
-from .baselines import LabelSepSeparator, PITSeparator, select_oracle, source_logits
-from .losses import (
+from clipsep_rt.training.baselines import LabelSepSeparator, PITSeparator, source_logits
+from clipsep_rt.training.losses import (
     NITLoss,
     PITLoss,
     clipsep_loss,
@@ -27,8 +27,8 @@ from .losses import (
     weighted_bce,
     weighted_bce_with_logits,
 )
-from .schedule import TrainingRecipe, learning_rate, make_optimizer, make_scheduler
-from .targets import MixBatch, binary_masks, loss_weights, mix_and_warp, warp_magnitude
+from clipsep_rt.training.schedule import TrainingRecipe, learning_rate, make_optimizer, make_scheduler
+from clipsep_rt.training.targets import MixBatch, binary_masks, loss_weights, mix_and_warp, warp_magnitude
 
 __all__ = [
     "LabelSepSeparator",
@@ -48,7 +48,6 @@ __all__ = [
     "noise_assignments",
     "noise_regulariser",
     "pit_loss",
-    "select_oracle",
     "source_logits",
     "warp_magnitude",
     "weighted_bce",

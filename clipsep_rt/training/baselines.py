@@ -15,10 +15,9 @@ from dataclasses import replace
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ..config import ModelConfig
-from ..model.separator import CLIPSepSeparator, MaskLogits
+from clipsep_rt.config import ModelConfig
+from clipsep_rt.model.separator import CLIPSepSeparator, MaskLogits
 
 BASELINE_CONFIG = ModelConfig(noise_heads=0)  # LabelSep and PIT default: no noise heads
 
@@ -73,31 +72,3 @@ class PITSeparator(nn.Module):
     def forward(self, log_mag: torch.Tensor) -> torch.Tensor:
         """(B, 1, F, T) -> (B, outputs, F, T) mask logits."""
         return self.separator(log_mag, self.queries, noise_heads=False).query
-
-
-def _sdr(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Plain SDR in dB: 10 log10(|t|^2 / |t - e|^2); (..., n), (..., n) -> (...)."""
-    signal = target.pow(2).sum(-1)
-    error = (target - estimate).pow(2).sum(-1)
-    return 10.0 * torch.log10((signal + eps) / (error + eps))
-
-
-def select_oracle(
-    outputs: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, metric: str = "bce"
-) -> torch.Tensor:
-    """Oracle post-selection for PIT: index (B,) long of the output closest to the target.
-
-    metric "bce" (default): outputs (B, K, F, T) mask logits, target (B, F, T) binary mask,
-    optional weight (B, F, T) (default 1); picks the lowest weighted BCE.
-    metric "sdr": outputs (B, K, n) separated waveforms, target (B, n) reference waveform;
-    picks the highest plain SDR (10 log10 |t|^2 / |t - e|^2).
-    """
-    if metric == "bce":
-        targets = target.unsqueeze(1).expand_as(outputs)
-        loss = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
-        if weight is not None:
-            loss = loss * weight.unsqueeze(1)
-        return loss.mean(dim=(-2, -1)).argmin(dim=1)
-    if metric == "sdr":
-        return _sdr(outputs, target.unsqueeze(1)).argmax(dim=1)
-    raise ValueError(f"metric must be 'bce' or 'sdr', got {metric!r}")

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..errors import ClipsepError
-from ..fileio import atomic_output
-from ..runtime.audio_io import load_audio
-from .index import Clip, write_index
-from .taxonomy import AUDIO_SUFFIXES, HEDGEWARS, HYDROGEN, INSTRUMENTS, PACKAGES, SOUNDFONT, WESNOTH, ZAD_ZIP, ASTERISK, classify
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.io.files import atomic_output
+from clipsep_rt.io.media import load_audio
+from clipsep_rt.training.index import Clip, write_index
+from clipsep_rt.training.taxonomy import AUDIO_SUFFIXES, HEDGEWARS, HYDROGEN, INSTRUMENTS, PACKAGES, SOUNDFONT, WESNOTH, ZAD_ZIP, ASTERISK, classify
 
 SAMPLE_RATE = 16000
 MIN_SECONDS = 1.0

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ClipsepError
-from ..fileio import atomic_output
-from ..runtime.audio_io import load_audio
-from .index import Clip, read_index
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.io.files import atomic_output
+from clipsep_rt.io.media import load_audio
+from clipsep_rt.query.base import ImageQueryEncoder
+from clipsep_rt.training.index import Clip, read_index
 
 DEFAULT_CLIP_SAMPLES = 65_535
 DEFAULT_CACHE_BYTES = 2 << 30
@@ -113,10 +114,6 @@ class MixtureBatch:
     noise: torch.Tensor | None  # (B, 2, n) off-screen noise added to each source (noisy mode)
     queries: list[list[str]]  # (B, 2) label text or frame path per source
     classes: list[list[str]]  # (B, 2) class keys (label, or source id for videos)
-
-    @property
-    def mixture_sources(self) -> torch.Tensor:
-        return self.sources if self.noise is None else self.sources + self.noise
 
 
 SAMPLING_MODES = ("classes", "clips")
@@ -248,7 +245,7 @@ class QueryTable:
             raise ClipsepError("no labels to embed: text queries need a label column")
         if encoder is not None:
             return cls(texts, encoder.encode_text(texts), getattr(encoder, "encoder_id", None))
-        from ..query.embedder import QueryEmbedder, QueryEncoderOptions
+        from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 
         embedder = QueryEmbedder(spec, options or QueryEncoderOptions(), device)
         return cls(texts, embedder.embed_text(texts), embedder.encoder_id)
@@ -285,14 +282,14 @@ def _cached_frame_table(path: Path, keys: Sequence[str], encoder_id: str) -> Que
 
 def precompute_frame_embeddings(
     index: str | os.PathLike | Sequence[Clip],
-    encoder,
+    encoder: ImageQueryEncoder,
     out: str | os.PathLike,
     batch_size: int = 64,
 ) -> QueryTable:
     """CLIP image embeddings of every frame of every clip, saved to `out` (.npz with
     `keys` = absolute frame paths, `embeddings` (N, D) float32, `encoder_id`), so training
     never runs CLIP. An existing `out` holding all the frames is reused."""
-    from ..query.images import load_image
+    from clipsep_rt.query.images import load_image
 
     keys = _frame_keys(index)
     out = Path(out)

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ClipsepError
-from ..fileio import atomic_output
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.io.files import atomic_output
 
 COLUMNS = ("audio", "frames", "frame_count", "label", "split", "source", "duration_s")
 SPLITS = ("train", "val", "test")

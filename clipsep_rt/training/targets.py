@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..spectral import SpectralFrontEnd
+from clipsep_rt.dsp.spectral import SpectralFrontEnd
 
 MASK_THRESHOLD = 0.5  # source counts as dominant where mag_i > 0.5 * mag_mix
 WEIGHT_MIN = 1e-3

@@ -24,16 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelConfig, SpectralConfig
-from ..errors import ClipsepError
-from ..model.checkpoint import checkpoint_from_model, load_checkpoint, save_checkpoint
-from ..model.separator import CLIPSepSeparator
-from ..optional import import_optional
-from ..query.embedding_file import save_query_embeddings
-from ..runtime.engine import cpu_has_native_bf16
-from ..spectral import SpectralFrontEnd
-from .baselines import LabelSepSeparator, PITSeparator, source_logits
-from .datasets import (
+from clipsep_rt.config import PAPER_QUERY_ENCODER, ModelConfig, SpectralConfig
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.model.checkpoint import checkpoint_from_model, load_checkpoint, save_checkpoint
+from clipsep_rt.model.separator import CLIPSepSeparator
+from clipsep_rt.optional import import_optional
+from clipsep_rt.query.vectors import save_query_embeddings
+from clipsep_rt.model.device import cpu_has_native_bf16
+from clipsep_rt.dsp.spectral import SpectralFrontEnd
+from clipsep_rt.training.baselines import LabelSepSeparator, PITSeparator, source_logits
+from clipsep_rt.training.datasets import (
     SAMPLING_MODES,
     ClipDataset,
     MixtureBatch,
@@ -43,13 +43,13 @@ from .datasets import (
     load_frame_embeddings,
     precompute_frame_embeddings,
 )
-from .index import read_index
-from .losses import clipsep_loss, nit_loss, pit_loss
-from .schedule import TrainingRecipe, make_optimizer, make_scheduler
-from .targets import MixBatch, mix_and_warp
+from clipsep_rt.training.index import read_index
+from clipsep_rt.training.losses import clipsep_loss, nit_loss, pit_loss
+from clipsep_rt.training.schedule import TrainingRecipe, make_optimizer, make_scheduler
+from clipsep_rt.training.targets import MixBatch, mix_and_warp
 
 MODEL_TYPES = ("clipsep", "nit", "labelsep", "pit")
-PRECISIONS = ("auto", "bf16", "fp32")
+TRAIN_PRECISIONS = ("auto", "bf16", "fp32")
 PATH_KEYS = ("index", "out_dir", "clip_weights", "frame_embeddings")
 LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation")
 
@@ -61,7 +61,7 @@ class TrainConfig:
     model_type: str = "nit"  # clipsep | nit | labelsep | pit
     model: ModelConfig = field(default_factory=ModelConfig)
     recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
-    query_encoder: str = "open_clip:ViT-B-32/openai"  # encoder spec (clipsep/nit)
+    query_encoder: str = PAPER_QUERY_ENCODER  # encoder spec (clipsep/nit)
     clip_weights: Path | None = None  # local open_clip weights for query_encoder
     frame_embeddings: Path | None = None  # image queries: `clipsep-rt embed-frames` cache (default out_dir/frame_embeddings.npz)
     steps: int | None = None  # None: recipe.steps
@@ -77,7 +77,6 @@ class TrainConfig:
     sampling: str = "classes"  # classes (each class a target equally often) | clips (as often as it has clips)
     seed: int = 0
     clip_samples: int = 65_535
-    num_workers: int = 0  # reserved
 
     def __post_init__(self) -> None:
         self.index = Path(self.index)
@@ -101,8 +100,8 @@ class TrainConfig:
             self.model = replace(self.model, noise_heads=0)
         if self.sampling not in SAMPLING_MODES:
             raise ClipsepError(f"train config: sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
-        if self.precision not in PRECISIONS:
-            raise ClipsepError(f"train config: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ClipsepError(f"train config: precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
         if self.total_steps < 1 or self.batch < 1 or self.val_every < 1:
             raise ClipsepError("train config: steps, batch_size and val_every must be positive")
 
@@ -300,12 +299,12 @@ def train(
             if queries is None:
                 encoder = image_encoder
                 if encoder is None:
-                    from ..query.registry import build_encoder
+                    from clipsep_rt.query.encoders.registry import build_encoder
 
                     encoder = build_encoder(config.query_encoder, str(device), config.clip_weights)
                 queries = precompute_frame_embeddings(clips, encoder, cache)
         else:
-            from ..query.embedder import QueryEncoderOptions
+            from clipsep_rt.query.embedder import QueryEncoderOptions
 
             options = QueryEncoderOptions(clip_weights=config.clip_weights)
             queries = QueryTable.for_texts(clips, text_encoder, config.query_encoder, options, str(device))

@@ -1,0 +1,77 @@
+"""Benchmark results: the bench rows as a markdown table and as JSON, results file names,
+and writing a benchmark's JSON and markdown report."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from clipsep_rt.bench.machine import machine_info
+from clipsep_rt.bench.streaming import BenchRow
+from clipsep_rt.io.files import atomic_output
+
+JSON_FORMAT = "clipsep_rt-bench"
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A markdown table of the rows, with the model they ran and how to read them."""
+    lines = [f"Model: {model}" for model in dict.fromkeys(row.model for row in rows)]
+    lines += [
+        "",
+        (
+            "| backend | device | precision | preset (H+L frames) | latency ms | hop ms | compute p50 ms | p99 ms "
+            "| RTF p99 | RTF mean | real time |"
+        ),
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        preset = f"{r.preset} ({r.hop_frames}+{r.lookahead_frames})"
+        head = f"| {r.backend} | {r.device} | {r.precision} | {preset} | {_cell(r.latency_ms, '.0f')} | {_cell(r.hop_ms, '.0f')} |"
+        if r.status != "ok":
+            lines.append(f"{head} {r.status} | | | | |")
+            continue
+        realtime = "yes" if r.realtime else "NO"
+        lines.append(
+            f"{head} {r.compute_p50_ms:.1f} | {r.compute_p99_ms:.1f} | {r.rtf_p99:.2f} | {r.rtf_mean:.2f} | {realtime} |"
+        )
+    notes = sorted({f"{r.backend}: {r.note}" for r in rows if r.note})
+    lines += [
+        "",
+        (
+            "latency: input-to-output delay of the stream. compute: one network step (every hop). "
+            "RTF = compute / hop duration; real time when RTF p99 < 1."
+        ),
+        *notes,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rows_to_json(rows: list[BenchRow], machine: dict | None = None) -> dict:
+    """The rows (each the stream-statistics schema plus the bench columns) and the machine."""
+    return {"format": JSON_FORMAT, "machine": machine if machine is not None else machine_info(), "rows": [asdict(r) for r in rows]}
+
+
+def result_stem(kind: str, machine: str, quick: bool) -> str:
+    """`kind-<machine>[-quick]` (machine: a GPU name or host name, lower-case, dashes), the
+    results file name of a benchmark, so a smoke test never overwrites a full run."""
+    return f"{kind}-" + re.sub(r"[^A-Za-z0-9]+", "-", machine).strip("-").lower() + ("-quick" if quick else "")
+
+
+def write_results(json_path: Path, markdown_path: Path | None, data: dict, report: str,
+                  log: Callable[[str], None] | None = None) -> None:
+    """A benchmark's results as JSON and its markdown report (default: the JSON path with
+    .md), both written atomically; `log` is told where they went."""
+    markdown_path = markdown_path or json_path.with_suffix(".md")
+    for path, text in ((json_path, json.dumps(data, indent=2) + "\n"), (markdown_path, report)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, overwrite=True) as temp:
+            temp.write_text(text)
+    if log is not None:
+        log(f"wrote {json_path} and {markdown_path}")

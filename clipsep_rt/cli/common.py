@@ -1,0 +1,66 @@
+"""What several commands share: exit codes, status lines, the device and query-encoder
+options, and the output-rate argument type.
+
+Nothing here imports torch or the runtime: `clipsep-rt --help` builds every parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_FAILURES = 1  # some inputs (or every benchmark row) failed
+EXIT_USAGE = 2  # a bad command line or setting
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def say(line: str) -> None:
+    """One status line on stderr: `clipsep-rt: LINE`."""
+    print(f"clipsep-rt: {line}", file=sys.stderr, flush=True)
+
+
+def say_error(message: str) -> None:
+    """One error line on stderr: `clipsep-rt: error: MESSAGE`."""
+    print(f"clipsep-rt: error: {message}", file=sys.stderr, flush=True)
+
+
+def device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+
+
+def output_rate(text: str) -> int | None:
+    """--sample-rate: 'input' (None: keep the input's rate) or a rate in Hz."""
+    if text == "input":
+        return None
+    if not text.isdigit() or not 1000 <= int(text) <= 384000:
+        raise argparse.ArgumentTypeError(f"expected 'input' or a rate in Hz (1000..384000), got {text!r}")
+    return int(text)
+
+
+def query_encoder_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("query encoder (text queries)")
+    g.add_argument("--query-encoder", metavar="SPEC",
+                   help="open_clip:MODEL/TAG (e.g. open_clip:ViT-B-32/openai), open_clip:MODEL with --clip-weights, "
+                        "open_clip:hf-hub:ORG/REPO, or minilm (default: the encoder the checkpoint was trained with)")
+    g.add_argument("--clip-weights", type=Path, metavar="FILE", help="a local open_clip weights file for the --query-encoder model")
+    g.add_argument("--download-weights", action="store_true",
+                   help="download missing CLIP weights from the Hugging Face Hub (off by default: weights come from the local cache)")
+    g.add_argument("--prompt", metavar="TEMPLATE", help="prompt template with {} for the query (default: the encoder's, 'a photo of {}' for CLIP)")
+    g.add_argument("--prompt-ensemble", action="store_true", help="average the embeddings of several prompt templates")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR", help="query embedding cache (default: ~/.cache/clipsep-rt/embeddings)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+
+
+def encoder_options(args: argparse.Namespace, **overrides):
+    """The QueryEncoderOptions of the `query_encoder_arguments` group (fields in `overrides` replace them)."""
+    from clipsep_rt.query.embedder import QueryEncoderOptions
+
+    chosen = dict(
+        spec=args.query_encoder, clip_weights=args.clip_weights, prompt=args.prompt,
+        prompt_ensemble=args.prompt_ensemble, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+        allow_download=args.download_weights,
+    )
+    return QueryEncoderOptions(**{**chosen, **overrides})

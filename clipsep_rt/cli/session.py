@@ -1,0 +1,48 @@
+"""A separation run resolved from the `separate` command line: the separator and its queries."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipsep_rt.api import Separator
+from clipsep_rt.cli.common import encoder_options
+from clipsep_rt.model.device import resolve_device
+from clipsep_rt.runtime.jobs.batch import QuerySet
+from clipsep_rt.runtime.offline import WindowingOptions
+
+# Windows per network call: 4 is near the best in the CPU benchmark; 16 on CUDA is not yet
+# measured (no GPU run so far), only chosen to fill a GPU better than 4.
+CPU_BATCH, CUDA_BATCH = 4, 16
+
+
+@dataclass
+class Session:
+    separator: Separator
+    queries: QuerySet
+    noise_heads: int  # noise heads per query in the output rows (0 unless asked for)
+    embeddings: np.ndarray  # (Q, D) float32 query vectors, in the order of queries.names
+
+    def describe(self) -> str:
+        lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.names)}"]
+        backend = self.separator.backend
+        if backend is not None:
+            lines += [f"clipsep-rt: skipped {reason}" for reason in backend.reasons]
+        return "\n".join(lines)
+
+
+def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
+    """The separator of --checkpoint/--engine/--backend/... with the --query, --query-image and
+    --query-embedding queries prepared (with their noise heads if `noise_heads`)."""
+    batch = args.batch_size or (CUDA_BATCH if resolve_device(args.device).type == "cuda" else CPU_BATCH)
+    windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=batch, mask=args.mask)
+    separator = Separator.open(
+        checkpoint=args.checkpoint, engine_dir=args.engine, backend=args.backend, device=args.device,
+        precision=args.precision, compile=args.compile, windowing=windowing, encoder=encoder_options(args),
+    )
+    names, embeddings = separator.embed_queries(args.query, args.query_image, args.query_embedding)
+    prepared = separator.prepare_queries(embeddings, noise_heads)
+    heads = separator.noise_heads if noise_heads else 0
+    return Session(separator, QuerySet(names, prepared), heads, embeddings)

@@ -1,0 +1,101 @@
+"""Streaming separation from the `separate` command line: a file with --stream, or --input mic.
+
+A file streams to a .wav file as fast as it can (or paced with --realtime); the microphone,
+or a file played to the speakers, runs live until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import weakref
+from pathlib import Path
+
+from clipsep_rt.cli.common import say, say_error
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.runtime.streaming_presets import PRESETS
+
+
+def streaming_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("streaming (--input mic, or a file with --stream)")
+    g.add_argument("--stream", action="store_true", help="send a file through the low-latency streaming path")
+    g.add_argument("--realtime", action="store_true", help="with --stream: pace the file like a live stream")
+    g.add_argument("--latency", default="balanced", choices=sorted(PRESETS),
+                   help="preset hop / look-ahead: low (96 ms, GPU), balanced (304 ms), quality (816 ms)")
+    g.add_argument("--hop-frames", type=int, metavar="H", help="network run every H STFT frames (overrides --latency)")
+    g.add_argument("--lookahead-frames", type=int, metavar="L", help="frames of look-ahead after those H (overrides --latency)")
+    g.add_argument("--stats", type=Path, metavar="FILE.json", help="write per-hop timings, latency and overruns")
+    g.add_argument("--input-device", metavar="NAME|ID", help="audio input device for --input mic (default: the system's)")
+    g.add_argument("--output-device", metavar="NAME|ID", help="audio output device for speakers (default: the system's)")
+    g.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+
+
+def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
+    """`specs`: ["mic"], or the one input file of --stream."""
+    from clipsep_rt.cli.session import open_session
+    from clipsep_rt.runtime.jobs.file_stream import stream_file, write_stats
+    from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
+
+    live = specs == ["mic"]
+    if not live and len(specs) != 1:
+        raise ClipsepError("--stream takes one input file")
+    sinks = args.output or (["speakers"] if live else [])
+    files = [Path(sink) for sink in sinks if sink != "speakers"]
+    if not sinks or (not live and not files and "speakers" not in sinks):
+        raise ClipsepError("where to? give -o FILE.wav and/or -o speakers")
+    if any(path.suffix.lower() != ".wav" for path in files) or len(files) > 1:
+        raise ClipsepError("streaming records to one .wav file (-o FILE.wav)")
+    preset = StreamingOptions.preset(args.latency, args.mask)
+    options = StreamingOptions(
+        args.hop_frames if args.hop_frames is not None else preset.hop_frames,
+        args.lookahead_frames if args.lookahead_frames is not None else preset.lookahead_frames,
+        args.mask,
+    )
+    session = open_session(args, noise_heads=False)
+    separator = StreamingSeparator(session.separator.engine, session.queries.prepared, session.separator.spectral, options)
+    if not args.quiet:
+        print(f"{session.describe()}\nclipsep-rt: streaming with {separator.latency_ms:.0f} ms algorithmic latency "
+              f"(hop {options.hop_frames}, look-ahead {options.lookahead_frames} frames)", file=sys.stderr)
+    if live or "speakers" in sinks:
+        _run_live(args, session, separator, source=None if live else Path(specs[0]),
+                  record=files[0] if files else None, play="speakers" in sinks)
+        return 0
+    source, destination = Path(specs[0]), files[0]
+    if destination.resolve() == source.resolve():
+        raise ClipsepError(f"{destination}: output would overwrite its input")
+    stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite)
+    if not args.quiet:
+        stats = separator.stats
+        say(f"wrote {destination} (aligned with the input); hop compute p50 {stats.percentile_ms(50):.1f} ms, "
+            f"p99 {stats.percentile_ms(99):.1f} ms, {stats.overruns} overruns")
+    if args.stats:
+        write_stats(separator, args.stats)
+    return 0
+
+
+def _run_live(args: argparse.Namespace, session, separator, source: Path | None, record: Path | None, play: bool) -> None:
+    """Microphone (or a file at real-time pace) to speakers and/or a recording, until Ctrl-C.
+
+    A line typed on stdin switches the queries: as many as at the start, separated by ';'."""
+    from clipsep_rt.runtime.live.runner import LiveRunner
+    from clipsep_rt.runtime.live.stdin import read_queries_from_stdin
+
+    runner = LiveRunner(
+        separator, input_device=args.input_device, output_device=args.output_device, output_file=record, play=play,
+        status=None if args.quiet else say, source_file=source, overwrite=args.overwrite,
+        query_names=session.queries.names,
+    )
+    live_runner = weakref.ref(runner)  # the stdin thread outlives the run: let the runner go
+
+    def switch(text: str) -> None:
+        names = [query.strip() for query in text.split(";") if query.strip()]
+        embeddings = session.separator.embed_text(names)
+        if (current := live_runner()) is not None:
+            current.switch_queries(session.separator.prepare_queries(embeddings, noise_heads=False), names)
+
+    if not args.quiet and source is None:
+        say("type a new query and Enter to switch; Ctrl-C stops")
+    read_queries_from_stdin(switch, on_error=say_error)
+    runner.run()
+    if args.stats:
+        runner.write_stats(args.stats)

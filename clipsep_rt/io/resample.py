@@ -1,0 +1,65 @@
+"""Separated tracks at the rate the user wants, usually the input's own.
+
+The separator works at 16 kHz. Selections (and noise heads) are resampled to the output
+rate; residuals are computed there against the input decoded at that rate, so that
+selection + residual equals the input exactly, content above 8 kHz included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import soxr
+
+RESAMPLE_QUALITY = "HQ"  # soxr quality of every file-path resampling: decoding (media) and outputs
+
+
+class OutputRateConverter:
+    """Turns 16 kHz (mixture, outputs) blocks into output-rate (mixture, outputs) blocks.
+
+    `native_mixture` yields the input at `out_rate` (mono float32 blocks of any size); it is
+    only read when the rates differ. All outputs end with exactly the native length.
+    """
+
+    def __init__(self, model_rate: int, out_rate: int, native_mixture: Iterator[np.ndarray] | None):
+        self.identity = model_rate == out_rate
+        self.model_rate, self.out_rate = model_rate, out_rate
+        self.native = native_mixture
+        self.pending = np.zeros(0, dtype=np.float32)  # native samples not yet paired with output
+        self.resamplers: list[soxr.ResampleStream] = []
+
+    def convert(self, mixture: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(m,) mixture, (K, m) outputs at the model rate -> (k,), (K, k) at the output rate."""
+        if self.identity:
+            return mixture, outputs
+        if not self.resamplers:
+            self.resamplers = [
+                soxr.ResampleStream(self.model_rate, self.out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+                for _ in outputs
+            ]
+        converted = np.stack([r.resample_chunk(row) for r, row in zip(self.resamplers, outputs)])
+        native = self._native(converted.shape[1])
+        return native, converted[:, : len(native)]  # shorter only past the input's end
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The tail: flushed resamplers, padded or cut to the native length."""
+        if self.identity or not self.resamplers:
+            return None
+        tail = np.stack([r.resample_chunk(np.zeros(0, dtype=np.float32), last=True) for r in self.resamplers])
+        for block in self.native:
+            self.pending = np.concatenate([self.pending, block])
+        remaining = len(self.pending)
+        if tail.shape[1] < remaining:
+            tail = np.pad(tail, ((0, 0), (0, remaining - tail.shape[1])))
+        return self._native(remaining), tail[:, :remaining]
+
+    def _native(self, count: int) -> np.ndarray:
+        """The next `count` native samples (fewer only if the input ended)."""
+        while len(self.pending) < count:
+            block = next(self.native, None)
+            if block is None:
+                break
+            self.pending = np.concatenate([self.pending, block])
+        taken, self.pending = self.pending[:count], self.pending[count:]
+        return taken

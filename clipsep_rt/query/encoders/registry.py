@@ -1,0 +1,100 @@
+"""Query encoders by name.
+
+Spec strings:
+  open_clip:MODEL/TAG        open_clip weights by tag, e.g. open_clip:ViT-B-32/openai (the paper's)
+  open_clip:MODEL + weights  a local weights file for that architecture, e.g. open_clip:ViT-B-32
+  open_clip:MODEL/FILE@SHA12 + weights   the encoder id of a weights file; the file must match
+  open_clip:hf-hub:ORG/REPO  an open_clip model on the Hugging Face Hub (from the local cache)
+  open_clip                  same as DEFAULT_ENCODER
+  minilm, minilm:all-MiniLM-L6-v2   the bundled offline text encoder
+The weights file is a separate argument (the CLI's --clip-weights), not part of the spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipsep_rt.config import PAPER_QUERY_ENCODER
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.query.base import QueryEncoder
+from clipsep_rt.query.encoders.minilm import MINILM_NAME, MiniLMEncoder
+from clipsep_rt.query.encoders.open_clip import HF_HUB_SCHEMA, OpenClipEncoder, open_clip_encoder_id
+
+DEFAULT_ENCODER = PAPER_QUERY_ENCODER
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    backend: str  # "open_clip" or "minilm"
+    model_name: str  # open_clip model name (or hf-hub:ORG/REPO), or MiniLM's name
+    pretrained: str | None  # open_clip tag or weights file path; None for hf-hub and MiniLM
+
+
+def parse_encoder_spec(spec: str, weights: str | Path | None = None) -> EncoderSpec:
+    """Split a spec string (and an optional weights file) into its parts; nothing is loaded."""
+    backend, _, rest = spec.strip().partition(":")
+    weights = None if weights is None else str(weights)
+    if backend == "minilm":
+        if rest not in ("", MINILM_NAME):
+            raise ClipsepError(f"unknown MiniLM model {rest!r} in {spec!r}: only {MINILM_NAME} is bundled")
+        if weights is not None:
+            raise ClipsepError(f"the MiniLM encoder ships its own weights: drop the weights file {weights}")
+        return EncoderSpec("minilm", MINILM_NAME, None)
+    if backend != "open_clip":
+        raise ClipsepError(
+            f"unknown query encoder {spec!r}: use open_clip:MODEL/TAG (e.g. {DEFAULT_ENCODER}) or minilm"
+        )
+    if not rest:
+        rest = "ViT-B-32" if weights is not None else DEFAULT_ENCODER.partition(":")[2]
+    if rest.startswith(HF_HUB_SCHEMA):
+        return EncoderSpec("open_clip", rest, weights)
+    model_name, _, tag = rest.partition("/")
+    if ":" in model_name:
+        raise ClipsepError(f"unsupported open_clip model {model_name!r} in {spec!r}: only hf-hub: models are")
+    if "@" in tag:  # the id of a weights file, 'FILE@SHA12', as a checkpoint records it
+        return EncoderSpec("open_clip", model_name, _matching_weights_file(spec, model_name, tag, weights))
+    if tag and weights is not None:
+        raise ClipsepError(f"{spec!r} names weights tag {tag!r} and a weights file {weights}: give one of them")
+    return EncoderSpec("open_clip", model_name, tag or weights)
+
+
+def _matching_weights_file(spec: str, model_name: str, file_id: str, weights: str | None) -> str:
+    """`weights`, if it is the file that `file_id` ('FILE@SHA12') identifies."""
+    file_name, _, wanted = file_id.rpartition("@")
+    if weights is None:
+        raise ClipsepError(f"{spec!r} was made with the CLIP weights file {file_name}: pass that file (--clip-weights)")
+    found = open_clip_encoder_id(model_name, weights).rpartition("@")[2]
+    if found != wanted:
+        raise ClipsepError(
+            f"CLIP weights file {weights} (sha256 {found}...) is not the one {spec!r} names (sha256 {wanted}...)"
+        )
+    return weights
+
+
+def encoder_id_for(spec: str, weights: str | Path | None = None) -> str:
+    """The encoder_id that build_encoder(spec, weights=weights) will have, without loading it."""
+    parsed = parse_encoder_spec(spec, weights)
+    if parsed.backend == "minilm":
+        return MiniLMEncoder.encoder_id
+    return open_clip_encoder_id(parsed.model_name, parsed.pretrained)
+
+
+def default_templates_for(spec: str) -> tuple[str, ...]:
+    """The prompt templates the spec's encoder uses by default, without loading it."""
+    parsed = parse_encoder_spec(spec)
+    return (MiniLMEncoder if parsed.backend == "minilm" else OpenClipEncoder).default_templates
+
+
+def build_encoder(
+    spec: str,
+    device: str = "cpu",
+    weights: str | Path | None = None,
+    *,
+    allow_download: bool = False,
+) -> QueryEncoder:
+    """Load the spec's encoder; open_clip weights come from the local cache unless allow_download."""
+    parsed = parse_encoder_spec(spec, weights)
+    if parsed.backend == "minilm":
+        return MiniLMEncoder(device=device)
+    return OpenClipEncoder(parsed.model_name, parsed.pretrained, device, allow_download=allow_download)

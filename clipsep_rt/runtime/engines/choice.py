@@ -1,0 +1,304 @@
+"""Which backend runs the separator: torch, onnxruntime or native TensorRT, and why.
+
+`probe_environment` looks at the machine and the engine folder once;
+`choose_backend` is pure decision logic over that result. `auto` picks the fastest
+backend that can run, in this order:
+
+  CUDA: TensorRT plan > onnxruntime TensorRT provider > torch fp16 > onnxruntime CUDA provider
+  CPU:  torch bf16 (CPUs with native bf16, ~2x fp32) > onnxruntime CPU > torch fp32
+
+and explains every faster option it skipped. A named backend is checked the same way
+and refused (ClipsepError) with the reason when it cannot run.
+
+Engine folder: `engine_dir_manifest` is a dict naming the exported files, e.g.
+{"onnx": "separator.onnx", "onnx_fp16": "separator.fp16.onnx", "tensorrt_plan": "separator.plan"}
+(`SeparatorFiles.backend_files` of the folder's manifest). A key with an empty value, or a
+missing key, means that file is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+from dataclasses import dataclass, field, replace
+
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.runtime.engines.contract import CPU_EP, CUDA_EP, TRT_EP
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda")
+ENGINE_FILE_KEYS = ("onnx", "onnx_fp16", "tensorrt_plan")  # the engine-folder files a backend can load
+
+# Distributions that all install the same `onnxruntime` module: only one may be installed.
+ONNXRUNTIME_VARIANTS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-rocm",
+    "onnxruntime-migraphx",
+    "onnxruntime-qnn",
+    "onnxruntime-training",
+)
+ONNXRUNTIME_FIX = "pip uninstall onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+EXPORT_HINT = "run clipsep-rt export"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What can run here (probe_environment fills it; tests build fake ones)."""
+
+    torch_cuda: bool = False
+    cuda_device_name: str | None = None
+    cpu_native_bf16: bool = False
+    onnxruntime_version: str | None = None  # None: `import onnxruntime` fails
+    onnxruntime_providers: tuple[str, ...] = ()
+    onnxruntime_packages: tuple[str, ...] = ()  # installed distributions from ONNXRUNTIME_VARIANTS
+    tensorrt_version: str | None = None  # None: `import tensorrt` fails
+    tensorrt_error: str | None = None  # why the import failed, when the package is there
+    has_onnx: bool = False
+    has_onnx_fp16: bool = False
+    has_tensorrt_plan: bool = False
+
+    @property
+    def onnxruntime_installed(self) -> bool:
+        return self.onnxruntime_version is not None
+
+    @property
+    def onnxruntime_gpu_installed(self) -> bool:
+        return "onnxruntime-gpu" in self.onnxruntime_packages
+
+    @property
+    def onnxruntime_conflict(self) -> bool:
+        """Both onnxruntime and onnxruntime-gpu: the CPU package shadows the GPU one."""
+        return "onnxruntime" in self.onnxruntime_packages and self.onnxruntime_gpu_installed
+
+
+@dataclass
+class BackendChoice:
+    name: str  # "torch", "onnxruntime" or "tensorrt"
+    device: str  # "cpu" or "cuda"
+    precision: str  # "fp32", "bf16" or "fp16"
+    reasons: list[str] = field(default_factory=list)  # each faster option skipped, and why
+    artifact: str | None = None  # manifest key of the file to load: onnx, onnx_fp16, tensorrt_plan
+    provider: str | None = None  # onnxruntime: the execution provider expected to run it
+
+    def describe(self) -> str:
+        where = f" ({self.provider})" if self.provider else ""
+        return f"{self.name}{where} on {self.device} in {self.precision}"
+
+
+# -- probing ----------------------------------------------------------------------------------
+
+
+def _normalise_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_onnxruntime_packages() -> tuple[str, ...]:
+    """The installed distributions that provide the `onnxruntime` module."""
+    names = set()
+    for dist in importlib.metadata.distributions():
+        name = _normalise_name(dist.metadata.get("Name") or "")
+        if name in ONNXRUNTIME_VARIANTS:
+            names.add(name)
+    return tuple(sorted(names))
+
+
+def engine_files(manifest: dict | None) -> dict[str, bool]:
+    """{"has_onnx", "has_onnx_fp16", "has_tensorrt_plan"} from an engine-folder manifest."""
+    manifest = manifest or {}
+    return {f"has_{key}": bool(manifest.get(key)) for key in ENGINE_FILE_KEYS}
+
+
+def probe_environment(engine_dir_manifest: dict | None = None) -> Environment:
+    """Inspect this machine (torch CUDA, onnxruntime, TensorRT) and the engine folder."""
+    import torch
+
+    from clipsep_rt.model.device import cpu_has_native_bf16
+
+    torch_cuda = bool(torch.cuda.is_available())
+    ort_version, providers = None, ()
+    try:
+        import onnxruntime
+
+        ort_version = str(onnxruntime.__version__)
+        providers = tuple(onnxruntime.get_available_providers())
+    except Exception:  # noqa: BLE001, S110 - ImportError, or a broken install: not installed
+        pass
+    trt_version = trt_error = None
+    if importlib.util.find_spec("tensorrt") is not None:
+        try:
+            import tensorrt
+
+            trt_version = str(tensorrt.__version__)
+        except Exception as exc:  # noqa: BLE001 - e.g. its CUDA libraries are missing
+            trt_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return Environment(
+        torch_cuda=torch_cuda,
+        cuda_device_name=torch.cuda.get_device_name(0) if torch_cuda else None,
+        cpu_native_bf16=cpu_has_native_bf16(),
+        onnxruntime_version=ort_version,
+        onnxruntime_providers=providers,
+        onnxruntime_packages=installed_onnxruntime_packages(),
+        tensorrt_version=trt_version,
+        tensorrt_error=trt_error,
+        **engine_files(engine_dir_manifest),
+    )
+
+
+# -- deciding ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str
+    precision: str
+    artifact: str | None = None
+    provider: str | None = None
+    problem: str | None = None  # why it cannot run; None when it can
+    label: str = ""  # how reasons name it
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _onnxruntime_gpu_problem(env: Environment, provider: str) -> str | None:
+    if not env.onnxruntime_installed:
+        return "onnxruntime-gpu is not installed (pip install 'clipsep-rt[gpu]')"
+    if provider in env.onnxruntime_providers:
+        return None
+    if env.onnxruntime_conflict:
+        return f"onnxruntime and onnxruntime-gpu are both installed and the CPU package shadows the GPU one (fix: {ONNXRUNTIME_FIX})"
+    if not env.onnxruntime_gpu_installed:
+        return "only the CPU onnxruntime package is installed (pip uninstall onnxruntime && pip install onnxruntime-gpu)"
+    return f"this onnxruntime has no {provider}"
+
+
+def _cuda_options(env: Environment) -> list[_Option]:
+    options = []
+    # Native TensorRT plan.
+    if env.tensorrt_version is None:
+        problem = f"cannot import tensorrt ({env.tensorrt_error})" if env.tensorrt_error else "not installed (pip install 'clipsep-rt[gpu]')"
+    elif not env.torch_cuda:
+        problem = "needs PyTorch with CUDA (its buffers are torch CUDA tensors), and PyTorch sees no GPU"
+    elif not env.has_tensorrt_plan:
+        problem = f"no TensorRT plan in the engine dir ({EXPORT_HINT} --tensorrt)" if env.has_onnx else f"no ONNX file or TensorRT plan in the engine dir ({EXPORT_HINT})"
+    else:
+        problem = None
+    options.append(_Option("tensorrt", "fp16", "tensorrt_plan", None, problem, "tensorrt"))
+    # onnxruntime + TensorRT execution provider (needs the TensorRT libraries too).
+    problem = _onnxruntime_gpu_problem(env, TRT_EP)
+    if problem is None and env.tensorrt_version is None:
+        problem = "the TensorRT libraries are not installed (pip install tensorrt)"
+    if problem is None and not env.has_onnx:
+        problem = f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    options.append(_Option("onnxruntime", "fp16", "onnx", TRT_EP, problem, "onnxruntime TensorRT provider"))
+    # torch fp16.
+    problem = None if env.torch_cuda else "PyTorch sees no CUDA GPU (CPU-only build or no driver)"
+    options.append(_Option("torch", "fp16", None, None, problem, "torch fp16"))
+    # onnxruntime + CUDA execution provider: fp16 only with the FP16 ONNX file.
+    problem = _onnxruntime_gpu_problem(env, CUDA_EP)
+    if problem is None and not (env.has_onnx or env.has_onnx_fp16):
+        problem = f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    precision, artifact = ("fp16", "onnx_fp16") if env.has_onnx_fp16 else ("fp32", "onnx")
+    options.append(_Option("onnxruntime", precision, artifact, CUDA_EP, problem, "onnxruntime CUDA provider"))
+    return options
+
+
+def _cpu_options(env: Environment) -> list[_Option]:
+    bf16 = None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+    if not env.onnxruntime_installed:
+        ort = "not installed (pip install 'clipsep-rt[onnx]')"
+    elif not env.has_onnx:
+        ort = f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    else:
+        ort = None
+    return [
+        _Option("torch", "bf16", None, None, bf16, "torch bf16"),
+        _Option("onnxruntime", "fp32", "onnx", CPU_EP, ort, "onnxruntime CPU"),
+        _Option("torch", "fp32", None, None, None, "torch fp32"),
+    ]
+
+
+def choose_backend(
+    requested: str = "auto",
+    device: str = "auto",
+    engine_dir_manifest: dict | None = None,
+    environment: Environment | None = None,
+) -> BackendChoice:
+    """The backend, device and precision to run with, and the faster options skipped.
+
+    requested: auto, torch, onnxruntime or tensorrt. device: auto, cpu or cuda (cuda:N is
+    treated as cuda). The engine folder's files come from `engine_dir_manifest`;
+    `environment` defaults to probe_environment().
+    """
+    if requested not in BACKENDS:
+        raise OptionError("backend", f"expected one of {', '.join(BACKENDS)}, got {requested!r}")
+    env = replace(environment or probe_environment(), **engine_files(engine_dir_manifest))
+    choice = _decide(requested, device, env)
+    if choice.name == "onnxruntime" and choice.device == "cuda" and env.onnxruntime_conflict:
+        choice.reasons.append(
+            f"warning: onnxruntime and onnxruntime-gpu are both installed; this works only until either is reinstalled (fix: {ONNXRUNTIME_FIX})"
+        )
+    return choice
+
+
+def _decide(
+    requested: str,
+    device: str,
+    env: Environment,
+) -> BackendChoice:
+    kind = "cuda" if device.startswith("cuda") else device
+    if kind not in DEVICES:
+        raise OptionError("device", f"expected cpu, cuda, cuda:N or auto, got {device!r}")
+    reasons: list[str] = []
+    if kind == "auto":
+        # CUDA when PyTorch sees a GPU (onnxruntime-gpu with a CPU-only PyTorch: ask for device cuda).
+        if requested == "tensorrt" or env.torch_cuda:
+            kind = "cuda"
+        else:
+            kind = "cpu"
+            reasons.append("cuda: PyTorch sees no CUDA GPU")
+    if requested == "tensorrt" and kind == "cpu":
+        raise OptionError("backend", "tensorrt needs an NVIDIA GPU (device cuda)")
+
+    options = _cuda_options(env) if kind == "cuda" else _cpu_options(env)
+    if requested != "auto":
+        candidates = [option for option in options if option.name == requested]
+        usable = [option for option in candidates if option.ok]
+        if requested == "tensorrt" and not usable and env.has_onnx and env.tensorrt_version and env.torch_cuda:
+            # Only the plan is missing: ensure_engine builds it from the ONNX file.
+            chosen = replace(candidates[0], problem=None)
+            reasons.append("tensorrt: no plan yet, it will be built from the ONNX file (takes minutes)")
+            return _choice(chosen, kind, reasons)
+        if not usable:
+            problems = "; ".join(f"{option.label}: {option.problem}" for option in candidates)
+            raise ClipsepError(f"backend {requested} on {kind}: {problems}")
+        # The faster options of this backend that were skipped (e.g. onnxruntime TensorRT provider).
+        for option in candidates[: candidates.index(usable[0])]:
+            reasons.append(f"{option.label}: {option.problem}")
+        return _choice(usable[0], kind, reasons)
+
+    for option in options:
+        if option.ok:
+            return _choice(option, kind, reasons)
+        reasons.append(f"{option.label}: {option.problem}")
+    raise ClipsepError(f"no backend can run on {kind}: " + "; ".join(reasons))  # CUDA asked, nothing runs there
+
+
+def _choice(option: _Option, device: str, reasons: list[str]) -> BackendChoice:
+    return BackendChoice(option.name, device, option.precision, reasons, option.artifact, option.provider)
+
+
+__all__ = [
+    "BACKENDS",
+    "BackendChoice",
+    "Environment",
+    "choose_backend",
+    "engine_files",
+    "installed_onnxruntime_packages",
+    "probe_environment",
+]

@@ -1,0 +1,126 @@
+"""Open a separator from a checkpoint and/or an exported engine folder, on any backend.
+
+`open_source` reads what the separator is (configs, query encoder, the folder's files) and
+loads weights only when asked; `open_engine` builds the engine a backend choice names;
+`load_separator` does both, with the bundled default model when given neither.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipsep_rt.config import ModelConfig, SpectralConfig
+from clipsep_rt.errors import ClipsepError
+from clipsep_rt.io.files import file_sha256
+from clipsep_rt.model.checkpoint import Checkpoint, load_checkpoint
+from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
+from clipsep_rt.runtime.engines.contract import SEPARATOR_PLAN, TIMING_CACHE
+from clipsep_rt.runtime.engines.manifest import read_manifest
+from clipsep_rt.runtime.engines.protocol import Engine
+from clipsep_rt.runtime.engines.torch_engine import TorchEngine
+
+
+@dataclass
+class ModelSource:
+    """A separator's description and files: from a checkpoint, an engine folder, or both."""
+
+    name: str  # the engine folder, else the checkpoint (as given)
+    description: str  # for reports: "engine folder DIR" or "checkpoint FILE"
+    model_config: ModelConfig
+    spectral: SpectralConfig
+    query_encoder: str | None  # encoder id the separator was trained with
+    files: dict[str, str]  # engine folder: {"onnx", "onnx_fp16", "tensorrt_plan"} -> path; {} for a checkpoint
+    weights: Callable[[], Checkpoint]  # the weights (torch backend, ONNX export), loaded on first call
+    text_encoder_onnx: tuple[Path, str] | None = None  # exported text tower: (ONNX file, open_clip tokenizer)
+
+
+def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | None = None) -> ModelSource:
+    """A checkpoint (either format) and/or an engine folder made by `clipsep-rt export`.
+
+    With both, the checkpoint must be the one the folder was exported from (its weights then
+    serve the torch backend); ClipsepError otherwise, or when given neither.
+    """
+    if engine_dir is None:
+        if checkpoint is None:
+            raise ClipsepError("no separator given: pass a checkpoint or an engine folder")
+        loaded = load_checkpoint(checkpoint)
+        return ModelSource(str(checkpoint), f"checkpoint {checkpoint}", loaded.model_config, loaded.spectral_config,
+                           loaded.query_encoder, {}, lambda: loaded)
+    folder = Path(engine_dir)
+    manifest = read_manifest(folder)
+    if checkpoint is not None and file_sha256(Path(checkpoint)) != manifest.checkpoint["sha256"]:
+        raise ClipsepError(f"engine folder {engine_dir} was exported from {manifest.checkpoint['name']}, not from {checkpoint}")
+    weights_path = Path(checkpoint) if checkpoint is not None else folder / manifest.separator.weights
+    text = manifest.text_encoder
+    return ModelSource(
+        str(engine_dir), f"engine folder {engine_dir}", manifest.model, manifest.spectral, manifest.query_encoder,
+        manifest.separator.backend_files(folder), functools.cache(lambda: load_checkpoint(weights_path)),
+        (folder / text.onnx, text.tokenizer) if text else None,
+    )
+
+
+def open_engine(
+    choice: BackendChoice,
+    files: dict[str, str],
+    checkpoint: Callable[[], Checkpoint],
+    device: str,
+    precision: str = "auto",
+    compile: bool = False,
+    threads: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Engine:
+    """The engine for `choice`; `files` are the engine folder's (`ModelSource.files`),
+    `checkpoint` loads the weights (only the torch backend needs them). An explicit
+    `precision` overrides the choice's. `log` hears of a TensorRT plan (re)build (default:
+    `logging`)."""
+    precision = choice.precision if precision == "auto" else precision
+    device = choice.device if device == "auto" else device
+    if choice.name == "torch":
+        return TorchEngine(checkpoint().build(), device, precision, compile=compile)
+    if choice.name == "onnxruntime":
+        from clipsep_rt.runtime.engines.onnx_engine import OnnxRuntimeEngine
+
+        graph = files["onnx_fp16"] if precision == "fp16" and "onnx_fp16" in files else files["onnx"]
+        providers = [choice.provider] if choice.provider and device.startswith("cuda") else None
+        return OnnxRuntimeEngine(graph, device, precision, providers=providers, threads=threads)
+    from clipsep_rt.runtime.engines.tensorrt_engine import TensorRTEngine
+    from clipsep_rt.runtime.engines.tensorrt_plan import TensorRTBuildConfig, ensure_engine
+
+    onnx = Path(files["onnx"])
+    plan = Path(files.get("tensorrt_plan") or onnx.with_name(SEPARATOR_PLAN))
+    ensure_engine(onnx, plan, TensorRTBuildConfig(timing_cache=onnx.with_name(TIMING_CACHE)), log=log)
+    return TensorRTEngine(plan, device)
+
+
+@dataclass
+class LoadedSeparator:
+    """An engine ready to run, what it runs, and the backend choice behind it."""
+
+    engine: Engine
+    source: ModelSource
+    backend: BackendChoice  # its precision is the engine's
+
+
+def load_separator(
+    checkpoint: str | Path | None = None,
+    engine_dir: str | Path | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
+    threads: int | None = None,
+) -> LoadedSeparator:
+    """`open_source` (the bundled default model when given neither), then the engine of the
+    backend `choose_backend` picks for it here."""
+    if checkpoint is None and engine_dir is None:
+        from clipsep_rt.model.weights import default_checkpoint
+
+        checkpoint = default_checkpoint()
+    source = open_source(checkpoint, engine_dir)
+    choice = choose_backend(backend, device, source.files)
+    engine = open_engine(choice, source.files, source.weights, device, precision, compile=compile, threads=threads)
+    choice.precision = engine.precision  # an explicit precision overrides the choice's
+    return LoadedSeparator(engine, source, choice)

@@ -1,0 +1,426 @@
+"""Live audio through PortAudio (sounddevice): an input device (or a media file at real-time
+pace) through the streaming separator to an output device and/or a WAV or FLAC file.
+
+Threads
+-------
+The PortAudio callbacks only move audio: the input callback downmixes each block to mono and
+queues it; the output callback copies from the playback buffer. The worker thread
+(`LiveWorker`) resamples the input to the model rate, runs the separator on it as it comes
+(at most a block at a time), resamples the chosen output row to the output device's rate
+for playback and writes the model-rate output to the recording. The thread that calls
+`LiveRunner.run` waits, reports status lines (`status` callback) and finishes the files.
+
+The reported latency adds up the separator's (`latency_samples`), the playback buffer (as it
+was when playback began), what the resamplers hold back (a running mean: soxr works in
+blocks, so this varies) and what PortAudio reports for the devices; on a JACK loopback it
+agrees with the measured delay within a device period or so.
+
+The recordings are written incrementally to temporary files that are moved into place when
+the run ends, also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from clipsep_rt.dsp.spectral import MAG_EPS
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.io.audio_formats import AUDIO_OUTPUT_SUBTYPES
+from clipsep_rt.io.files import atomic_output
+from clipsep_rt.runtime.engines.protocol import PreparedQueries
+from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY, PlaybackBuffer, resampling_jitter
+from clipsep_rt.runtime.live.devices import find_audio_device, import_sounddevice
+from clipsep_rt.runtime.live.status import Warnings, live_summary, status_line, summary_line
+from clipsep_rt.runtime.live.worker import LiveWorker
+from clipsep_rt.runtime.stream_stats import write_stats_json
+from clipsep_rt.runtime.streaming import StreamingSeparator
+
+
+class LiveRunner:
+    """Real-time separation from an input device (or a file played at real-time pace) to an
+    output device and/or a recording. See the module docstring for the threads, and the
+    `worker` module's for the real-time rules.
+
+    separator: a fresh StreamingSeparator. input_device / output_device: id, part of a name
+    or None (the default device); both are opened at their native rate. output_file: .wav
+    (float) or .flac, the chosen output `row` at the model rate, aligned with the input
+    (`overwrite` to replace an existing file). play: send the output to `output_device`.
+    block_ms: the most input the worker hands the separator at once (device blocks are the
+    host's). status: called with one line every `status_interval_s` and for warnings, from
+    the thread that calls `run`. query_names: shown in the status line (updated by
+    `switch_queries`).
+
+    buffer_ms: the playback jitter buffer; default: twice a measured network step plus a
+    block (at most a hop plus two blocks), plus the resamplers' burstiness
+    (`resampling_jitter`, about 19 ms at 48 kHz). input_channels: channels opened and
+    averaged (default: up to 2). device_latency: PortAudio's latency setting ("low",
+    "high" or seconds). resample_quality: soxr's. source_file: instead of an input device, a
+    media file fed at real-time pace. record_input: also record the 16 kHz mono input the
+    separator was given (silence where input was dropped).
+    """
+
+    def __init__(
+        self,
+        separator: StreamingSeparator,
+        input_device: str | int | None = None,
+        output_device: str | int | None = None,
+        output_file: Path | None = None,
+        play: bool = True,
+        row: int = 0,
+        block_ms: float = 16,
+        status: Callable[[str], None] | None = None,
+        *,
+        source_file: Path | None = None,
+        record_input: Path | None = None,
+        overwrite: bool = False,
+        buffer_ms: float | None = None,
+        input_channels: int | None = None,
+        device_latency: str | float = "low",
+        resample_quality: str = RESAMPLE_QUALITY,
+        query_names: list[str] | tuple[str, ...] = (),
+        status_interval_s: float = 0.5,
+    ):
+        if not play and output_file is None:
+            raise ClipsepError("live separation needs somewhere to go: play it (speakers) and/or record it to a file")
+        if not block_ms > 0:
+            raise OptionError("block_ms", f"must be positive, got {block_ms}")
+        for path in (output_file, record_input):
+            if path is not None and Path(path).suffix.lower() not in AUDIO_OUTPUT_SUBTYPES:
+                raise ClipsepError(f"{path}: live recordings are .wav or .flac files")
+        self.separator = separator
+        self.rate = separator.spectral.sample_rate
+        self.output_file = Path(output_file) if output_file is not None else None
+        self.record_input_file = Path(record_input) if record_input is not None else None
+        self.source_file = Path(source_file) if source_file is not None else None
+        self.status = status
+        self.overwrite = overwrite
+        self.query_names = list(query_names)
+        self.status_interval_s = status_interval_s
+        self.device_latency = device_latency
+        self.block = max(1, round(block_ms * self.rate / 1000))
+        self.block_ms = 1000 * self.block / self.rate
+
+        self._sd = import_sounddevice() if (play or self.source_file is None) else None
+        self.input_device: tuple[int, str, int] | None = None
+        if self.source_file is None:
+            self.input_device = find_audio_device(input_device, "input")
+            self.input_rate = self.input_device[2]
+            max_channels = self._sd.query_devices(self.input_device[0])["max_input_channels"]
+            self.input_channels = min(max_channels, input_channels or 2)
+        else:
+            self.input_rate, self.input_channels = self.rate, 1
+        self.output_device = find_audio_device(output_device, "output") if play else None
+        self.output_rate = self.output_device[2] if self.output_device else self.rate
+        if self.output_device:
+            self.output_channels = min(2, self._sd.query_devices(self.output_device[0])["max_output_channels"])
+
+        self.step_estimate_s = measure_step(separator)
+        self.resampling_jitter_s = resampling_jitter(
+            self.input_rate, self.rate, self.output_rate if play else self.rate, resample_quality)
+        hop_s = separator.hop_samples / self.rate
+        block_s = self.block / self.rate
+        if buffer_ms is None:
+            buffer_s = min(max(2 * self.step_estimate_s + block_s, 2 * block_s), hop_s + 2 * block_s)
+            buffer_s += self.resampling_jitter_s
+        else:
+            if buffer_ms < 0:
+                raise OptionError("buffer_ms", f"must be 0 or more, got {buffer_ms}")
+            buffer_s = buffer_ms / 1000
+        self.buffer_s = buffer_s
+        playback = None
+        if play:
+            block_out = round(block_s * self.output_rate)
+            target = round(buffer_s * self.output_rate)
+            playback = PlaybackBuffer(target, high_water=target + 3 * block_out)
+        self.worker = LiveWorker(
+            separator, self.block, row=row, input_rate=self.input_rate, output_rate=self.output_rate,
+            playback=playback, max_backlog=round(buffer_s * self.rate) + 2 * self.block,
+            resample_quality=resample_quality,
+        )
+        self.device_input_latency_s = 0.0
+        self.device_output_latency_s = 0.0
+        self.input_overflows = 0  # reported by the device: audio lost before it reached us
+        self.output_underflows = 0  # reported by the device
+        self.interrupted = False
+        self.stop_reason = ""
+        self._done_reason = "duration reached"
+        self.written = False  # the recordings were completed and moved into place
+        self._input_frames = 0
+        self._limit_frames: int | None = None
+        self._input_done = threading.Event()
+        self._worker_stop = threading.Event()
+        self._feeder_stop = threading.Event()
+        self._streams: list = []
+        self._threads: list[threading.Thread] = []
+        self._files: ExitStack | None = None
+        self._notes: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._started_at: float | None = None
+        self._closed = False
+        self._warnings = Warnings()
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def latency(self) -> dict[str, float]:
+        """Input-to-speaker latency parts, in ms (device parts are known once the streams are open)."""
+        parts = {
+            "algorithmic_ms": self.separator.latency_ms,
+            "buffer_ms": self._buffer_ms(),
+            "resampling_ms": 1000 * self.worker.resampling_delay_s,
+            "device_input_ms": 1000 * self.device_input_latency_s,
+            "device_output_ms": 1000 * self.device_output_latency_s,
+        }
+        parts["total_ms"] = sum(parts.values())
+        return parts
+
+    def _buffer_ms(self) -> float:
+        """The playback buffer: what was waiting when playback began (the target, plus up to a
+        device block), less what has been trimmed since; the target before that."""
+        playback = self.worker.playback
+        if playback is None:
+            return 0.0
+        if playback.primed_level is None:
+            return 1000 * self.buffer_s
+        return 1000 * (playback.primed_level - playback.trimmed_samples) / self.output_rate
+
+    def switch_queries(self, prepared: PreparedQueries, names: list[str] | tuple[str, ...]) -> None:
+        """Thread-safe: the worker switches (with the separator's crossfade) between two blocks."""
+        names = list(names)
+
+        def switched() -> None:
+            self.query_names = names
+            self._notes.put(f"queries now: {', '.join(names) or '(unnamed)'}")
+
+        self.worker.switch_queries(prepared, then=switched)
+
+    def start(self) -> None:
+        """Open the files and the streams and start the worker (run() calls this if needed)."""
+        if self._started_at is not None:
+            return
+        files = ExitStack()
+        try:
+            self.worker.record = self._open_recording(files, self.output_file)
+            self.worker.record_input = self._open_recording(files, self.record_input_file)
+            worker = threading.Thread(target=self.worker.serve, args=(self._worker_stop,), name="clipsep-live-worker",
+                                      daemon=True)
+            worker.start()
+            self._threads.append(worker)
+            self._files = files
+            self._open_streams()
+        except BaseException:
+            self._files = files
+            self._close(failed=sys.exc_info()[1])
+            raise
+        self._started_at = time.monotonic()
+
+    def run(self, duration_s: float | None = None, stop_event: threading.Event | None = None) -> None:
+        """Start (if needed) and run until `duration_s` of input since the start, the end of the
+        source file, `stop_event`, Ctrl-C (KeyboardInterrupt: `interrupted` is set, the files are
+        still completed) or a worker error (raised here); then stop and finish the files."""
+        if duration_s is not None:
+            if not duration_s > 0:
+                raise OptionError("duration_s", f"must be positive, got {duration_s}")
+            self._limit_frames = round(duration_s * self.input_rate)
+            if self._input_frames >= self._limit_frames:
+                self._input_done.set()
+        try:
+            self.start()
+            next_status = time.monotonic() + self.status_interval_s
+            while True:
+                if self._input_done.wait(timeout=0.05):
+                    self.stop_reason = self._done_reason
+                    break
+                if stop_event is not None and stop_event.is_set():
+                    self.stop_reason = "stopped"
+                    break
+                if self.worker.error is not None:
+                    break
+                if not all(stream.active for stream in self._streams):
+                    self.stop_reason = "the input stream stopped (device lost?)"
+                    break
+                self._emit_notes()
+                if time.monotonic() >= next_status:
+                    self._report(status_line(self))
+                    next_status += self.status_interval_s
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.stop_reason = "interrupted"
+        except BaseException as exc:
+            self._close(failed=exc)
+            raise
+        self._close()
+        self._emit_notes()
+        self._report(summary_line(self))
+
+    def summary(self) -> dict:
+        """Everything `write_stats` writes (`status.live_summary`)."""
+        return live_summary(self)
+
+    def write_stats(self, path: Path, overwrite: bool = True) -> None:
+        """The run's timings, latency and overruns as JSON (atomically)."""
+        write_stats_json(path, self.summary(), overwrite=overwrite)
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def _open_recording(self, files: ExitStack, path: Path | None):
+        if path is None:
+            return None
+        temp = files.enter_context(atomic_output(path, self.overwrite))
+        subtype = AUDIO_OUTPUT_SUBTYPES[path.suffix.lower()]
+        return files.enter_context(sf.SoundFile(temp, "w", samplerate=self.rate, channels=1, subtype=subtype,
+                                                format=path.suffix[1:].upper()))
+
+    def _open_streams(self) -> None:
+        if self.output_device is not None:
+            stream = self._open_stream("output", self.output_device, self.output_channels, self._output_callback)
+            self.device_output_latency_s = float(stream.latency)
+        if self.input_device is not None:
+            stream = self._open_stream("input", self.input_device, self.input_channels, self._input_callback)
+            self.device_input_latency_s = float(stream.latency)
+        for stream in self._streams:
+            self._portaudio("start the audio streams", stream.start)
+        if self.source_file is not None:
+            feeder = threading.Thread(target=self._feed_file, name="clipsep-live-source", daemon=True)
+            feeder.start()
+            self._threads.insert(0, feeder)
+
+    def _open_stream(self, kind: str, device: tuple[int, str, int], channels: int, callback):
+        """Open (not start) an "input" or "output" PortAudio stream at the device's native rate."""
+        index, name, rate = device
+        opener = self._sd.InputStream if kind == "input" else self._sd.OutputStream
+        stream = self._portaudio(f"open the {kind} device {name!r} at {rate} Hz", lambda: opener(
+            device=index, samplerate=rate, channels=channels, dtype="float32", blocksize=0,
+            latency=self.device_latency, callback=callback))
+        self._streams.append(stream)
+        return stream
+
+    @staticmethod
+    def _portaudio(what: str, call):
+        """Run a PortAudio call; its errors become a ClipsepError saying what failed."""
+        try:
+            return call()
+        except Exception as exc:
+            if type(exc).__name__ != "PortAudioError":
+                raise
+            raise ClipsepError(f"cannot {what}: {exc}") from None
+
+    def _input_callback(self, indata, frames, time_info, status) -> None:
+        if status.input_overflow:
+            self.input_overflows += 1
+        if self._input_done.is_set():
+            return
+        mono = indata.mean(axis=1, dtype=np.float32) if indata.shape[1] > 1 else indata[:, 0].copy()
+        self._accept(mono)
+
+    def _accept(self, mono: np.ndarray) -> None:
+        """Queue input up to the duration limit (input callback or file feeder)."""
+        if self._limit_frames is not None:
+            room = self._limit_frames - self._input_frames
+            if room <= len(mono):
+                mono = mono[: max(0, room)]
+                self._done_reason = "duration reached"
+                self._input_done.set()
+        self._input_frames += len(mono)
+        if len(mono):
+            self.worker.put(mono)
+
+    def _output_callback(self, outdata, frames, time_info, status) -> None:
+        if status.output_underflow:
+            self.output_underflows += 1
+        outdata[:] = self.worker.playback.pull(frames)[:, None]
+
+    def _feed_file(self) -> None:
+        """A media file at real-time pace in place of an input device."""
+        from clipsep_rt.io.media import iter_audio_blocks
+
+        started = time.monotonic()
+        position = 0
+        try:
+            for block in iter_audio_blocks(self.source_file, self.block, self.rate, min_samples=1):
+                if self._feeder_stop.is_set() or self._input_done.is_set():
+                    return
+                ahead = position / self.rate - (time.monotonic() - started)
+                if ahead > 0 and self._feeder_stop.wait(ahead):
+                    return
+                self._accept(block)
+                position += len(block)
+        except BaseException as exc:  # noqa: BLE001 - surfaced as the worker's error
+            self.worker.error = exc
+        if not self._input_done.is_set():
+            self._done_reason = "end of the source file"
+            self._input_done.set()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _close(self, failed: BaseException | None = None) -> None:
+        """Stop the input, let the worker finish, stop the output, complete (or on failure
+        discard) the files. Raises the worker's error, if it had one."""
+        if self._closed:
+            return
+        self._closed = True
+        self._input_done.set()
+        self._feeder_stop.set()
+        for stream in reversed(self._streams):  # the input (opened last) first
+            try:
+                if isinstance(stream, self._sd.OutputStream):
+                    stream.abort()  # no need to play out what is queued
+                else:
+                    stream.stop()
+                stream.close()
+            except Exception:  # noqa: BLE001 - stopping is best effort; the files matter more
+                pass
+        self._worker_stop.set()
+        for thread in self._threads:
+            thread.join()
+        error = failed or self.worker.error
+        if error is None:
+            try:
+                self.worker.finish()
+            except BaseException as exc:
+                error = exc
+        if self._files is not None:
+            if error is None:
+                self._files.close()
+                self.written = self.output_file is not None or self.record_input_file is not None
+            else:
+                self._files.__exit__(type(error), error, error.__traceback__)
+        if failed is None and error is not None:
+            raise error
+
+    def _emit_notes(self) -> None:
+        while True:
+            try:
+                self._report(self._notes.get_nowait())
+            except queue.Empty:
+                break
+        for line in self._warnings.new(self):
+            self._report(line)
+
+    def _report(self, line: str) -> None:
+        if self.status is not None:
+            self.status(line)
+
+
+def measure_step(separator: StreamingSeparator, repeats: int = 5) -> float:
+    """Time one network call on a silent window, after a warm-up call (which also builds CUDA
+    graphs or compiled kernels): the second slowest of `repeats` calls, in seconds."""
+    spectral, engine = separator.spectral, separator.engine
+    window = torch.full((1, 1, spectral.log_freq_bins, spectral.window_frames), float(np.log(MAG_EPS)), device=engine.device)
+    times = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        engine.probabilities(window, separator.queries)
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize(engine.device)
+        times.append(time.perf_counter() - started)
+    return sorted(times[1:])[-2] if repeats > 1 else times[-1]

@@ -1,0 +1,103 @@
+"""Stream statistics: what a streaming separator measures as it runs (`StreamStats`) and
+the one schema every streaming report is written in (`StreamSummary`): a file streamed to
+a file (`--stream --stats`), a live run (`--stats`) and each `clipsep-rt bench` row, which
+add their own columns around it.
+
+Every hop of H frames the separator runs one network step (STFT, network, masking,
+iSTFT). Its compute time is that step's wall time; the real-time factor (RTF) is compute
+time over the hop's audio duration: below 1, the step is done before the next one is due.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+import numpy as np
+
+from clipsep_rt.io.files import atomic_output
+
+if TYPE_CHECKING:
+    from clipsep_rt.runtime.streaming import StreamingSeparator
+
+
+@dataclass
+class StepTiming:
+    """One network step: when it ran (stream time, s) and how long it took (wall, s)."""
+
+    stream_time_s: float
+    compute_s: float
+
+
+@dataclass
+class StreamStats:
+    """Collected by the separator while it streams: one StepTiming per network step, and the
+    overruns that real-time drivers count when they have to drop input."""
+
+    steps: list[StepTiming] = field(default_factory=list)
+    overruns: int = 0
+
+    def percentile_ms(self, q: float) -> float:
+        """The q-th percentile of the step compute times in ms (0 before the first step)."""
+        return 1000 * float(np.percentile([s.compute_s for s in self.steps], q)) if self.steps else 0.0
+
+
+class StepRecord(TypedDict):
+    stream_time_s: float  # stream time (input received) when the step ran
+    compute_ms: float
+
+
+@dataclass(kw_only=True)
+class StreamSummary:
+    """The stream-statistics schema; `to_json()` is the dict written. The timing fields are
+    None until `measure` fills them, and stay None where no network step ran."""
+
+    hop_frames: int = 0
+    lookahead_frames: int = 0
+    latency_ms: float | None = None  # algorithmic latency: input sample -> output sample
+    hop_ms: float | None = None  # audio per network step
+    compute_p50_ms: float | None = None  # per-step compute time
+    compute_p99_ms: float | None = None
+    compute_mean_ms: float | None = None
+    rtf_p50: float | None = None  # compute / hop duration
+    rtf_p99: float | None = None
+    rtf_mean: float | None = None
+    realtime: bool | None = None  # rtf_p99 < 1
+    overruns: int = 0  # times a real-time driver dropped input because the stream fell behind
+    steps: list[StepRecord] = field(default_factory=list)  # every network step, in stream order
+
+    @classmethod
+    def of(cls, separator: StreamingSeparator) -> StreamSummary:
+        """The summary of what `separator` has streamed so far."""
+        options = separator.options
+        summary = cls(hop_frames=options.hop_frames, lookahead_frames=options.lookahead_frames)
+        return summary.measure(separator.stats, latency_samples=separator.latency_samples,
+                               hop_samples=separator.hop_samples, sample_rate=separator.spectral.sample_rate)
+
+    def measure(self, stats: StreamStats, *, latency_samples: int, hop_samples: int, sample_rate: int) -> StreamSummary:
+        """Fill the latency and timing fields from `stats` (in place); returns self."""
+        self.latency_ms = 1000 * latency_samples / sample_rate
+        self.hop_ms = 1000 * hop_samples / sample_rate
+        self.overruns = stats.overruns
+        self.steps = [{"stream_time_s": s.stream_time_s, "compute_ms": 1000 * s.compute_s} for s in stats.steps]
+        if self.steps:
+            self.compute_p50_ms = stats.percentile_ms(50)
+            self.compute_p99_ms = stats.percentile_ms(99)
+            self.compute_mean_ms = 1000 * float(np.mean([s.compute_s for s in stats.steps]))
+            self.rtf_p50 = self.compute_p50_ms / self.hop_ms
+            self.rtf_p99 = self.compute_p99_ms / self.hop_ms
+            self.rtf_mean = self.compute_mean_ms / self.hop_ms
+            self.realtime = self.rtf_p99 < 1
+        return self
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def write_stats_json(path: Path, stats: dict, overwrite: bool = True) -> None:
+    """A stream's statistics (a `StreamSummary.to_json()`, with a driver's own columns) as
+    JSON, written atomically."""
+    with atomic_output(path, overwrite=overwrite) as temp:
+        Path(temp).write_text(json.dumps(stats, indent=1) + "\n")
