@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := demo_out
 
-.PHONY: demo test bench clean live-audio-deps browser-deps corpus
+.PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev,report]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev,report,distributed]'
 	touch $(STAMP)
 
 # The bundled default model (clipsep_rt/model/weights) separates a shipped mixture of two held-out
@@ -60,6 +60,14 @@ browser-deps:
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/offline.py
+
+# Everything that needs a GPU in one command (< 8 min on one H100/H200): CUDA tests, offline and
+# streaming speed, the GPU engines, training throughput; reports in $(OUT)/gpu_check.{md,json}.
+# GPU_CHECK_ARGS=--dry-run runs the same plumbing on CPU with tiny sizes.
+OUT ?= gpu_check
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --out $(OUT) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

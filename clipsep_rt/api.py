@@ -4,7 +4,8 @@
 
     separator = Separator.from_checkpoint("model.safetensors", device="cpu")
     result = separator.separate(audio, sample_rate=44100, queries=["violin", "dog barking"])
-    result.sources["violin"]            # (n,) float32 at result.sample_rate (16 kHz)
+    result.sources["violin"]            # float32 at result.sample_rate (16 kHz), the input's layout:
+                                        # (n,) for (n,) audio, (n, C) for (n, C) audio
 
 The command line is a thin layer over this module.
 """
@@ -22,6 +23,7 @@ from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.query.assemble import assemble_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
+from clipsep_rt.query.encoders.exported import ExportedTextEncoder
 from clipsep_rt.runtime.engines.choice import BackendChoice
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
@@ -29,10 +31,21 @@ from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
 @dataclass
 class Separation:
+    """Arrays at `sample_rate`, laid out as the input was: (n,) mono, or (n, C) with C channels
+    (C = 1 included), unless `Separator.separate(..., mono=True)` downmixed it to (n,).
+
+    `mixture - sources[name]` is the residual of that query, channel by channel.
+    """
+
     sample_rate: int
-    mixture: np.ndarray  # (n,) the input, mono, at sample_rate
-    sources: dict[str, np.ndarray]  # query name -> (n,) separated audio
-    noise: dict[str, np.ndarray] = field(default_factory=dict)  # query name -> (H, n) noise-head audio
+    mixture: np.ndarray  # (n,) or (n, C): the input at sample_rate
+    sources: dict[str, np.ndarray]  # query name -> (n,) or (n, C) separated audio
+    noise: dict[str, np.ndarray] = field(default_factory=dict)  # query name -> (H, n) or (H, n, C) noise heads
+
+    @property
+    def channels(self) -> int | None:
+        """C for (n, C) arrays, None for mono (n,) ones."""
+        return None if self.mixture.ndim == 1 else self.mixture.shape[1]
 
 
 class Separator:
@@ -48,10 +61,10 @@ class Separator:
         encoder: QueryEncoderOptions = QueryEncoderOptions(),
         name: str = "separator",
         backend: BackendChoice | None = None,
-        text_encoder_onnx: tuple[Path, str] | None = None,
+        text_encoder_onnx: ExportedTextEncoder | None = None,
     ):
-        """`text_encoder_onnx`: (ONNX file, open_clip tokenizer name) of an exported text tower,
-        used for text queries unless another encoder is chosen."""
+        """`text_encoder_onnx`: an engine folder's exported text encoder (CLIP text tower or
+        MiniLM, on ONNX Runtime), used for text queries unless another encoder is chosen."""
         self.engine = engine
         self.model_config = model_config
         self.spectral = spectral
@@ -124,11 +137,8 @@ class Separator:
             )
         device = "cuda" if self.engine.device.type == "cuda" else "cpu"
         if self.text_encoder_onnx and not self.encoder.spec:
-            from clipsep_rt.query.encoders.onnx_text import OnnxTextEncoder
-
-            path, tokenizer = self.text_encoder_onnx
-            return QueryEmbedder(spec, self.encoder, device, encoder_id=self.query_encoder,
-                                 factory=lambda: OnnxTextEncoder(path, tokenizer, encoder_id=self.query_encoder))
+            exported = self.text_encoder_onnx
+            return QueryEmbedder(spec, self.encoder, device, encoder_id=exported.encoder_id, factory=exported.build)
         return QueryEmbedder(spec, self.encoder, device)
 
     def embed_text(self, queries: Sequence[str]) -> np.ndarray:
@@ -175,20 +185,24 @@ class Separator:
         queries: Sequence[str] = (),
         embeddings: Mapping[str, np.ndarray] | None = None,
         noise_heads: bool = False,
+        mono: bool = False,
     ) -> Separation:
         """Separate (n,) or (n, channels) audio at any rate by text queries and/or named vectors.
 
-        The result is mono at the model's rate (16 kHz) and has the input's duration.
+        The result is at the model's rate (16 kHz), has the input's duration (any length from
+        one sample works) and keeps its layout: (n, C) audio gives (n, C) sources, each channel
+        masked by the masks of the mono mixture, so mixture - source is each channel's residual.
+        `mono=True` downmixes (n, C) audio to (n,) first (the mean of the channels).
         """
         audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 2:
+        if mono and audio.ndim == 2:
             audio = audio.mean(axis=1)
-        if audio.ndim != 1 or not len(audio):
+        if audio.ndim not in (1, 2) or not audio.size:
             raise ClipsepError(f"audio must be a non-empty (n,) or (n, channels) array, got shape {audio.shape}")
         if not np.isfinite(audio).all():
             raise ClipsepError("audio contains NaN or infinite sample values")
         if sample_rate != self.sample_rate:
-            audio = soxr.resample(audio, sample_rate, self.sample_rate, quality="HQ").astype(np.float32)
+            audio = soxr.resample(np.ascontiguousarray(audio), sample_rate, self.sample_rate, quality="HQ").astype(np.float32)
         if not queries and not embeddings:
             raise ClipsepError("no query given: pass text queries or named embeddings")
         names, vectors = self.embed_queries(texts=queries, vectors=embeddings)

@@ -38,7 +38,7 @@ def test_golden_binary_output():
 
 def test_other_rates_and_channels_are_resampled_and_downmixed(separator, golden):
     stereo_44k = soxr.resample(np.stack([golden["mixture_wav"]] * 2, axis=1), 16000, 44100)
-    result = separator.separate(stereo_44k, 44100, embeddings={"q": golden["query_embedding"]})
+    result = separator.separate(stereo_44k, 44100, embeddings={"q": golden["query_embedding"]}, mono=True)
     expected = soxr.resample(stereo_44k.mean(axis=1), 44100, 16000, quality="HQ")
     assert len(result.mixture) == len(expected)
     np.testing.assert_allclose(result.mixture, expected, atol=1e-6)
@@ -72,3 +72,43 @@ def test_bf16_stays_within_30_db_of_fp32(separator, golden):
     query = {"q": golden["query_embedding"]}
     reference = separator.separate(mixture, 16000, embeddings=query).sources["q"]
     assert snr_db(reference, bf16.separate(mixture, 16000, embeddings=query).sources["q"]) >= 30
+
+
+def test_stereo_in_stereo_out(separator, golden):
+    """(n, 2) at 44.1 kHz: (n, 2) sources at 16 kHz, each channel under the masks of the downmix."""
+    rng = np.random.default_rng(2)
+    left = golden["mixture_wav"]
+    right = (0.3 * np.sin(2 * np.pi * 700 * np.arange(len(left)) / 16000) + 0.02 * rng.standard_normal(len(left)))
+    stereo = soxr.resample(np.stack([left, right], axis=1).astype(np.float32), 16000, 44100)
+    query = {"q": golden["query_embedding"]}
+    result = separator.separate(stereo, 44100, embeddings=query, noise_heads=True)
+    expected = soxr.resample(stereo, 44100, 16000, quality="HQ")
+    assert result.channels == 2 and result.mixture.shape == expected.shape
+    np.testing.assert_allclose(result.mixture, expected, atol=1e-6)
+    assert result.sources["q"].shape == expected.shape and result.noise["q"].shape == (2, *expected.shape)
+    residual = result.mixture - result.sources["q"]
+    assert np.abs(residual).max() > 0.01  # the residual is not the input: something was selected
+    # The masks are those of the downmix: masking is linear, so the channels' mean is its output.
+    of_downmix = separator.separate(result.mixture.mean(axis=1), 16000, embeddings=query).sources["q"]
+    np.testing.assert_allclose(result.sources["q"].mean(axis=1), of_downmix, atol=1e-4)  # float32 rounding
+    downmixed = separator.separate(stereo, 44100, embeddings=query, mono=True)  # downmixed at 44.1 kHz
+    assert downmixed.channels is None and downmixed.sources["q"].shape == of_downmix.shape
+    assert snr_db(of_downmix, downmixed.sources["q"]) >= 50  # only resampling rounding differs
+    # A mono (n,) input keeps its mono (n,) layout, an (n, 1) input its (n, 1) layout.
+    as_column = separator.separate(golden["mixture_wav"][:, None], 16000, embeddings=query)
+    plain = separator.separate(golden["mixture_wav"], 16000, embeddings=query)
+    np.testing.assert_allclose(as_column.sources["q"][:, 0], plain.sources["q"], atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [1, 160, 1023])
+@pytest.mark.parametrize("channels", [None, 2])
+def test_short_arrays_are_separated(separator, golden, length, channels):
+    audio = golden["mixture_wav"][30_000 : 30_000 + length]
+    if channels:
+        audio = np.stack([audio, 0.5 * audio], axis=1)
+    result = separator.separate(audio, 16000, embeddings={"q": golden["query_embedding"]}, noise_heads=True)
+    assert result.sources["q"].shape == audio.shape and result.noise["q"].shape == (2, *audio.shape)
+    assert np.isfinite(result.sources["q"]).all()
+    # One sample at 44.1 kHz is under one at 16 kHz: an empty result of the right layout, no error.
+    tiny = separator.separate(audio[:1], 44100, embeddings={"q": golden["query_embedding"]})
+    assert tiny.sources["q"].shape == (0, *audio.shape[1:])

@@ -418,3 +418,53 @@ def test_expand_inputs_takes_existing_paths_literally(tmp_path):
     bracketed = tmp_path / "song [live].wav"
     bracketed.write_bytes(b"")
     assert expand_inputs([str(bracketed)]) == ([bracketed], [])
+
+
+# ---------------------------------------------------------------------------- channels kept, short files
+
+
+def test_channels_are_kept_with_mono_false(tmp_path):
+    """mono=False: (n, C), each channel decoded and resampled as if it were its own mono file."""
+    rate = 44100
+    channels = np.stack([tone(rate, 2.0, freq=300.0), tone(rate, 2.0, freq=2000.0, amp=0.2), tone(rate, 2.0, freq=5000.0)],
+                        axis=1)
+    path = tmp_path / "three.wav"
+    sf.write(path, channels, rate, subtype="FLOAT")
+
+    audio = load_audio(path, mono=False)
+
+    assert audio.samples.shape == (len(load_audio(path).samples), 3) and audio.samples.dtype == np.float32
+    assert audio.source_channels == 3
+    for channel in range(3):
+        alone = tmp_path / f"channel{channel}.wav"
+        sf.write(alone, channels[:, channel], rate, subtype="FLOAT")
+        np.testing.assert_allclose(audio.samples[:, channel], load_audio(alone).samples, atol=1e-6)
+    np.testing.assert_allclose(audio.samples.mean(axis=1), load_audio(path).samples, atol=1e-6)
+    blocks = list(iter_audio_blocks(path, 5000, mono=False))
+    assert all(block.shape == (5000, 3) for block in blocks[:-1])
+    np.testing.assert_array_equal(np.concatenate(blocks), audio.samples)
+
+
+def test_stereo_video_audio_keeps_its_channels(tmp_path):
+    path = tmp_path / "stereo.mp4"
+    write_video(path, np.stack([tone(44100), tone(44100, freq=1000.0, amp=0.2)], axis=1))
+    audio = load_audio(path, mono=False)
+    assert audio.is_video and audio.samples.shape[1] == 2
+    assert peak_frequency(audio.samples[:, 0], TARGET) == pytest.approx(FREQ, abs=2)
+    assert peak_frequency(audio.samples[:, 1], TARGET) == pytest.approx(1000.0, abs=2)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_one_sample_file_decodes_with_min_samples_0(tmp_path, channels):
+    path = tmp_path / "one.wav"
+    sf.write(path, np.full((1, channels), 0.25, dtype=np.float32), TARGET, subtype="FLOAT")
+    assert load_audio(path, min_samples=0, mono=False).samples.shape == (1, channels)
+    at_44k = tmp_path / "one_44k.wav"
+    sf.write(at_44k, np.full((1, channels), 0.25, dtype=np.float32), 44100, subtype="FLOAT")
+    # Under one sample at 16 kHz: nothing, but not an error.
+    assert load_audio(at_44k, min_samples=0, mono=False).samples.shape == (0, channels)
+    assert list(iter_audio_blocks(at_44k, 4096, min_samples=0)) == []
+    empty = tmp_path / "none.wav"
+    sf.write(empty, np.zeros((0, channels), dtype=np.float32), TARGET)
+    with pytest.raises(ClipsepError, match="no audio samples"):  # only an empty file is an error
+        load_audio(empty, min_samples=0, mono=False)

@@ -102,14 +102,12 @@ def make_bad_and_odd_inputs(folder: Path, mixture: np.ndarray) -> tuple[dict[str
         "missing": folder / "missing.wav",
         "corrupt": folder / "corrupt.wav",
         "empty": folder / "empty.wav",
-        "too short": folder / "short.wav",
         "NaN": folder / "nan.wav",
         "Inf": folder / "inf.wav",
         "zero bytes": folder / "zero.flac",
     }
     (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" + bytes(range(256)))
     write_wav(folder / "empty.wav", np.zeros(0, dtype=np.float32))
-    write_wav(folder / "short.wav", tone[:500])
     write_wav(folder / "nan.wav", np.where(np.arange(len(tone)) == 999, np.nan, tone).astype(np.float32))
     write_wav(folder / "inf.wav", np.where(np.arange(len(tone)) == 5, np.inf, tone).astype(np.float32))
     (folder / "zero.flac").write_bytes(b"")
@@ -122,7 +120,7 @@ def make_bad_and_odd_inputs(folder: Path, mixture: np.ndarray) -> tuple[dict[str
         "96 kHz": write_wav(folder / "rate96k.wav", np.repeat(mixture, 6), rate=96000, subtype="PCM_16"),
         "silent": write_wav(folder / "silent.wav", np.zeros(40000, dtype=np.float32), subtype="PCM_16"),
         "mp3": folder / "tone.mp3",
-        "ogg": write_wav(folder / "tone.ogg", tone, subtype="VORBIS"),
+        "ogg": write_wav(folder / "vorbis.ogg", tone, subtype="VORBIS"),
     }
     sf.write(folder / "tone.mp3", tone, 16000, format="MP3")
     return bad, odd
@@ -139,9 +137,8 @@ def test_batch_with_bad_and_odd_inputs(workspace, golden, capsys):
         assert sum(str(path) in line for line in errors) == 1, f"no one-line error naming {path}"
     out_dir = workspace / "out"
     for path in odd.values():  # every good file finished despite the failures
-        base = f"{path.stem}_{path.suffix[1:]}" if path.stem == "tone" else path.stem  # tone.mp3, tone.ogg
         rate = probe(path).rate  # outputs come at the input's own rate
-        separated = read(out_dir / f"{base}_violin.wav", rate)
+        separated = read(out_dir / f"{path.stem}_violin.wav", rate)
         assert len(separated) == len(load_audio(path, sample_rate=rate).samples)
         assert np.isfinite(separated).all()
     assert not np.any(read(out_dir / "silent_violin.wav"))
@@ -183,8 +180,8 @@ def test_existing_outputs_are_kept_unless_overwrite(workspace, capsys):
     assert separate(workspace, mix) == 0
     output = workspace / "out" / "mix_violin.wav"
     output.write_bytes(b"user data")
-    assert separate(workspace, mix) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert separate(workspace, mix) == 0  # kept: a skip, not a failure
+    assert "error" not in capsys.readouterr().err
     assert output.read_bytes() == b"user data"
     assert separate(workspace, mix, "--overwrite") == 0
     assert len(read(output)) == 65535
@@ -448,3 +445,94 @@ def test_embed_then_separate_equals_separating_by_text(tmp_path, capsys):
     for name in ("mix_dog_barking.wav", "mix_rain_on_a_roof.wav"):
         np.testing.assert_array_equal(read(tmp_path / "from_npz" / name), read(tmp_path / "from_text" / name))
     assert main(["embed", "x", "-c", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "q.npz")]) == 2  # exists
+
+
+def test_stereo_in_stereo_out_with_the_masks_of_the_downmix(workspace, golden):
+    """Each channel is masked by the masks of the mono mixture: selection + residual is the
+    input channel by channel, a dual-mono file gets the mono output in both channels, and
+    --mono gives the downmix's mono output."""
+    rng = np.random.default_rng(4)
+    left = golden["mixture_wav"]
+    right = (0.3 * np.sin(2 * np.pi * 700 * np.arange(len(left)) / 16000) + 0.02 * rng.standard_normal(len(left)))
+    stereo = np.stack([left, right], axis=1).astype(np.float32)  # different content per channel
+    inputs = {
+        "stereo": write_wav(workspace / "stereo.wav", stereo),
+        "dual": write_wav(workspace / "dual.wav", np.stack([left, left], axis=1)),
+        "left": write_wav(workspace / "left.wav", left),
+        "downmix": write_wav(workspace / "downmix.wav", stereo.mean(axis=1)),
+    }
+    assert separate(workspace, *map(str, inputs.values()), "--residual") == 0
+    out = {name: read(workspace / "out" / f"{name}_violin.wav") for name in inputs}
+    residual = read(workspace / "out" / "stereo_violin_residual.wav")
+    assert out["stereo"].shape == residual.shape == stereo.shape
+    np.testing.assert_allclose(out["stereo"] + residual, stereo, atol=1e-6)
+    assert snr_db(out["stereo"][:, 0], out["stereo"][:, 1]) < 10  # two different channels, not one copied
+    np.testing.assert_allclose(out["stereo"].mean(axis=1), out["downmix"], atol=1e-4)  # masking is linear
+    assert out["dual"].shape == (len(left), 2)
+    for channel in range(2):
+        np.testing.assert_allclose(out["dual"][:, channel], out["left"], atol=1e-6)
+    np.testing.assert_allclose(out["left"][:COMMON], golden["separated_soft_wav"], atol=1e-3, rtol=0)
+    # --mono: today's downmixed output.
+    assert separate(workspace, str(inputs["stereo"]), "--mono", "-o", str(workspace / "mono")) == 0
+    mono = read(workspace / "mono" / "stereo_violin.wav")
+    assert mono.shape == (len(left),)
+    np.testing.assert_allclose(mono, out["downmix"], atol=1e-6)
+
+
+def test_multichannel_at_the_input_rate_with_exact_residuals(workspace):
+    """3 channels at 44.1 kHz: every output has 3 channels at 44.1 kHz and the input's length;
+    selection + residual is each channel, highs included; --sample-rate resamples each channel."""
+    rng = np.random.default_rng(8)
+    t = np.arange(2 * 44100) / 44100
+    channels = np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.2 * np.sin(2 * np.pi * 2500 * t), np.zeros_like(t)], axis=1)
+    channels = (channels + 0.05 * rng.standard_normal(channels.shape)).astype(np.float32)  # hiss above 8 kHz too
+    write_wav(workspace / "three.wav", channels, rate=44100)
+    assert separate(workspace, str(workspace / "three.wav"), "--residual", "--noise-heads") == 0
+    selection = read(workspace / "out" / "three_violin.wav", 44100)
+    residual = read(workspace / "out" / "three_violin_residual.wav", 44100)
+    assert selection.shape == residual.shape == read(workspace / "out" / "three_violin_noise1.wav", 44100).shape == channels.shape
+    np.testing.assert_allclose(selection + residual, channels, atol=1e-6)
+    assert separate(workspace, str(workspace / "three.wav"), "--sample-rate", "16000", "-o", str(workspace / "at16k")) == 0
+    at16k = read(workspace / "at16k" / "three_violin.wav")
+    assert at16k.shape == (round(len(channels) * 16000 / 44100), 3)
+    back = soxr.resample(at16k, 16000, 44100, quality="HQ")[: len(selection)]
+    for channel in range(2):
+        assert snr_db(back[2000:-2000, channel], selection[2000:-2000, channel]) > 40
+
+
+def test_stereo_video_keeps_its_channels(workspace, golden):
+    video = workspace / "stereo.mp4"
+    clip = golden["mixture_wav"][:32000]
+    write_video(video, np.stack([clip, 0.5 * clip[::-1]], axis=1), audio_rate=16000, frames=24, fps=12)
+    assert probe(video).channels == 2
+    assert separate(workspace, str(video), "--video") == 0
+    out = workspace / "out" / "stereo_violin.mp4"
+    assert video_packets(out) == video_packets(video)
+    assert probe(out).channels == 2
+    assert load_audio(out, mono=False).samples.shape[1] == 2
+    assert separate(workspace, str(video), "--video", "--mono", "-o", str(workspace / "mono")) == 0
+    assert probe(workspace / "mono" / "stereo_violin.mp4").channels == 1
+
+
+def test_short_files_are_separated_to_their_length(workspace, golden, capsys):
+    """1, 160 (10 ms) and 1023 samples, mono and stereo, 16 and 44.1 kHz: separated, outputs of
+    the input's length and channels; only the empty file fails, with one line naming it."""
+    folder = workspace / "short"
+    folder.mkdir()
+    signal = golden["mixture_wav"][20_000:]
+    inputs = {}
+    for length in (1, 160, 1023):
+        for channels, rate in ((1, 16000), (2, 16000), (2, 44100)):
+            samples = np.stack([signal[:length], -signal[:length]], axis=1) if channels == 2 else signal[:length]
+            inputs[(length, channels, rate)] = write_wav(folder / f"n{length}_c{channels}_{rate}.wav", samples, rate=rate)
+    empty = write_wav(folder / "empty.wav", np.zeros((0, 2), dtype=np.float32))
+    assert separate(workspace, *map(str, inputs.values()), str(empty), "--residual") == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("clipsep-rt: error:")]
+    assert len(errors) == 1 and str(empty) in errors[0] and "no audio samples" in errors[0]
+    for (length, channels, rate), path in inputs.items():
+        original = read(path, rate)
+        selection = read(workspace / "out" / f"{path.stem}_violin.wav", rate)
+        residual = read(workspace / "out" / f"{path.stem}_violin_residual.wav", rate)
+        assert selection.shape == residual.shape == original.shape == ((length,) if channels == 1 else (length, 2))
+        assert np.isfinite(selection).all()
+        np.testing.assert_allclose(selection + residual, original, atol=1e-6)

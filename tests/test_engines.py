@@ -669,9 +669,10 @@ def test_requested_backends_are_validated():
 
 
 def test_engine_dir_manifest():
-    assert engine_files(None) == {"has_onnx": False, "has_onnx_fp16": False, "has_tensorrt_plan": False}
+    assert engine_files(None) == {"has_onnx": False, "has_onnx_fp16": False, "has_onnx_int8": False, "has_tensorrt_plan": False}
     assert engine_files({"onnx": "a.onnx", "tensorrt_plan": "a.plan", "onnx_fp16": ""}) == {
-        "has_onnx": True, "has_onnx_fp16": False, "has_tensorrt_plan": True}
+        "has_onnx": True, "has_onnx_fp16": False, "has_onnx_int8": False, "has_tensorrt_plan": True}
+    assert engine_files({"onnx": "a.onnx", "onnx_int8": "a.int8.onnx"})["has_onnx_int8"]
 
 
 def test_probe_environment_here():

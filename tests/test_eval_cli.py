@@ -73,6 +73,20 @@ def test_eval_command_scores_held_out_mixtures(tmp_path, capsys):
     assert [row["sdri"] for row in label_rows] == pytest.approx([row["sdri"] for row in report["mixtures"]], abs=1e-6)
 
 
+def test_eval_uses_each_distinct_mixture_once_and_says_when_there_are_fewer(tmp_path, capsys):
+    """One test clip per class: 6 distinct mixtures exist; --count 20 scores those 6 (the SEM is over 6) and
+    says so. Without a CHECKPOINT, eval scores the bundled default model."""
+    index = _corpus(tmp_path, clips_per_class=1)
+    assert main(["eval", "--data", str(index), "--count", "20", "--precision", "fp32",
+                 "--json", str(tmp_path / "report.json")]) == 0
+    err = capsys.readouterr().err
+    assert "only 6 distinct mixtures" in err and "not 20" in err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["count"] == 6
+    pairs = {(row["target_audio"], row["interference_audio"]) for row in report["mixtures"]}
+    assert len(pairs) == 6
+
+
 def _train(index, out, model_type):
     from clipsep_rt.training.schedule import TrainingRecipe
     from clipsep_rt.training.trainer import TrainConfig, train

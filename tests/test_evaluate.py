@@ -83,6 +83,35 @@ def test_mixture_list_is_deterministic(index, tmp_path):
     assert json.loads(path.read_text())["mixtures"][0]["crop_samples"] == CROP_SAMPLES
 
 
+def _one_clip_per_class(root):
+    rows = []
+    for i, label in enumerate(LABELS):
+        sf.write(root / f"one{i}.wav", np.zeros(16000, dtype=np.float32), 16000)
+        rows.append({"audio": f"one{i}.wav", "frames": "", "frame_count": 0, "label": label, "split": "test",
+                     "source": "synthetic", "duration_s": 1.0})
+    with open(root / "one.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "one.csv"
+
+
+def test_mixtures_are_distinct_and_a_short_split_says_so(index, tmp_path):
+    """One clip per class (3 classes) makes 6 distinct ordered pairs: asking for 20 gives those 6, once each,
+    and says so; the fixture's 6 clips (2 per class) make 24, all of which 24 draws use."""
+    one = _one_clip_per_class(tmp_path)
+    said = []
+    mixtures = make_eval_mixtures(one, count=20, seed=0, log=said.append)
+    pairs = [(m.target_audio, m.interference_audio) for m in mixtures]
+    assert len(pairs) == len(set(pairs)) == 6 and [m.index for m in mixtures] == list(range(6))
+    assert len(said) == 1 and "only 6 distinct mixtures" in said[0] and "not 20" in said[0]
+    said.clear()
+    assert len(make_eval_mixtures(one, count=4, seed=0, log=said.append)) == 4 and said == []
+    full = make_eval_mixtures(index, count=24, seed=1, log=said.append)
+    assert len({(m.target_audio, m.interference_audio) for m in full}) == 24 and said == []
+    assert all(m.target_label != m.interference_label for m in full)
+
+
 @pytest.mark.parametrize("mode", ["label", "ensemble"])
 def test_evaluate_report(index, separator, mode):
     mixtures = make_eval_mixtures(index, count=4, seed=0)

@@ -512,3 +512,76 @@ def test_optional_import_errors_are_one_line(tmp_path, monkeypatch):
     assert "\n" not in message
     assert "fails to import (RuntimeError: operator torchvision::nms does not exist)" in message
     assert "torchvision does not match torch" in message
+
+
+# --- encoder sizes, checked before any weights are looked for (issue 12, item 4) -------------------
+
+
+def test_known_embedding_sizes_match_open_clip_configs():
+    from clipsep_rt.query.encoders.registry import KNOWN_EMBEDDING_DIMS, known_embedding_dim
+
+    open_clip = pytest.importorskip("open_clip")
+    for spec, dim in KNOWN_EMBEDDING_DIMS.items():
+        backend, _, name = spec.partition(":")
+        if backend == "open_clip":
+            assert open_clip.get_model_config(name)["embed_dim"] == dim, spec
+    assert known_embedding_dim("minilm") == 384 and known_embedding_dim("open_clip:ViT-L-14/openai") == 768
+    assert known_embedding_dim("open_clip:hf-hub:org/unknown") is None
+
+
+def test_an_encoder_of_the_wrong_size_is_refused_before_its_weights_are_looked_for(tmp_path, monkeypatch, capsys):
+    """The bundled model takes 384-value MiniLM queries: a CLIP encoder (512) is refused naming both sizes,
+    on separation and on `embed`, without building it (no 'weights missing' detour)."""
+    import soundfile as sf
+
+    import clipsep_rt.query.embedder as embedder
+    from clipsep_rt.cli import main
+
+    def no_build(*_, **__):
+        raise AssertionError("the encoder was built")
+
+    monkeypatch.setattr(embedder, "build_encoder", no_build)
+    sf.write(tmp_path / "x.wav", np.zeros(16000, dtype=np.float32), 16000)
+    wrong = ["--query-encoder", "open_clip:ViT-B-32/openai"]
+    assert main([str(tmp_path / "x.wav"), "-q", "violin", *wrong, "--no-cache", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "open_clip:ViT-B-32/openai does not fit this model" in err
+    assert "512-value embeddings and the model takes 384" in err and not (tmp_path / "out").exists()
+    assert main(["embed", "violin", "-c", str(_default_checkpoint()), *wrong, "-o", str(tmp_path / "q.npz")]) == 2
+    assert "512-value embeddings and the model takes 384" in capsys.readouterr().err
+    assert not (tmp_path / "q.npz").exists()
+
+
+def _default_checkpoint():
+    from clipsep_rt.model.weights import default_checkpoint
+
+    return default_checkpoint()
+
+
+def test_embed_defaults_to_the_bundled_models_encoder(tmp_path, capsys):
+    """`embed TEXT -o FILE` with no model and no encoder uses the bundled model's (MiniLM, 384 values)."""
+    from clipsep_rt.cli import main
+    from clipsep_rt.query import MiniLMEncoder
+
+    assert main(["embed", "violin", "-o", str(tmp_path / "q.npz"), "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "with minilm:all-MiniLM-L6-v2 (384 values each, for the bundled default model)" in out
+    with np.load(tmp_path / "q.npz") as stored:
+        np.testing.assert_allclose(stored["violin"], MiniLMEncoder().encode_text(["violin"])[0], atol=1e-6)
+
+
+def test_onnx_minilm_tokens_match_sentence_transformers():
+    """The `tokenizers` set-up of the ONNX MiniLM encoder gives sentence-transformers' ids and masks,
+    long texts cut at 256 tokens, a batch padded to its longest text."""
+    from clipsep_rt.query import MiniLMEncoder
+    from clipsep_rt.query.encoders.onnx_minilm import MAX_TOKENS, minilm_tokenizer
+
+    encoder = MiniLMEncoder()
+    texts = ["violin", "a dog barking loudly in a park", "rain on a tin roof " * 80]
+    tokenizer = minilm_tokenizer(encoder.model_dir / "tokenizer.json")
+    encodings = tokenizer.encode_batch(texts)
+    want = encoder.model.preprocess(texts)
+    assert encoder.model.max_seq_length == MAX_TOKENS
+    np.testing.assert_array_equal(np.array([e.ids for e in encodings]), want["input_ids"].numpy())
+    np.testing.assert_array_equal(np.array([e.attention_mask for e in encodings]), want["attention_mask"].numpy())
+    assert len(encodings[2].ids) == MAX_TOKENS

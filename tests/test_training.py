@@ -334,3 +334,52 @@ def test_train_command_then_separate_with_the_result(corpus, tmp_path, capsys):
     sf.write(mixture, _sound("tone", 0) + _sound("noise", 1), SR)
     assert main(["-c", str(best), str(mixture), "-q", "a steady tone", "-o", str(tmp_path / "out"), "--quiet"]) == 0
     assert (tmp_path / "out" / "mix_a_steady_tone.wav").exists()
+
+
+def test_stream_edge_emphasis_weights_the_last_frames_and_keeps_the_mean():
+    from clipsep_rt.training.targets import stream_edge_emphasis
+
+    weights = stream_edge_emphasis(256, 48, 4.0)
+    assert weights.shape == (256,)
+    assert float(weights.mean()) == pytest.approx(1.0)
+    assert float(weights[-1] / weights[0]) == pytest.approx(4.0)
+    assert torch.all(weights[:208] == weights[0]) and torch.all(weights[208:] == weights[-1])
+    assert torch.equal(stream_edge_emphasis(256, 0, 4.0), torch.ones(256))
+    with pytest.raises(ValueError, match="edge_frames"):
+        stream_edge_emphasis(256, 300, 2.0)
+
+
+def test_streaming_aware_loss_scales_the_edge_of_the_loss_weights(corpus):
+    from clipsep_rt.dsp.spectral import SpectralFrontEnd
+    from clipsep_rt.training.datasets import ClipDataset, MixtureSampler
+    from clipsep_rt.training.targets import stream_edge_emphasis
+    from clipsep_rt.training.trainer import make_targets
+
+    batch = MixtureSampler(ClipDataset(read_index(corpus), "train", 65_535, 0, SR), 2, seed=0).sample()
+    front_end = SpectralFrontEnd()
+    plain = make_targets(batch, front_end, "cpu")
+    emphasis = stream_edge_emphasis(plain.weight.shape[-1], 48, 4.0)
+    weighted = make_targets(batch, front_end, "cpu", emphasis)
+    assert torch.allclose(weighted.weight, plain.weight * emphasis)
+    assert torch.equal(weighted.masks, plain.masks)
+
+
+def test_warm_start_begins_from_the_given_weights_with_a_fresh_schedule(corpus, tmp_path):
+    first = train(_config(corpus, tmp_path / "a", "nit", steps=5), log=lambda _: None,
+                  text_encoder=FakeTextEncoder(), progress=False)
+    messages = []
+    config = _config(corpus, tmp_path / "b", "nit", steps=1, init_from=first, stream_edge_frames=48, stream_edge_weight=4.0)
+    train(config, log=messages.append, text_encoder=FakeTextEncoder(), progress=False)
+    assert any("starting from the weights of" in m for m in messages)
+    assert [int(r["step"]) for r in _log(tmp_path / "b")] == [1]
+    start = load_checkpoint(first).state_dict
+    after = load_checkpoint(tmp_path / "b" / "last.safetensors").state_dict
+    # one Adam step (lr 3e-3) from the warm start stays within a few lr of it; a fresh
+    # initialisation would not
+    for key in ("unet.down_convs.0.weight", "unet.down_convs.2.weight"):
+        assert torch.allclose(after[key].float(), start[key].float(), atol=1e-2)
+        assert not torch.allclose(CLIPSepSeparator(TINY).state_dict()[key], start[key].float(), atol=1e-2)
+    wide = _config(corpus, tmp_path / "c", "nit", steps=1, init_from=first)
+    wide.model = replace(TINY, ngf=TINY.ngf * 2)
+    with pytest.raises(ClipsepError, match="init_from"):
+        train(wide, log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)

@@ -149,3 +149,72 @@ def test_union_row_is_the_max_of_the_query_masks(golden, fp32_engine):
     probability = fp32_engine.probabilities(front_end.warped_log_magnitude(spec.abs())[None, None], vectors)[0]
     union = front_end.linear_masks(probability).amax(dim=0)
     np.testing.assert_allclose(out[2], front_end.istft(spec * union, len(mixture)).numpy(), atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------- channels and short inputs
+
+
+def test_channels_are_masked_by_the_mono_masks(long_mixture, fp32_engine):
+    """(n, C) in: the masks of the downmix are applied to each channel, over many windows and
+    blocks, so each channel's selection + residual is that channel."""
+    rng = np.random.default_rng(11)
+    right = (0.3 * np.sin(2 * np.pi * 1200 * np.arange(len(long_mixture)) / 16000)
+             + 0.02 * rng.standard_normal(len(long_mixture))).astype(np.float32)
+    stereo = np.stack([long_mixture, right], axis=1)  # different content per channel
+    separator = OfflineSeparator(fp32_engine, options=WindowingOptions(batch_windows=2))
+    vectors = _vectors(fp32_engine, 2)
+    out = separator.separate(stereo, vectors, union_rows=[0, 1])
+    assert out.shape == (3, len(stereo), 2) and out.dtype == np.float32
+    mono = separator.separate(stereo.mean(axis=1), vectors, union_rows=[0, 1])
+    # Masking is linear in the signal: the channels' mean is the downmix's output.
+    np.testing.assert_allclose(out.mean(axis=2), mono, atol=2e-6, rtol=0)
+    assert np.abs(out[..., 0] - out[..., 1]).max() > 0.05  # the channels stay apart
+    # One channel alone, under the masks of the downmix (computed here from the mono STFT).
+    front_end = SpectralFrontEnd()
+    downmix = torch.from_numpy(stereo.mean(axis=1))
+    masks_of = lambda spec, start: front_end.linear_masks(  # noqa: E731
+        fp32_engine.probabilities(front_end.warped_log_magnitude(spec.abs())[None, None, :, start : start + 256], vectors)[0])
+    spec_mono, spec_right = front_end.stft(downmix), front_end.stft(torch.from_numpy(right))
+    masks = masks_of(spec_mono, 0)  # the first window; its middle is that window's own output
+    alone = front_end.istft(spec_right[:, :256] * masks, 255 * HOP)[0].numpy()
+    np.testing.assert_allclose(out[0, 2 * HOP : 150 * HOP, 1], alone[2 * HOP : 150 * HOP], atol=2e-5, rtol=0)
+    # Streaming in blocks gives the same (m, C) blocks.
+    pieces = list(separator.stream((stereo[i : i + 44_100] for i in range(0, len(stereo), 44_100)), vectors, [0, 1],
+                                   channels=2))
+    np.testing.assert_array_equal(np.concatenate([m for m, _ in pieces]), stereo)
+    np.testing.assert_allclose(np.concatenate([o for _, o in pieces], axis=1), out, atol=1e-6, rtol=0)
+
+
+def test_the_same_signal_in_every_channel_gets_its_mono_output(golden, fp32_engine):
+    mixture = np.resize(golden["mixture_wav"], 90_000)
+    separator = OfflineSeparator(fp32_engine)
+    vectors = _vectors(fp32_engine, 1)
+    mono = separator.separate(mixture, vectors)
+    out = separator.separate(np.stack([mixture] * 3, axis=1), vectors)
+    for channel in range(3):
+        np.testing.assert_allclose(out[..., channel], mono, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"\(m, 2\)"):
+        list(separator.stream([np.stack([mixture] * 3, axis=1)], vectors, channels=2))
+
+
+@pytest.mark.parametrize("length", [1, 160, 1023])
+@pytest.mark.parametrize("channels", [None, 2])
+def test_short_inputs_are_the_start_of_their_zero_padded_separation(golden, fp32_engine, length, channels):
+    """Shorter than an STFT frame or a window: zero-padded to one window, trimmed back."""
+    signal = golden["mixture_wav"][20_000 : 20_000 + length]
+    if channels:
+        signal = np.stack([signal, -0.5 * signal[::-1]], axis=1)
+    padded = np.zeros((SpectralConfig().window_samples, *signal.shape[1:]), dtype=np.float32)
+    padded[:length] = signal
+    separator = OfflineSeparator(fp32_engine)
+    vectors = fp32_engine.prepare_queries(golden["query_embedding"], noise_heads=True)
+    out = separator.separate(signal, vectors)
+    assert out.shape == (3, *signal.shape)
+    np.testing.assert_allclose(out, separator.separate(padded, vectors)[:, :length], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("channels", [None, 2])
+def test_an_empty_stream_yields_one_empty_block(fp32_engine, channels):
+    separator = OfflineSeparator(fp32_engine)
+    (mixture, outputs), = separator.stream([], _vectors(fp32_engine, 2), union_rows=[0, 1], channels=channels)
+    assert mixture.shape == ((0,) if channels is None else (0, 2)) and outputs.shape == (3, *mixture.shape)

@@ -15,10 +15,13 @@ def add_parser(sub) -> None:
         "bench", help="measure streaming latency and real-time margin of each backend on this machine",
         description="Stream synthetic audio through every available backend and latency preset as fast as possible and "
                     "report the algorithmic latency, per-hop compute p50/p99 and the real-time factor (no audio device "
-                    "needed). Without --checkpoint/--engine the full-size model runs with random weights (timings only).",
+                    "needed). Without --checkpoint/--engine it times the bundled default model; --random-weights times the "
+                    "full-size architecture (ngf 64) with seeded random weights instead (timings only).",
     )
     p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="a .safetensors checkpoint or an original CLIPSep-NIT .pt")
     p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export`")
+    p.add_argument("--random-weights", action="store_true",
+                   help="time the full-size architecture (ngf 64) with seeded random weights instead of a trained model")
     p.add_argument("-b", "--backend", action="append", choices=("torch", "onnxruntime", "tensorrt"), help="repeatable; default: all")
     p.add_argument("--preset", action="append", choices=sorted(PRESETS), help="repeatable; default: all")
     p.add_argument("--seconds", type=float, default=10.0, help="audio streamed per measurement (default: 10)")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from clipsep_rt.io.files import atomic_output
 
     rows = run_bench(args.checkpoint, args.engine, args.backend, args.preset, args.seconds, args.device, args.threads,
-                     log=say)
+                     log=say, random_weights=args.random_weights)
     print(format_table(rows), end="")
     if args.json:
         with atomic_output(args.json, overwrite=True) as temp:

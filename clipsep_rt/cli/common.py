@@ -13,8 +13,14 @@ from pathlib import Path
 EXIT_FAILURES = 1  # some inputs (or every benchmark row) failed
 EXIT_USAGE = 2  # a bad command line or setting
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15, as a shell reports a process it ended)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while a command runs: unwinds like Ctrl-C, so the same clean-up runs."""
+
+TORCH_PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # what the torch backend runs (eval, train)
+PRECISIONS = (*TORCH_PRECISIONS, "int8")  # int8: an engine folder's quantised ONNX graph
 
 
 def say(line: str) -> None:

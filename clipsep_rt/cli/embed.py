@@ -1,5 +1,7 @@
 """`clipsep-rt embed`: text and image queries -> a .npz of query vectors (`--query-embedding`),
-so that a runtime machine needs neither open_clip nor the CLIP weights."""
+so that a runtime machine needs no query encoder. The encoder is the one the separator was
+trained with: the --engine folder's (its exported ONNX text encoder when it has one), the
+--checkpoint's, else the bundled default model's; --query-encoder chooses another."""
 
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ def add_parser(sub) -> None:
     p.add_argument("queries", nargs="*", metavar="TEXT", help="text queries, e.g. 'orchestra' 'people yelling'")
     p.add_argument("--image", action="append", default=[], metavar="FILE", help="image queries (named after the file)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz")
-    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="use the query encoder this separator was trained with")
+    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE",
+                   help="use the query encoder this separator was trained with (default: the bundled model's)")
     p.add_argument("-e", "--engine", type=Path, metavar="DIR",
-                   help="use the exported CLIP text tower of this engine folder (no CLIP weights needed)")
+                   help="use the exported text encoder of this engine folder (ONNX Runtime only: no torch encoder or weights)")
     p.add_argument("-d", "--device", default="cpu", help="device for the encoder (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     query_encoder_arguments(p)
@@ -30,7 +33,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clipsep_rt.model.checkpoint import load_checkpoint
     from clipsep_rt.query.assemble import assemble_queries
     from clipsep_rt.query.embedder import QueryEmbedder
     from clipsep_rt.query.vectors import save_query_embeddings
@@ -42,22 +44,40 @@ def run(args: argparse.Namespace) -> int:
         raise ClipsepError(f"{args.output}: the output name must end in .npz")
     if args.output.exists() and not args.overwrite:
         raise ClipsepError(f"{args.output}: already exists (use --overwrite to replace it)")
-    manifest = read_manifest(args.engine) if args.engine else None
-    trained_with = manifest.query_encoder if manifest else load_checkpoint(args.checkpoint).query_encoder if args.checkpoint else None
+    model, trained_with, query_dim = _model(args)
     spec = args.query_encoder or trained_with
     if spec is None:
-        raise ClipsepError("which encoder? pass --query-encoder SPEC, the separator's --checkpoint or its --engine folder")
+        raise ClipsepError(f"{model} does not say which query encoder it was trained with: pass --query-encoder SPEC")
     options = encoder_options(args, spec=spec)
+    manifest = read_manifest(args.engine) if args.engine else None
     if manifest and manifest.text_encoder and not args.query_encoder:
-        from clipsep_rt.query.encoders.onnx_text import OnnxTextEncoder
-
-        text_onnx, tokenizer = args.engine / manifest.text_encoder.onnx, manifest.text_encoder.tokenizer
-        embedder = QueryEmbedder(spec, options, args.device, encoder_id=spec,
-                                 factory=lambda: OnnxTextEncoder(text_onnx, tokenizer, encoder_id=spec))
+        exported = manifest.text_encoder.encoder(args.engine, spec)
+        embedder = QueryEmbedder(spec, options, args.device, encoder_id=exported.encoder_id, factory=exported.build)
     else:
         embedder = QueryEmbedder(spec, options, args.device)
-    names, embeddings = assemble_queries(args.queries, args.image, embed_text=embedder.embed_text,
-                                         embed_images=embedder.embed_images)
+    names, embeddings = assemble_queries(args.queries, args.image, embed_text=lambda q: embedder.embed_text(q, query_dim),
+                                         embed_images=lambda paths: embedder.embed_images(paths, query_dim))
     save_query_embeddings(args.output, names, embeddings)
-    print(f"embedded {len(names)} queries with {embedder.encoder_id} ({embeddings.shape[1]} values each) -> {args.output}")
+    print(f"embedded {len(names)} queries with {embedder.encoder_id} ({embeddings.shape[1]} values each, for {model}) -> {args.output}")
     return 0
+
+
+def _model(args: argparse.Namespace) -> tuple[str, str | None, int | None]:
+    """(what the queries are for, the encoder it was trained with, its query size): the --engine
+    folder, the --checkpoint, else the bundled default model; with only --query-encoder, no model."""
+    if args.engine:
+        from clipsep_rt.runtime.engines.manifest import read_manifest
+
+        manifest = read_manifest(args.engine)
+        return f"engine folder {args.engine}", manifest.query_encoder, manifest.query_dim
+    if args.checkpoint is None and args.query_encoder:
+        return "any separator trained with it", None, None
+    from clipsep_rt.model.checkpoint import load_checkpoint
+
+    if args.checkpoint is None:
+        from clipsep_rt.model.weights import default_checkpoint
+
+        checkpoint = load_checkpoint(default_checkpoint())
+        return "the bundled default model", checkpoint.query_encoder, checkpoint.query_dim
+    checkpoint = load_checkpoint(args.checkpoint)
+    return f"checkpoint {args.checkpoint}", checkpoint.query_encoder, checkpoint.query_dim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clipsep_rt.cli.common import PRECISIONS, device_argument, encoder_options, query_encoder_arguments, say
+from clipsep_rt.cli.common import TORCH_PRECISIONS, device_argument, encoder_options, query_encoder_arguments, say
 from clipsep_rt.errors import ClipsepError
 
 
@@ -17,10 +17,11 @@ def add_parser(sub) -> None:
                     "SDR/SIR/SAR over the whole signal, SDR improvement and SI-SDR: mean +- SEM and median, overall "
                     "and per class. --query-variants instead compares query wordings on the same mixtures.",
     )
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("checkpoint", type=Path, nargs="?", metavar="CHECKPOINT", help="the separator (default: the bundled model)")
     p.add_argument("--data", type=Path, required=True, metavar="INDEX.csv", help="a dataset index (see the training docs)")
     p.add_argument("--split", default="test", help="the index split to draw from (default: test)")
-    p.add_argument("--count", type=int, default=100, help="number of mixtures (default: 100)")
+    p.add_argument("--count", type=int, default=100,
+                   help="number of distinct mixtures (default: 100; fewer when the split has fewer, said on stderr)")
     p.add_argument("--seed", type=int, default=0, help="mixture seed (default: 0)")
     p.add_argument("--mixtures", type=Path, metavar="FILE.json", help="reuse this list of mixtures, or write it if missing")
     p.add_argument("--ensemble", action="store_true", help="query with the prompt ensemble over the label's paraphrases")
@@ -38,7 +39,7 @@ def add_parser(sub) -> None:
     g.add_argument("--unrelated-query", metavar="TEXT",
                    help="the unrelated query for --query-variants (default: the file's \"unrelated\", else 'car engine')")
     device_argument(p)
-    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--precision", default="auto", choices=TORCH_PRECISIONS)
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the report as markdown")
     query_encoder_arguments(p)
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mixtures and args.mixtures.exists():
         mixtures = ev.read_mixture_list(args.mixtures)
     else:
-        mixtures = ev.make_eval_mixtures(args.data, split=args.split, count=args.count, seed=args.seed)
+        mixtures = ev.make_eval_mixtures(args.data, split=args.split, count=args.count, seed=args.seed, log=say)
         if args.mixtures:
             ev.write_mixture_list(mixtures, args.mixtures)
     if variants is not None:

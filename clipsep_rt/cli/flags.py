@@ -9,22 +9,30 @@ from __future__ import annotations
 from clipsep_rt.errors import ClipsepError, OptionError
 
 OPTION_FLAGS = {
+    "address": "--ray",
     "audio_format": "--format",
     "backend": "--backend",
     "backends": "--backend",
     "batch_windows": "--batch-size",
+    "calibration": "--calibration",
+    "cpus_per_worker": "--ray-cpus-per-worker",
     "device": "--device",
+    "gpus_per_worker": "--ray-gpus-per-worker",
     "hop_frames": "--hop-frames",
     "lookahead_frames": "--lookahead-frames",
     "mask": "--mask",
+    "max_retries": "--ray-retries",
     "opset": "--opset",
+    "output_file": "-o/--output",
     "overlap_frames": "--overlap",
     "overwrite": "--overwrite",
     "precision": "--precision",
+    "random_weights": "--random-weights",
     "sample_rate": "--sample-rate",
     "seconds": "--seconds",
     "tensorrt": "--tensorrt",
     "threads": "--threads",
+    "workers": "--ray-workers",
 }
 
 

@@ -18,6 +18,7 @@ from clipsep_rt.cli.common import (
     say,
     say_error,
 )
+from clipsep_rt.cli.ray_batch import ray_arguments, run_ray_batch, wants_ray
 from clipsep_rt.cli.stream import run_stream, streaming_arguments
 from clipsep_rt.errors import ClipsepError
 
@@ -37,7 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--query-embedding", action="append", default=[], metavar="FILE",
                    help="query vectors computed elsewhere: .npy of shape (D,) or (N, D), or .npz of named vectors")
     p.add_argument("-o", "--output", action="append", default=None, metavar="DIR|FILE|speakers",
-                   help="batch: output directory (default: ./separated); streaming: a .wav file and/or 'speakers' (repeatable)")
+                   help="batch: output directory (default: ./separated), or with one input and one output a .wav/.flac "
+                        "file; streaming: a .wav file and/or 'speakers' (repeatable)")
     p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt (default: the bundled model, see clipsep_rt/model/weights/MODEL_CARD.md)")
     p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export` (needs nothing else)")
     p.add_argument("-b", "--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
@@ -52,17 +54,42 @@ def add_parser(sub) -> None:
     p.add_argument("--combine", action="store_true", help="also write one output for the union of all queries")
     p.add_argument("--video", action="store_true", help="write video inputs back as videos with the separated audio")
     p.add_argument("--format", dest="audio_format", default="wav", choices=("wav", "flac"), help="audio output format: float32 wav or 24-bit flac")
+    p.add_argument("--mono", action="store_true",
+                   help="downmix every input to mono (default: outputs keep the input's channels)")
     p.add_argument("--sample-rate", type=output_rate, default=None, metavar="HZ|input",
                    help="output sample rate (default: input, the input's own rate; the model works at 16000)")
     p.add_argument("--overlap", type=int, default=64, metavar="FRAMES", help="crossfade between network windows, 0..128 frames (default: 64)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="network windows per batch (default: 4 on CPU, 16 on CUDA)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (default: keep them and skip)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     _report_arguments(p)
     streaming_arguments(p)
+    ray_arguments(p)
     query_encoder_arguments(p)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, given={})  # given: the options typed (dest -> flag), set by cli.main
+
+
+# Options that only one mode uses (argparse dest -> flag): given in the other mode they are refused.
+# (--sample-rate serves both: batch outputs and a file streamed to a file; cli.stream refuses it live.)
+BATCH_ONLY = {
+    "noise_heads": "--noise-heads", "residual": "--residual", "combine": "--combine", "video": "--video",
+    "audio_format": "--format", "mono": "--mono", "overlap": "--overlap", "batch_size": "--batch-size",
+    "report": "--report", "reference": "--reference", "interference": "--interference",
+}
+STREAMING_ONLY = {
+    "realtime": "--realtime", "latency": "--latency", "hop_frames": "--hop-frames",
+    "lookahead_frames": "--lookahead-frames", "stats": "--stats", "input_device": "--input-device",
+    "output_device": "--output-device",
+}
+# Query-encoder options -> the queries they act on (text: --query; images: --query-image).
+ENCODER_OPTIONS = {
+    "prompt": ("--prompt", ("query",)), "prompt_ensemble": ("--prompt-ensemble", ("query",)),
+    "query_encoder": ("--query-encoder", ("query", "query_image")),
+    "clip_weights": ("--clip-weights", ("query", "query_image")),
+    "download_weights": ("--download-weights", ("query", "query_image")),
+    "cache_dir": ("--cache-dir", ("query", "query_image")), "no_cache": ("--no-cache", ("query", "query_image")),
+}
 
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,6 +105,9 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.list_devices:
+        others = [flag for name, flag in args.given.items() if name != "list_devices"]
+        if others:
+            raise ClipsepError(f"--list-devices lists the audio devices and exits; it takes no other options ({', '.join(others)})")
         from clipsep_rt.runtime.live.devices import list_devices
 
         print(list_devices())
@@ -89,23 +119,55 @@ def run(args: argparse.Namespace) -> int:
         raise ClipsepError("no query given: use --query TEXT, --query-image FILE or --query-embedding FILE")
     if (args.reference or args.interference) and not args.report:
         raise ClipsepError("--reference and --interference go with --report DIR")
+    _refuse_unused_options(args, specs)
+    if wants_ray(args):
+        return run_ray_batch(args, specs)
     if specs == ["mic"] or args.stream:
-        if args.report:
-            raise ClipsepError("--report works with batch separation of files, not with --stream or --input mic")
         return run_stream(args, specs)
     return _run_batch(args, specs)
+
+
+def _refuse_unused_options(args: argparse.Namespace, specs: list[str]) -> None:
+    """An option the chosen mode would ignore is an error naming it, not silently dropped."""
+
+    def refuse(flags: list[str], why: str) -> None:
+        if flags:
+            raise ClipsepError(f"{', '.join(flags)}: {why}")
+
+    live_input = specs == ["mic"]
+    sinks = args.output or []
+    if live_input or args.stream:
+        refuse([flag for name, flag in BATCH_ONLY.items() if name in args.given],
+               "batch options, not used when streaming (--stream or --input mic)")
+        refuse(["--realtime"] if args.realtime and (live_input or "speakers" in sinks or not sinks) else [],
+               "paces a file streamed to a .wav file (-o FILE.wav); a live stream already runs in real time")
+        refuse(["--input-device"] if args.input_device and not live_input else [], "needs --input mic")
+        refuse(["--output-device"] if args.output_device and not (live_input and not sinks or "speakers" in sinks) else [],
+               "needs -o speakers")
+        refuse(["--overwrite"] if args.overwrite and all(sink == "speakers" for sink in sinks) else [],
+               "nothing is recorded to a file (add -o FILE.wav)")
+    else:
+        refuse([flag for name, flag in STREAMING_ONLY.items() if name in args.given],
+               "streaming options: add --stream (a file) or use --input mic")
+    if args.compile and (args.engine is not None or args.backend in ("onnxruntime", "tensorrt")):
+        refuse(["--compile"], "compiles the torch backend only (not with --engine or --backend onnxruntime/tensorrt)")
+    typed_queries = live_input or "speakers" in sinks  # a live run embeds the queries typed on stdin
+    for name, (flag, uses) in ENCODER_OPTIONS.items():
+        if name in args.given and not typed_queries and not any(getattr(args, use) for use in uses):
+            kinds = " or ".join("--query TEXT" if use == "query" else "--query-image FILE" for use in uses)
+            refuse([flag], f"acts on {kinds} queries, and none is given")
 
 
 def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
     from clipsep_rt.cli.session import open_session
     from clipsep_rt.io.media import expand_inputs
     from clipsep_rt.runtime.jobs.batch import BatchSeparator
-    from clipsep_rt.runtime.jobs.outputs import OutputOptions
+    from clipsep_rt.runtime.jobs.outputs import OutputOptions, input_roots
 
-    if args.output and len(args.output) > 1:
-        raise ClipsepError("batch separation writes to one output directory: give -o once")
-    output = Path(args.output[0] if args.output else "separated")
-    options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, args.audio_format, args.sample_rate)
+    output, output_file = _batch_output(args)
+    audio_format = output_file.suffix[1:].lower() if output_file else args.audio_format
+    options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, audio_format, args.sample_rate,
+                            mono=args.mono)
     session = open_session(args, noise_heads=args.noise_heads)
     inputs, input_errors = expand_inputs(specs)
     for message in input_errors:
@@ -113,15 +175,24 @@ def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
     if not args.quiet:
         print(session.describe(), file=sys.stderr)
     batch = BatchSeparator(
-        session.separator.offline, session.queries, session.noise_heads, options,
-        output, overwrite=args.overwrite, log=say, progress=None if args.quiet else _progress_bar,
+        session.separator.offline, session.queries, session.noise_heads, options, output, overwrite=args.overwrite,
+        log=say, progress=None if args.quiet else _progress_bar, output_file=output_file,
     )
     report_job = _report_job(args, session, inputs)  # checked before anything is separated
-    report = batch.run(inputs)
+    try:
+        report = batch.run(inputs, input_roots(specs))
+    except KeyboardInterrupt:
+        _say_stopped(batch.report, len(inputs))
+        raise
     failed = len(report.failures) + len(input_errors)
     if not args.quiet:
-        say(f"{len(inputs) - len(report.failures)} of {len(inputs) + len(input_errors)} inputs separated, "
-            f"{len(report.written)} files written to {output}" + (f", {failed} failed" if failed else ""))
+        for source in report.skipped:
+            say(f"{source}: kept its existing outputs (--overwrite replaces them)")
+        skipped = f", {len(report.skipped)} skipped (outputs exist)" if report.skipped else ""
+        kept = f", {len(report.kept)} existing kept" if report.kept else ""
+        say(f"{len(report.finished)} of {len(inputs) + len(input_errors)} inputs separated{skipped}"
+            + (f", {failed} failed" if failed else "")
+            + f"; {len(report.written)} files written to {output_file or output}{kept}; model: {session.model}")
     if report_job is not None:
         failures = {source for source, _ in report.failures}
         separated = [source for source in inputs if str(source) not in failures]
@@ -132,6 +203,38 @@ def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
         else:
             say("no report written: no input was separated")
     return EXIT_FAILURES if failed else 0
+
+
+def _batch_output(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """-o in batch mode: (the output directory, None), or (its folder, the file) for -o FILE.wav/.flac."""
+    from clipsep_rt.io.media import MEDIA_EXTENSIONS
+
+    if args.output and len(args.output) > 1:
+        raise ClipsepError("-o/--output: batch separation writes to one output directory (or one file): give -o once")
+    output = Path(args.output[0] if args.output else "separated")
+    if str(output) == "speakers":
+        raise ClipsepError("-o speakers: playing needs the streaming path: add --stream (or use --input mic)")
+    suffix = output.suffix.lower()
+    if suffix in (".wav", ".flac") and not output.is_dir():
+        if "audio_format" in args.given and args.audio_format != suffix[1:]:
+            raise ClipsepError(f"--format {args.audio_format}: -o {output} already names a {suffix[1:]} file")
+        if args.video:
+            raise ClipsepError(f"--video: videos are written into an output directory, not to -o {output}")
+        return output.parent, output
+    if suffix in MEDIA_EXTENSIONS:
+        raise ClipsepError(f"-o/--output {output}: a batch writes .wav or .flac files; give a directory, "
+                           "or a .wav/.flac file name for one input and one output")
+    if output.exists() and not output.is_dir():
+        raise ClipsepError(f"-o/--output {output}: exists and is not a directory")
+    return output, None
+
+
+def _say_stopped(report, total: int) -> None:
+    """What an interrupted batch finished, on stderr (its unfinished file left nothing)."""
+    finished = [*report.finished, *report.skipped]
+    names = f": {', '.join(Path(source).name for source in finished)}" if finished else ""
+    where = f"stopped while separating {report.interrupted} (its unfinished outputs were removed); " if report.interrupted else ""
+    say(f"{where}{len(finished)} of {total} inputs finished{names}")
 
 
 def _report_job(args: argparse.Namespace, session, inputs: list[Path]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class Session:
     queries: QuerySet
     noise_heads: int  # noise heads per query in the output rows (0 unless asked for)
     embeddings: np.ndarray  # (Q, D) float32 query vectors, in the order of queries.names
+    model: str  # which model runs, for summaries: the bundled one's name, or the -c/-e path given
 
     def describe(self) -> str:
         lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.names)}"]
@@ -45,4 +47,6 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
     names, embeddings = separator.embed_queries(args.query, args.query_image, args.query_embedding)
     prepared = separator.prepare_queries(embeddings, noise_heads)
     heads = separator.noise_heads if noise_heads else 0
-    return Session(separator, QuerySet(names, prepared), heads, embeddings)
+    given = args.engine or args.checkpoint
+    model = str(given) if given else f"the bundled default {Path(separator.name).stem} (see its MODEL_CARD.md)"
+    return Session(separator, QuerySet(names, prepared), heads, embeddings, model)

@@ -128,18 +128,19 @@ class SpectralFrontEnd(torch.nn.Module):
     def stft_frames(self, samples: torch.Tensor, sample_base: int, first: int, stop: int) -> torch.Tensor:
         """Frames [first, stop) of the centred, zero-padded STFT of a signal held in pieces.
 
-        samples: (n,) float32 on the CPU, global samples [sample_base, sample_base + n);
-        samples outside it count as zeros (the centre padding before sample 0 and after the
-        signal's end) -> complex (513, stop - first) on the window's device: `stft(signal)
-        [:, first:stop]` when `samples` holds every sample of the signal those frames reach.
+        samples: (..., n) float32 on the CPU (e.g. (n,), or (C, n) for C channels), global
+        samples [sample_base, sample_base + n); samples outside it count as zeros (the centre
+        padding before sample 0 and after the signal's end) -> complex (..., 513, stop - first)
+        on the window's device: `stft(signal)[..., first:stop]` when `samples` holds every
+        sample of the signal those frames reach.
         """
         hop, half = self.config.hop_length, self.config.n_fft // 2
         begin, end = first * hop - half, (stop - 1) * hop + half
-        segment = torch.zeros(end - begin)
-        lo, hi = max(begin, sample_base), min(end, sample_base + len(samples))
-        segment[lo - begin : hi - begin] = samples[lo - sample_base : hi - sample_base]
-        return torch.stft(
-            segment.to(self.window.device),
+        segment = torch.zeros(*samples.shape[:-1], end - begin)
+        lo, hi = max(begin, sample_base), min(end, sample_base + samples.shape[-1])
+        segment[..., lo - begin : hi - begin] = samples[..., lo - sample_base : hi - sample_base]
+        spec = torch.stft(
+            segment.reshape(-1, end - begin).to(self.window.device),
             n_fft=self.config.n_fft,
             hop_length=hop,
             win_length=self.config.win_length,
@@ -147,6 +148,7 @@ class SpectralFrontEnd(torch.nn.Module):
             center=False,
             return_complex=True,
         )
+        return spec.reshape(*samples.shape[:-1], *spec.shape[-2:])
 
     def istft_first_frame(self, sample: int) -> int:
         """A first frame from which `istft_span` gives exact samples from global `sample` on."""
@@ -203,6 +205,8 @@ def linear_masks(
 def apply_real_masks(spec: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """The mixture STFT under each mask: complex (513, T) x real (K, 513, T) -> complex (K, 513, T).
 
-    A real mask scales real and imaginary parts alike: cheaper than a complex product.
+    Shapes broadcast as in `spec * masks`: per-channel spectra (C, 513, T) under masks
+    (K, 1, 513, T) give (K, C, 513, T). A real mask scales real and imaginary parts alike:
+    cheaper than a complex product.
     """
     return torch.view_as_complex(torch.view_as_real(spec) * masks[..., None])

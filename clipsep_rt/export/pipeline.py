@@ -1,9 +1,13 @@
-"""`clipsep-rt export CHECKPOINT -o DIR`: every engine file a runtime machine needs, checked.
+"""`clipsep-rt export [CHECKPOINT] -o DIR`: every engine file a runtime machine needs, checked.
 
 DIR receives the separator's weights (project format, for the torch backend), its FP32 and
-FP16 ONNX graphs, optionally a TensorRT FP16 plan, the CLIP text tower as FP32 and FP16
-ONNX (when the separator was trained with an open_clip encoder), and manifest.json. Every
-graph is checked numerically against torch before the manifest is written.
+FP16 ONNX graphs, optionally a TensorRT FP16 plan, the text encoder as FP32 and FP16 ONNX
+(the CLIP text tower for an open_clip encoder; MiniLM with its tokenizer.json for the
+bundled default model), and manifest.json. Every graph is checked numerically against its
+reference before the manifest is written, by scale-free figures that the manifest records
+(`parity`): the separator's masks in dB SNR, the text embeddings' cosine. An FP16 graph
+that does not hold up against FP32 is left out (and said so); an FP32 graph that does not
+match its reference fails the export. Without a checkpoint, the bundled default model.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from clipsep_rt.model.checkpoint import load_checkpoint, save_checkpoint
 from clipsep_rt.query.embedder import QueryEncoderOptions
 from clipsep_rt.runtime.engines.contract import (
     MANIFEST_NAME,
+    MINILM_TOKENIZER,
     SEPARATOR_FP16_ONNX,
+    SEPARATOR_INT8_ONNX,
     SEPARATOR_ONNX,
     SEPARATOR_PLAN,
     SEPARATOR_WEIGHTS,
@@ -33,25 +39,34 @@ logger = logging.getLogger(__name__)
 
 FP16_MIN_MASK_SNR_DB = 40.0
 VERIFY_PROMPTS = ("a photo of orchestra", "a photo of people yelling", "a photo of a dog barking loudly in a park", "")
+# MiniLM's plain prompts, one past its 256-token cut (so the check covers truncation too)
+MINILM_VERIFY_TEXTS = ("violin", "people yelling", "a dog barking loudly in a park", "", "rain on a tin roof " * 80)
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     fp16: bool = True  # also write FP16 graphs
-    text_encoder: bool = True  # export the CLIP text tower when the separator uses open_clip
+    text_encoder: bool = True  # export the text encoder (a CLIP text tower, or MiniLM)
     tensorrt: bool = False  # build a TensorRT FP16 plan (needs TensorRT and an NVIDIA GPU)
+    int8: bool = False  # also write the INT8 CPU graph, calibrated on `calibration` (export/int8.py)
+    calibration: tuple[Path, ...] = ()  # real audio files for the INT8 calibration
     opset: int = 17
     encoder: QueryEncoderOptions = QueryEncoderOptions()  # where the CLIP weights come from
     overwrite: bool = False
 
 
-def export_engines(checkpoint_path: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(),
+def export_engines(checkpoint_path: str | Path | None, out_dir: str | Path, options: ExportOptions = ExportOptions(),
                    log: Callable[[str], None] | None = None) -> Manifest:
-    """Write and verify the engine directory; returns its manifest. `log` gets one line per
-    file written and checked (default: this module's `logging` info)."""
+    """Write and verify the engine directory; returns its manifest. `checkpoint_path` None:
+    the bundled default model. `log` gets one line per file written and checked (default:
+    this module's `logging` info)."""
     log = log or logger.info
     from clipsep_rt.export.separator_onnx import check_onnx, compare_fp16, convert_separator_fp16, export_separator_onnx, verify_separator_onnx
 
+    if checkpoint_path is None:
+        from clipsep_rt.model.weights import default_checkpoint
+
+        checkpoint_path = default_checkpoint()
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
     if (out_dir / MANIFEST_NAME).exists() and not options.overwrite:
         raise OptionError("overwrite", f"is off and {out_dir} already holds exported engines")
@@ -63,20 +78,28 @@ def export_engines(checkpoint_path: str | Path, out_dir: str | Path, options: Ex
     with atomic_output(out_dir / SEPARATOR_ONNX, overwrite=True) as temp:
         export_separator_onnx(model, temp, opset=options.opset, window_frames=checkpoint.spectral_config.window_frames)
         check_onnx(temp)
-        errors = verify_separator_onnx(model, temp)
-    log(f"{SEPARATOR_ONNX}: matches torch within {max(errors.values()):.2g} (batch 1 and 7, 1 and 5 queries)")
+        snr = min(verify_separator_onnx(model, temp).values())
+    log(f"{SEPARATOR_ONNX}: masks {_db(snr)} SNR against torch (batch 1 and 7, 1 and 5 queries)")
+    parity = {SEPARATOR_ONNX: {"against": "torch", "mask_snr_db": snr, "kept": True}}
     separator = SeparatorFiles(weights=SEPARATOR_WEIGHTS, onnx=SEPARATOR_ONNX, window_frames=checkpoint.spectral_config.window_frames)
 
     if options.fp16:
-        with atomic_output(out_dir / SEPARATOR_FP16_ONNX, overwrite=True) as temp:
+        fp16_path = out_dir / SEPARATOR_FP16_ONNX
+        with atomic_output(fp16_path, overwrite=True) as temp:
             convert_separator_fp16(out_dir / SEPARATOR_ONNX, temp)
             check_onnx(temp)
             snr = min(compare_fp16(out_dir / SEPARATOR_ONNX, temp).values())
-        if snr < FP16_MIN_MASK_SNR_DB:
-            (out_dir / SEPARATOR_FP16_ONNX).unlink()
-            raise ClipsepError(f"FP16 separator masks are only {snr:.1f} dB from FP32 (need {FP16_MIN_MASK_SNR_DB:g})")
-        log(f"{SEPARATOR_FP16_ONNX}: masks {snr:.1f} dB SNR against FP32")
-        separator.onnx_fp16 = SEPARATOR_FP16_ONNX
+        kept = snr >= FP16_MIN_MASK_SNR_DB
+        parity[SEPARATOR_FP16_ONNX] = {"against": SEPARATOR_ONNX, "mask_snr_db": snr, "kept": kept}
+        if kept:
+            log(f"{SEPARATOR_FP16_ONNX}: masks {_db(snr)} SNR against FP32")
+            separator.onnx_fp16 = SEPARATOR_FP16_ONNX
+        else:
+            fp16_path.unlink()
+            log(f"{SEPARATOR_FP16_ONNX}: left out, its masks are only {_db(snr)} from FP32 (need {FP16_MIN_MASK_SNR_DB:g} dB)")
+
+    if options.int8:
+        _export_int8(out_dir, checkpoint.spectral_config, options.calibration, separator, log)
 
     if options.tensorrt:
         from clipsep_rt.runtime.engines.tensorrt_plan import TensorRTBuildConfig, ensure_engine
@@ -86,7 +109,7 @@ def export_engines(checkpoint_path: str | Path, out_dir: str | Path, options: Ex
         log(f"{SEPARATOR_PLAN}: TensorRT FP16 plan built for this GPU")
         separator.tensorrt_plan = SEPARATOR_PLAN
 
-    text = _export_text_encoder(checkpoint.query_encoder, out_dir, options, log) if options.text_encoder else None
+    text = _export_text_encoder(checkpoint.query_encoder, out_dir, options, parity, log) if options.text_encoder else None
     manifest = Manifest(
         checkpoint={"name": checkpoint_path.name, "sha256": file_sha256(checkpoint_path)},
         model=checkpoint.model_config,
@@ -96,14 +119,37 @@ def export_engines(checkpoint_path: str | Path, out_dir: str | Path, options: Ex
         separator=separator,
         text_encoder=text,
         provenance=checkpoint.provenance,
+        parity=parity,
     )
     manifest.write(out_dir)
     return manifest
 
 
-def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportOptions,
+def _export_int8(out_dir: Path, spectral, calibration: tuple[Path, ...], separator: SeparatorFiles,
+                 log: Callable[[str], None]) -> None:
+    """The INT8 graph, calibrated on real audio and refused when its masks drift from FP32."""
+    from clipsep_rt.export.int8 import INT8_MIN_MASK_SNR_DB, calibration_windows, quantize_separator_int8
+
+    windows = calibration_windows(calibration, spectral)
+    with atomic_output(out_dir / SEPARATOR_INT8_ONNX, overwrite=True) as temp:
+        report = quantize_separator_int8(out_dir / SEPARATOR_ONNX, temp, windows)
+        if report.mask_snr_db < INT8_MIN_MASK_SNR_DB:
+            raise ClipsepError(f"INT8 separator masks are only {report.mask_snr_db:.1f} dB from FP32 "
+                               f"(need {INT8_MIN_MASK_SNR_DB:g}); calibrate on more varied audio")
+    log(f"{SEPARATOR_INT8_ONNX}: masks {report.mask_snr_db:.1f} dB SNR against FP32 on {report.check_windows} held-out "
+        f"windows (calibrated on {report.calibration_windows} windows of {len(report.calibration)} file(s))")
+    separator.onnx_int8 = SEPARATOR_INT8_ONNX
+    separator.int8 = report.to_json()
+
+
+def _db(snr: float) -> str:
+    return f"{snr:.1f} dB" if snr != float("inf") else "exact (inf dB)"
+
+
+def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportOptions, parity: dict,
                          log: Callable[[str], None]) -> TextEncoderFiles | None:
-    """The checkpoint's CLIP text tower as ONNX, or None when its encoder is not open_clip."""
+    """The checkpoint's text encoder as ONNX (its parity figures added to `parity`), or None
+    when the encoder is neither open_clip nor MiniLM."""
     from clipsep_rt.query.encoders.registry import build_encoder, parse_encoder_spec
     from clipsep_rt.export.text_encoder_onnx import (
         FP16_MIN_COSINE,
@@ -113,8 +159,11 @@ def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportO
     )
 
     spec = options.encoder.spec or encoder_id
-    if spec is None or parse_encoder_spec(spec, options.encoder.clip_weights).backend != "open_clip":
-        log(f"text encoder: not exported ({spec or 'no encoder recorded'} is not an open_clip CLIP model)")
+    backend = parse_encoder_spec(spec, options.encoder.clip_weights).backend if spec else None
+    if backend == "minilm":
+        return _export_minilm(out_dir, options, parity, log)
+    if backend != "open_clip":
+        log(f"text encoder: not exported ({spec or 'no encoder recorded'} is neither an open_clip CLIP model nor MiniLM)")
         return None
     try:
         encoder = build_encoder(spec, "cpu", options.encoder.clip_weights, allow_download=options.encoder.allow_download)
@@ -125,12 +174,56 @@ def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportO
         export_text_encoder_onnx(model, temp, opset=options.opset)
         cosine = verify_text_encoder_onnx(model, tokenizer, temp, list(VERIFY_PROMPTS))
     log(f"{TEXT_ENCODER_ONNX}: cosine {cosine:.6f} with open_clip")
+    parity[TEXT_ENCODER_ONNX] = {"against": "open_clip", "min_cosine": cosine, "kept": True}
     files = TextEncoderFiles(onnx=TEXT_ENCODER_ONNX, tokenizer=parse_encoder_spec(spec).model_name,
                              context_length=int(model.context_length))
     if options.fp16:
-        with atomic_output(out_dir / TEXT_ENCODER_FP16_ONNX, overwrite=True) as temp:
+        fp16_path = out_dir / TEXT_ENCODER_FP16_ONNX
+        with atomic_output(fp16_path, overwrite=True) as temp:
             convert_text_encoder_fp16(out_dir / TEXT_ENCODER_ONNX, temp)
-            cosine = verify_text_encoder_onnx(model, tokenizer, temp, list(VERIFY_PROMPTS), min_cosine=FP16_MIN_COSINE)
-        log(f"{TEXT_ENCODER_FP16_ONNX}: cosine {cosine:.6f} with open_clip")
-        files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
+            cosine = verify_text_encoder_onnx(model, tokenizer, temp, list(VERIFY_PROMPTS), min_cosine=-1.0)
+        kept = cosine >= FP16_MIN_COSINE
+        parity[TEXT_ENCODER_FP16_ONNX] = {"against": "open_clip", "min_cosine": cosine, "kept": kept}
+        if kept:
+            log(f"{TEXT_ENCODER_FP16_ONNX}: cosine {cosine:.6f} with open_clip")
+            files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
+        else:
+            fp16_path.unlink()
+            log(f"{TEXT_ENCODER_FP16_ONNX}: left out, its cosine with open_clip is only {cosine:.6f} (need {FP16_MIN_COSINE})")
+    return files
+
+
+def _export_minilm(out_dir: Path, options: ExportOptions, parity: dict, log: Callable[[str], None]) -> TextEncoderFiles:
+    """The bundled MiniLM encoder as ONNX with its tokenizer.json, checked against sentence-transformers."""
+    from clipsep_rt.export.minilm_onnx import export_minilm_onnx, minilm_cosine, write_minilm_tokenizer
+    from clipsep_rt.export.text_encoder_onnx import FP16_MIN_COSINE, FP32_MIN_COSINE, convert_text_encoder_fp16
+    from clipsep_rt.query.encoders.minilm import MiniLMEncoder
+
+    encoder = MiniLMEncoder("cpu")
+    texts = list(MINILM_VERIFY_TEXTS)
+    tokenizer = write_minilm_tokenizer(encoder, out_dir / MINILM_TOKENIZER)
+    with atomic_output(out_dir / TEXT_ENCODER_ONNX, overwrite=True) as temp:
+        export_minilm_onnx(encoder, temp, opset=options.opset)
+        cosine = minilm_cosine(encoder, temp, tokenizer, texts)
+        if not cosine >= FP32_MIN_COSINE:
+            raise ClipsepError(f"{TEXT_ENCODER_ONNX}: MiniLM embeddings differ from sentence-transformers': "
+                               f"cosine {cosine:.6f} < {FP32_MIN_COSINE}")
+    log(f"{TEXT_ENCODER_ONNX}: MiniLM, cosine {cosine:.7f} with sentence-transformers (tokenizer {MINILM_TOKENIZER})")
+    parity[TEXT_ENCODER_ONNX] = {"against": "sentence-transformers", "min_cosine": cosine, "kept": True}
+    files = TextEncoderFiles(onnx=TEXT_ENCODER_ONNX, tokenizer=MINILM_TOKENIZER,
+                             context_length=int(encoder.model.max_seq_length), kind="minilm")
+    if options.fp16:
+        fp16_path = out_dir / TEXT_ENCODER_FP16_ONNX
+        with atomic_output(fp16_path, overwrite=True) as temp:
+            convert_text_encoder_fp16(out_dir / TEXT_ENCODER_ONNX, temp)
+            cosine = minilm_cosine(encoder, temp, tokenizer, texts)
+        kept = cosine >= FP16_MIN_COSINE
+        parity[TEXT_ENCODER_FP16_ONNX] = {"against": "sentence-transformers", "min_cosine": cosine, "kept": kept}
+        if kept:
+            log(f"{TEXT_ENCODER_FP16_ONNX}: MiniLM FP16, cosine {cosine:.7f} with sentence-transformers")
+            files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
+        else:
+            fp16_path.unlink()
+            log(f"{TEXT_ENCODER_FP16_ONNX}: left out, its cosine with sentence-transformers is only {cosine:.6f} "
+                f"(need {FP16_MIN_COSINE})")
     return files

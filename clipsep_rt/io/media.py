@@ -2,9 +2,10 @@
 
 Reading: soundfile (libsndfile: wav, flac, ogg, mp3, aiff, ...) is tried first; whatever it
 cannot open (m4a/aac, opus in non-Ogg containers, the audio track of video files) is decoded
-with PyAV. Either way the audio is downmixed to mono by averaging channels, checked for NaN/Inf
-and resampled with soxr, through one shared block pipeline, so `load_audio` (whole file) and
-`iter_audio_blocks` (bounded memory) give the same samples.
+with PyAV. Either way the audio is checked for NaN/Inf, downmixed to mono by averaging channels
+(unless `mono=False`: then every channel is kept, shape (n, channels)) and resampled with soxr,
+through one shared block pipeline, so `load_audio` (whole file) and `iter_audio_blocks`
+(bounded memory) give the same samples.
 
 Writing: every output is written to a hidden temporary file beside its destination and moved
 into place with `os.replace`, so a failed or interrupted write never leaves a partial file.
@@ -47,12 +48,12 @@ _VIDEO_AUDIO_CODECS = ("aac", "libopus", "libmp3lame", "flac")
 
 @dataclass(frozen=True)
 class LoadedAudio:
-    """A decoded input file: float32 mono `samples` of shape (n,) at `sample_rate` Hz."""
+    """A decoded input file: float32 `samples` at `sample_rate` Hz, (n,) mono or (n, channels)."""
 
     samples: np.ndarray
     sample_rate: int  # the rate `samples` were resampled to
     source_rate: int  # the file's own sample rate
-    source_channels: int  # channels before the downmix to mono
+    source_channels: int  # the file's channels (before any downmix to mono)
     duration_s: float  # len(samples) / sample_rate
     path: Path
     is_video: bool  # the audio came from a file that also holds a video stream
@@ -60,7 +61,7 @@ class LoadedAudio:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What a media file's audio is before decoding to mono 16 kHz."""
+    """What a media file's audio is before decoding (and resampling, and any downmix)."""
 
     rate: int
     channels: int
@@ -71,8 +72,11 @@ class SourceInfo:
 # ---------------------------------------------------------------------------- reading
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_samples: int = 1024) -> LoadedAudio:
-    """Decode a whole audio or video file to float32 mono samples of shape (n,) at `sample_rate`.
+def load_audio(
+    path: str | os.PathLike, sample_rate: int = 16000, min_samples: int = 1024, mono: bool = True
+) -> LoadedAudio:
+    """Decode a whole audio or video file to float32 samples at `sample_rate`: shape (n,)
+    downmixed to mono, or with `mono=False` shape (n, channels), every channel kept.
 
     Raises ClipsepError (naming the file) when the file is missing, a directory, unreadable,
     not decodable audio, a video without an audio stream, empty, shorter than `min_samples`
@@ -80,8 +84,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_samples: i
     """
     path = Path(path)
     with _open_source(path) as (info, blocks):
-        chunks = list(_resampled(path, info, blocks, sample_rate, min_samples))
-    samples = np.concatenate(chunks)
+        chunks = list(_resampled(path, info, blocks, sample_rate, min_samples, mono))
+    samples = np.concatenate([_no_samples(info, mono), *chunks])
     return LoadedAudio(
         samples=samples,
         sample_rate=sample_rate,
@@ -94,9 +98,13 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, min_samples: i
 
 
 def iter_audio_blocks(
-    path: str | os.PathLike, block_samples: int, sample_rate: int = 16000, min_samples: int = 1024
+    path: str | os.PathLike, block_samples: int, sample_rate: int = 16000, min_samples: int = 1024,
+    mono: bool = True,
 ) -> Iterator[np.ndarray]:
-    """Yield float32 mono blocks of shape (block_samples,) at `sample_rate`; the last may be shorter.
+    """Yield float32 blocks of `block_samples` samples at `sample_rate`; the last may be shorter.
+
+    Blocks are (block_samples,) downmixed to mono, or with `mono=False` (block_samples,
+    channels) with the file's channels (`probe(path).channels`).
 
     Memory stays bounded by a decode block plus `block_samples`, whatever the file's length.
     Validation is that of `load_audio`, raised lazily: open/decode errors on the first
@@ -107,8 +115,8 @@ def iter_audio_blocks(
         raise ValueError(f"block_samples must be positive, got {block_samples}")
     path = Path(path)
     with _open_source(path) as (info, blocks):
-        buffer = np.zeros(0, dtype=np.float32)
-        for chunk in _resampled(path, info, blocks, sample_rate, min_samples):
+        buffer = _no_samples(info, mono)
+        for chunk in _resampled(path, info, blocks, sample_rate, min_samples, mono):
             buffer = np.concatenate([buffer, chunk])
             full = len(buffer) - len(buffer) % block_samples
             for start in range(0, full, block_samples):
@@ -214,25 +222,38 @@ def _video_streams(container: av.container.Container) -> list[av.stream.Stream]:
     return [stream for stream in container.streams.video if not stream.disposition & attached_pic]
 
 
-def _resampled(
-    path: Path, info: SourceInfo, blocks: Iterable[np.ndarray], sample_rate: int, min_samples: int
-) -> Iterator[np.ndarray]:
-    """Validate, downmix and resample native (frames, channels) blocks to float32 (k,) chunks.
+def _no_samples(info: SourceInfo, mono: bool) -> np.ndarray:
+    """An empty float32 array of the decoded layout: (0,) mono, else (0, channels)."""
+    return np.zeros(0 if mono else (0, info.channels), dtype=np.float32)
 
-    Raises ClipsepError on NaN/Inf samples, and at the end if the audio is empty or too short.
+
+def _resampled(
+    path: Path, info: SourceInfo, blocks: Iterable[np.ndarray], sample_rate: int, min_samples: int, mono: bool
+) -> Iterator[np.ndarray]:
+    """Validate, downmix (if `mono`) and resample native (frames, channels) blocks to float32
+    (k,) chunks, or (k, channels) ones without the downmix.
+
+    Raises ClipsepError on NaN/Inf samples, on a change of the channel count mid-stream (when
+    channels are kept), and at the end if the audio is empty or too short.
     """
-    resampler = soxr.ResampleStream(info.rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+    channels = 1 if mono else info.channels
+    resampler = soxr.ResampleStream(info.rate, sample_rate, channels, dtype="float32", quality=RESAMPLE_QUALITY)
     source_frames = 0
     total = 0
     for block in blocks:
         if not np.isfinite(block).all():
             raise ClipsepError(f"{path}: audio contains NaN or infinite sample values")
+        if not mono and block.shape[1] != channels:
+            raise ClipsepError(
+                f"{path}: the channel count changes from {channels} to {block.shape[1]} "
+                f"{source_frames / info.rate:.2f} s in; separate it downmixed to mono instead"
+            )
         source_frames += len(block)
-        chunk = resampler.resample_chunk(block.mean(axis=1, dtype=np.float32))
+        chunk = resampler.resample_chunk(block.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(block))
         total += len(chunk)
         if len(chunk):
             yield chunk
-    chunk = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    chunk = resampler.resample_chunk(_no_samples(info, mono), last=True)
     total += len(chunk)
     if len(chunk):
         yield chunk

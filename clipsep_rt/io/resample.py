@@ -18,24 +18,29 @@ RESAMPLE_QUALITY = "HQ"  # soxr quality of every file-path resampling: decoding 
 class OutputRateConverter:
     """Turns 16 kHz (mixture, outputs) blocks into output-rate (mixture, outputs) blocks.
 
-    `native_mixture` yields the input at `out_rate` (mono float32 blocks of any size); it is
-    only read when the rates differ. All outputs end with exactly the native length.
+    Mono blocks are a (m,) mixture and (K, m) outputs; C-channel blocks a (m, C) mixture and
+    (K, m, C) outputs, each channel resampled on its own. `native_mixture` yields the input at
+    `out_rate` in the same layout (float32 blocks of any size); it is only read when the rates
+    differ. All outputs end with exactly the native length: a native tail the model-rate
+    blocks do not reach (a very short input can have no samples at 16 kHz) gets silent outputs.
     """
 
     def __init__(self, model_rate: int, out_rate: int, native_mixture: Iterator[np.ndarray] | None):
         self.identity = model_rate == out_rate
         self.model_rate, self.out_rate = model_rate, out_rate
         self.native = native_mixture
-        self.pending = np.zeros(0, dtype=np.float32)  # native samples not yet paired with output
+        self.pending: np.ndarray | None = None  # native samples not yet paired with output
         self.resamplers: list[soxr.ResampleStream] = []
 
     def convert(self, mixture: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(m,) mixture, (K, m) outputs at the model rate -> (k,), (K, k) at the output rate."""
+        """(m[, C]) mixture, (K, m[, C]) outputs at the model rate -> (k[, C]), (K, k[, C]) at the output rate."""
         if self.identity:
             return mixture, outputs
         if not self.resamplers:
+            channels = 1 if mixture.ndim == 1 else mixture.shape[1]
+            self.pending = mixture[:0]
             self.resamplers = [
-                soxr.ResampleStream(self.model_rate, self.out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+                soxr.ResampleStream(self.model_rate, self.out_rate, channels, dtype="float32", quality=RESAMPLE_QUALITY)
                 for _ in outputs
             ]
         converted = np.stack([r.resample_chunk(row) for r, row in zip(self.resamplers, outputs)])
@@ -46,12 +51,12 @@ class OutputRateConverter:
         """The tail: flushed resamplers, padded or cut to the native length."""
         if self.identity or not self.resamplers:
             return None
-        tail = np.stack([r.resample_chunk(np.zeros(0, dtype=np.float32), last=True) for r in self.resamplers])
+        tail = np.stack([r.resample_chunk(self.pending[:0], last=True) for r in self.resamplers])
         for block in self.native:
             self.pending = np.concatenate([self.pending, block])
         remaining = len(self.pending)
         if tail.shape[1] < remaining:
-            tail = np.pad(tail, ((0, 0), (0, remaining - tail.shape[1])))
+            tail = np.pad(tail, [(0, 0), (0, remaining - tail.shape[1])] + [(0, 0)] * (tail.ndim - 2))
         return self._native(remaining), tail[:, :remaining]
 
     def _native(self, count: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from clipsep_rt.query.cache import EmbeddingCache
 from clipsep_rt.query.embed import embed_queries
 from clipsep_rt.query.images import embed_images
 from clipsep_rt.query.prompts import ENSEMBLE_TEMPLATES, check_template
-from clipsep_rt.query.encoders.registry import build_encoder, default_templates_for, encoder_id_for
+from clipsep_rt.query.encoders.registry import build_encoder, check_encoder_fits, default_templates_for, encoder_id_for
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class QueryEmbedder:
         self.spec = spec
         self.options = options
         self.encoder_id = encoder_id or encoder_id_for(spec, options.clip_weights)
+        self._builds_from_spec = factory is None
         self._factory = factory or (lambda: build_encoder(spec, device, options.clip_weights, allow_download=options.allow_download))
         self.cache = EmbeddingCache(options.cache_dir) if options.use_cache else None
 
@@ -58,12 +59,20 @@ class QueryEmbedder:
             return (check_template(self.options.prompt),)
         return default_templates_for(self.spec)
 
+    def check_fits(self, dim: int | None) -> None:
+        """ClipsepError when the spec's encoder is known (registry.KNOWN_EMBEDDING_DIMS) to make
+        embeddings of another size than `dim`; a prebuilt factory's encoder is checked after it runs."""
+        if dim is not None and self._builds_from_spec:
+            check_encoder_fits(self.spec, dim, self.options.clip_weights)
+
     def embed_text(self, queries: Sequence[str], dim: int | None = None) -> np.ndarray:
-        """(Q,) texts -> (Q, D) float32 unit embeddings."""
+        """(Q,) texts -> (Q, D) float32 unit embeddings; `dim`: the separator's D, checked first."""
         if any(not query.strip() for query in queries):
             raise ClipsepError("empty query text: say what to separate, e.g. --query 'dog barking'")
+        self.check_fits(dim)
         return embed_queries(list(queries), self._factory, self.encoder_id, self.templates(), self.cache, dim)
 
     def embed_images(self, paths: Sequence[str | Path], dim: int | None = None) -> np.ndarray:
         """(Q,) image files -> (Q, D) float32 CLIP image embeddings (CLIPSep trains with these)."""
+        self.check_fits(dim)
         return embed_images([Path(p) for p in paths], self._factory, self.encoder_id, self.cache, dim)

@@ -131,7 +131,7 @@ class ReportJob:
         """{'reference'|'interference': (n,) float32 at the model rate}, each the input's length,
         or a ClipsepError naming the file."""
         rate = self.rate
-        length = len(load_audio(self.inputs[0], rate).samples)
+        length = len(load_audio(self.inputs[0], rate, min_samples=0).samples)
         truth = {}
         for key, path in (("reference", self.ground_truth.reference), ("interference", self.ground_truth.interference)):
             if path is None:
@@ -180,7 +180,7 @@ class ReportJob:
         return [outputs[q * rows] for q in range(count)], [outputs[q * rows + 1 : (q + 1) * rows] for q in range(count)]
 
     def _write_input(self, source: Path, prepared) -> tuple[InputResult, list[Path]]:
-        mixture = load_audio(source, self.rate).samples  # (n,)
+        mixture = load_audio(source, self.rate, min_samples=0).samples  # (n,): the mono mixture the network hears
         predictions, noise = self._separate(mixture, prepared)
         planned_inputs, planned_queries = self.plan(source)
         audio = {planned_inputs[0].stem: mixture}

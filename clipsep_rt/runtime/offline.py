@@ -1,9 +1,15 @@
 """Offline (file) separation: long audio in overlapping trained-size windows, bounded memory.
 
-`OfflineSeparator.stream` consumes mono 16 kHz blocks of any size and yields
-(mixture, outputs) blocks as soon as they are final, so memory depends on the batch
-size, not on the length of the file. The result is identical (up to float rounding) to
-processing the whole signal at once with the same window grid (see `windowing`).
+`OfflineSeparator.stream` consumes 16 kHz blocks of any size and yields (mixture, outputs)
+blocks as soon as they are final, so memory depends on the batch size, not on the length of
+the file. The result is identical (up to float rounding) to processing the whole signal at
+once with the same window grid (see `windowing`).
+
+Multichannel input: the masks come from the mono mixture (the mean of the channels' STFTs,
+which is the STFT of the downmix) and are applied to each channel's STFT, so every channel's
+selection + residual is that channel, and a signal present in all channels alike gets
+exactly its mono output in each. Input of any length works: shorter than one window, the
+signal is zero-padded to one window and the outputs keep the input's length.
 
 Bookkeeping is in global indices: sample s, STFT frame t (centred at t * hop).
 """
@@ -53,8 +59,11 @@ class OfflineSeparator:
         self.weights = crossfade_weights(self.window, options.overlap_frames).to(engine.device)
 
     def separate(self, mixture: np.ndarray, queries: PreparedQueries, union_rows: list[int] | None = None) -> np.ndarray:
-        """(n,) float32 mixture, queries prepared by the engine -> (rows [+1 union], n) float32."""
-        outputs = [out for _, out in self.stream([mixture], queries, union_rows)]
+        """(n,) or (n, C) float32 mixture, queries prepared by the engine -> (rows [+1 union], n)
+        or (rows [+1 union], n, C) float32."""
+        mixture = np.asarray(mixture, dtype=np.float32)
+        channels = None if mixture.ndim == 1 else mixture.shape[1]
+        outputs = [out for _, out in self.stream([mixture], queries, union_rows, channels=channels)]
         return np.concatenate(outputs, axis=1)
 
     def stream(
@@ -63,34 +72,55 @@ class OfflineSeparator:
         queries: PreparedQueries,
         union_rows: list[int] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        channels: int | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yields (mixture (m,), outputs (K [+1], m)) blocks covering the input in order.
+        """Yields (mixture, outputs) blocks covering the input in order, at least one (empty
+        for an empty input).
 
+        `channels=None`: blocks are mono (m,); they yield a (m,) mixture and (K [+1], m)
+        outputs. `channels=C`: blocks are (m, C); they yield (m, C) and (K [+1], m, C).
         `union_rows` adds a last output row masked by the union (max) of those rows' masks.
         `on_progress` is called with the number of input samples consumed so far.
         """
-        state = _StreamState(self, queries, union_rows)
+        state = _StreamState(self, queries, union_rows, channels)
         for block in blocks:
-            state.push(np.asarray(block, dtype=np.float32).reshape(-1))
+            state.push(_channels_first(block, channels))
             if on_progress:
                 on_progress(state.received)
             yield from state.run(final=False)
         yield from state.run(final=True)
 
 
-class _StreamState:
-    """Buffers of one stream: samples, mixture STFT frames, blended mask probabilities."""
+def _channels_first(block: np.ndarray, channels: int | None) -> np.ndarray:
+    """A (m,) mono block or a (m, C) one -> float32 (1, m) or (C, m)."""
+    block = np.asarray(block, dtype=np.float32)
+    if channels is None:
+        if block.ndim != 1:
+            raise ValueError(f"mono blocks (channels=None) have shape (m,), got {block.shape}")
+        return block[None]
+    if block.ndim != 2 or block.shape[1] != channels:
+        raise ValueError(f"expected blocks of shape (m, {channels}), got {block.shape}")
+    return block.T
 
-    def __init__(self, separator: OfflineSeparator, queries: PreparedQueries, union_rows: list[int] | None):
+
+class _StreamState:
+    """Buffers of one stream: samples, per-channel STFT frames, blended mask probabilities."""
+
+    def __init__(
+        self, separator: OfflineSeparator, queries: PreparedQueries, union_rows: list[int] | None, channels: int | None
+    ):
         self.sep = separator
         self.config = separator.spectral
         self.queries = queries
         self.union_rows = union_rows
+        self.channels = channels  # None: mono blocks in and out
         self.device = separator.engine.device
         self.received = 0
-        self.samples = torch.zeros(0)  # input samples from global index sample_base
+        self.samples = torch.zeros(channels or 1, 0)  # (C, n): input samples from global index sample_base
         self.sample_base = 0
-        self.frames = torch.zeros(self.config.linear_freq_bins, 0, dtype=torch.complex64, device=self.device)
+        self.frames = torch.zeros(
+            channels or 1, self.config.linear_freq_bins, 0, dtype=torch.complex64, device=self.device
+        )  # (C, 513, T) per-channel STFT
         self.blend = torch.zeros(queries.rows, self.config.log_freq_bins, 0, device=self.device)
         self.weight_sum = torch.zeros(0, device=self.device)
         self.frame_base = 0  # global frame index of frames[:, 0], blend[..., 0], weight_sum[0]
@@ -98,14 +128,17 @@ class _StreamState:
         self.emitted = 0  # global samples yielded so far
 
     def push(self, block: np.ndarray) -> None:
-        self.samples = torch.cat([self.samples, torch.from_numpy(block.copy())])
-        self.received += len(block)
+        """Append a (C, m) block."""
+        self.samples = torch.cat([self.samples, torch.from_numpy(block.copy())], dim=1)
+        self.received += block.shape[1]
 
     # -- windows ---------------------------------------------------------------------------
 
     def _ready_starts(self, final: bool) -> list[int]:
         hop_samples, half = self.config.hop_length, self.config.n_fft // 2
         if final:
+            if not self.received:
+                return []  # nothing to separate
             # The last window, moved left to end on the last frame, still starts after every
             # regular window processed so far.
             starts = window_starts(1 + self.received // hop_samples, self.sep.window, self.sep.hop)
@@ -124,6 +157,9 @@ class _StreamState:
             yield from self._emit(final=final and not pending)
         if final and self.emitted < self.received:
             yield from self._emit(final=True)
+        if final and not self.received:  # an empty input: one empty block
+            rows = self.queries.rows + (1 if self.union_rows else 0)
+            yield self._output(self.samples, torch.zeros(rows, *self.samples.shape))
 
     def _grow(self, stop: int) -> None:
         """Extend the frame-indexed buffers to cover global frames < stop."""
@@ -136,15 +172,16 @@ class _StreamState:
         window = self.sep.window
         first, stop = min(starts), max(starts) + window
         end = (stop - 1) * self.config.hop_length + self.config.n_fft // 2  # the last frame's reach
-        assert final or end <= self.sample_base + len(self.samples), "frame requested before its samples arrived"
-        spec = self.sep.front_end.stft_frames(self.samples, self.sample_base, first, stop)  # (513, stop - first)
-        log_mag = self.sep.front_end.warped_log_magnitude(spec.abs())  # (256, stop - first)
+        assert final or end <= self.sample_base + self.samples.shape[1], "frame requested before its samples arrived"
+        spec = self.sep.front_end.stft_frames(self.samples, self.sample_base, first, stop)  # (C, 513, stop - first)
+        mono = spec[0] if spec.shape[0] == 1 else spec.mean(dim=0)  # the downmix's STFT (STFT is linear)
+        log_mag = self.sep.front_end.warped_log_magnitude(mono.abs())  # (256, stop - first)
         windows = torch.stack([log_mag[:, s - first : s - first + window] for s in starts])[:, None]
         probabilities = self.sep.engine.probabilities(windows, self.queries)  # (B, rows, 256, W)
         self._grow(stop)
-        known = self.frame_base + self.frames.shape[1]
+        known = self.frame_base + self.frames.shape[-1]
         if stop > known:
-            self.frames = torch.cat([self.frames, spec[:, known - first :]], dim=1)
+            self.frames = torch.cat([self.frames, spec[..., known - first :]], dim=-1)
         for start, window_probs in zip(starts, probabilities):
             offset = start - self.frame_base
             self.blend[..., offset : offset + window] += window_probs * self.sep.weights
@@ -165,15 +202,24 @@ class _StreamState:
             return
         front_end = self.sep.front_end
         first = front_end.istft_first_frame(self.emitted)
-        stop = self.frame_base + self.frames.shape[1] if final else min(self.frame_base + self.frames.shape[1], -(-end // hop) + 3)
+        known = self.frame_base + self.frames.shape[-1]
+        stop = known if final else min(known, -(-end // hop) + 3)
         local = slice(first - self.frame_base, stop - self.frame_base)
         probability = self.blend[..., local] / self.weight_sum[local]
-        masks = front_end.linear_masks(probability, self.union_rows, self.sep.options.mask)
-        audio = front_end.istft_span(apply_real_masks(self.frames[:, local], masks), first, self.emitted, end)
-        mixture = self.samples[self.emitted - self.sample_base : end - self.sample_base]
-        yield mixture.numpy().copy(), audio.cpu().numpy()
+        masks = front_end.linear_masks(probability, self.union_rows, self.sep.options.mask)  # (K, 513, T)
+        masked = apply_real_masks(self.frames[..., local], masks[:, None])  # (K, C, 513, T)
+        audio = front_end.istft_span(masked, first, self.emitted, end)  # (K, C, end - emitted)
+        yield self._output(self.samples[:, self.emitted - self.sample_base : end - self.sample_base], audio)
         self.emitted = end
         self._trim()
+
+    def _output(self, mixture: torch.Tensor, audio: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(C, m) mixture, (K, C, m) outputs -> the stream's layout: (m,), (K, m) for mono
+        blocks, else (m, C), (K, m, C)."""
+        mixture, audio = mixture.numpy(), audio.cpu().numpy()
+        if self.channels is None:
+            return mixture[0].copy(), audio[:, 0]
+        return mixture.T.copy(), np.ascontiguousarray(audio.transpose(0, 2, 1))
 
     def _trim(self) -> None:
         """Drop samples and frames no future window or output needs."""
@@ -182,12 +228,12 @@ class _StreamState:
         keep_frame = min(self.sep.front_end.istft_first_frame(self.emitted), self.latest_start)
         drop = keep_frame - self.frame_base
         if drop > 0:
-            self.frames = self.frames[:, drop:]
+            self.frames = self.frames[..., drop:]
             self.blend = self.blend[..., drop:]
             self.weight_sum = self.weight_sum[drop:]
             self.frame_base = keep_frame
         keep_sample = min(self.emitted, keep_frame * hop - half)
         drop = keep_sample - self.sample_base
         if drop > 0:
-            self.samples = self.samples[drop:]
+            self.samples = self.samples[:, drop:]
             self.sample_base = keep_sample

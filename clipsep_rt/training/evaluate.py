@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -36,6 +37,8 @@ import numpy as np
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.dsp.metrics import separation_metrics
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 CROP_SAMPLES = 65535
@@ -134,28 +137,35 @@ def _read_index_rows(index) -> list[dict]:
     return rows
 
 
-def make_eval_mixtures(index, split: str = "test", count: int = 100, seed: int = 0) -> list[EvalMixture]:
-    """`count` fixed (target, interference) pairs from `split`; the same for the same index and seed.
+def make_eval_mixtures(index, split: str = "test", count: int = 100, seed: int = 0,
+                       log: Callable[[str], None] | None = None) -> list[EvalMixture]:
+    """`count` distinct fixed (target, interference) pairs from `split`; the same for the same index and seed.
 
-    Targets go through a seeded permutation of the split's clips (repeated if `count` is larger);
-    each interference is drawn uniformly from clips whose canonical label differs.
+    Targets go through seeded permutations of the split's clips, round after round; each
+    interference is drawn uniformly from the clips of another canonical label that this target
+    has not been mixed with yet. A split with fewer distinct pairs than `count` gives them all,
+    and `log` hears how many there are (a mixture is never repeated: repeats would shrink the
+    SEM without adding evidence).
     """
     rows = sorted((r for r in _read_index_rows(index) if r["split"] == split), key=lambda r: (r["audio"], r["labels"]))
     if len({r["labels"][0] for r in rows}) < 2:
         raise ClipsepError(f"split {split!r} needs clips of at least two labels to make mixtures, found {len(rows)} clips")
     if count < 1:
         raise ClipsepError("count must be at least 1")
+    partners = [[o for o in range(len(rows)) if rows[o]["labels"][0] != row["labels"][0]] for row in rows]
+    available = sum(len(p) for p in partners)
+    if available < count:
+        (log or logger.info)(f"split {split!r} has only {available} distinct mixtures (each of its {len(rows)} clips "
+                             f"with each clip of another label), not {count}: evaluating those {available}")
+        count = available
     rng = np.random.default_rng(seed)
-    order: list[int] = []
-    while len(order) < count:
-        order.extend(rng.permutation(len(rows)).tolist())
-    mixtures = []
-    for i, t in enumerate(order[:count]):
-        target = rows[t]
-        others = [r for r in rows if r["labels"][0] != target["labels"][0]]
-        other = others[int(rng.integers(len(others)))]
-        mixtures.append(EvalMixture(i, target["audio"], target["labels"], other["audio"], other["labels"]))
-    return mixtures
+    pairs: list[tuple[int, int]] = []
+    while len(pairs) < count:
+        for t in rng.permutation(len(rows)).tolist():
+            if partners[t] and len(pairs) < count:
+                pairs.append((t, partners[t].pop(int(rng.integers(len(partners[t]))))))
+    return [EvalMixture(i, rows[t]["audio"], rows[t]["labels"], rows[o]["audio"], rows[o]["labels"])
+            for i, (t, o) in enumerate(pairs)]
 
 
 def write_mixture_list(mixtures: Sequence[EvalMixture], path: str | Path, overwrite: bool = True) -> None:

@@ -49,6 +49,25 @@ class MixBatch(NamedTuple):
     weight: torch.Tensor  # (B, F, T) loss weights
 
 
+def stream_edge_emphasis(frames: int, edge_frames: int, edge_weight: float) -> torch.Tensor:
+    """(T,) loss weights over a window's frames that count its last `edge_frames` frames
+    `edge_weight` times as much as the others, scaled to mean 1 (so the loss keeps its size).
+
+    A stream keeps the masks of the H frames just before its L-frame look-ahead, at the right
+    edge of the network window, where the U-Net has the least right context; the batch path
+    keeps mostly window middles. Weighting the last H + L frames of the largest preset trains
+    one model for both. edge_frames 0 (or edge_weight 1) gives uniform weights.
+    """
+    if not 0 <= edge_frames <= frames:
+        raise ValueError(f"edge_frames must be in 0..{frames}, got {edge_frames}")
+    if edge_weight <= 0:
+        raise ValueError(f"edge_weight must be positive, got {edge_weight}")
+    emphasis = torch.ones(frames)
+    if edge_frames:
+        emphasis[frames - edge_frames :] = edge_weight
+    return emphasis / emphasis.mean()
+
+
 def mix_and_warp(sources: torch.Tensor, front_end: SpectralFrontEnd) -> MixBatch:
     """Mix-and-separate: sources (B, S, n) waveforms -> MixBatch on the log grid.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -46,11 +47,12 @@ from clipsep_rt.training.datasets import (
 from clipsep_rt.training.index import read_index
 from clipsep_rt.training.losses import clipsep_loss, nit_loss, pit_loss
 from clipsep_rt.training.schedule import TrainingRecipe, make_optimizer, make_scheduler
-from clipsep_rt.training.targets import MixBatch, mix_and_warp
+from clipsep_rt.training.targets import MixBatch, mix_and_warp, stream_edge_emphasis
 
 MODEL_TYPES = ("clipsep", "nit", "labelsep", "pit")
 TRAIN_PRECISIONS = ("auto", "bf16", "fp32")
-PATH_KEYS = ("index", "out_dir", "clip_weights", "frame_embeddings")
+PATH_KEYS = ("index", "out_dir", "clip_weights", "frame_embeddings", "init_from")
+_LOG = logging.getLogger(__name__)
 LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation")
 
 
@@ -75,13 +77,18 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | bf16 | fp32
     noisy: bool = False
     sampling: str = "classes"  # classes (each class a target equally often) | clips (as often as it has clips)
+    # Streaming-aware loss: the last `stream_edge_frames` frames of each window count
+    # `stream_edge_weight` times as much (targets.stream_edge_emphasis); 0 frames: uniform.
+    stream_edge_frames: int = 0
+    stream_edge_weight: float = 1.0
+    init_from: Path | None = None  # warm start: separator weights to begin with (a fresh run only, not a resume)
     seed: int = 0
     clip_samples: int = 65_535
 
     def __post_init__(self) -> None:
         self.index = Path(self.index)
         self.out_dir = Path(self.out_dir)
-        for key in ("clip_weights", "frame_embeddings"):
+        for key in ("clip_weights", "frame_embeddings", "init_from"):
             if getattr(self, key) is not None:
                 setattr(self, key, Path(getattr(self, key)))
         if isinstance(self.model, dict):
@@ -102,6 +109,8 @@ class TrainConfig:
             raise ClipsepError(f"train config: sampling must be one of {', '.join(SAMPLING_MODES)}, got {self.sampling!r}")
         if self.precision not in TRAIN_PRECISIONS:
             raise ClipsepError(f"train config: precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
+        if self.stream_edge_frames < 0 or self.stream_edge_weight <= 0:
+            raise ClipsepError("train config: stream_edge_frames must be >= 0 and stream_edge_weight positive")
         if self.total_steps < 1 or self.batch < 1 or self.val_every < 1:
             raise ClipsepError("train config: steps, batch_size and val_every must be positive")
 
@@ -168,14 +177,18 @@ def uses_bf16_autocast(precision: str, device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
 
 
-def make_targets(batch: MixtureBatch, front_end: SpectralFrontEnd, device) -> MixBatch:
+def make_targets(batch: MixtureBatch, front_end: SpectralFrontEnd, device, frame_weights: torch.Tensor | None = None) -> MixBatch:
     """Targets of a mixture batch. In noisy mode a source is its clip plus the off-screen
     sound added to it, so the target masks include that noise (as a video's audio track
-    would) while the query describes the clip's class only."""
+    would) while the query describes the clip's class only. `frame_weights` (T,) scale the
+    loss weights per frame (the streaming-aware loss)."""
     sources = batch.sources.to(device)
     if batch.noise is not None:
         sources = sources + batch.noise.to(device)
-    return mix_and_warp(sources, front_end)
+    targets = mix_and_warp(sources, front_end)
+    if frame_weights is None:
+        return targets
+    return targets._replace(weight=targets.weight * frame_weights.to(targets.weight.device))
 
 
 class _Step:
@@ -205,6 +218,16 @@ class _Step:
             result = nit_loss(query, out.noise.float(), targets.masks, targets.weight, recipe.gamma, recipe.reg_weight)
             return result.loss, torch.sigmoid(query).mean().item(), result.noise_activation.item()
         return clipsep_loss(query, targets.masks, targets.weight), torch.sigmoid(query).mean().item(), 0.0
+
+
+def _warm_start(separator: CLIPSepSeparator, path: Path, encoder_id: str | None) -> None:
+    """Load `path`'s weights into `separator`: same architecture and query encoder, or an error."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.model_config != separator.config:
+        raise ClipsepError(f"init_from {path}: its model {checkpoint.model_config} differs from the config's {separator.config}")
+    if encoder_id is not None and checkpoint.query_encoder != encoder_id:
+        raise ClipsepError(f"init_from {path}: trained with query encoder {checkpoint.query_encoder}, not {encoder_id}")
+    separator.load_state_dict(checkpoint.state_dict)
 
 
 def _separator(model: torch.nn.Module) -> CLIPSepSeparator:
@@ -268,7 +291,7 @@ def _truncate_log(log_path: Path, step: int) -> None:
 
 def train(
     config: TrainConfig,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _LOG.info,
     text_encoder=None,
     image_encoder=None,
     progress: bool = True,
@@ -353,6 +376,9 @@ def train(
             log(f"sampling changed from {trained_sampling} to {config.sampling}: the best validation loss starts afresh")
         _truncate_log(log_path, start)
     else:
+        if config.init_from is not None:
+            _warm_start(_separator(model), config.init_from, encoder_id)
+            log(f"starting from the weights of {config.init_from} (fresh optimiser and schedule)")
         with open(log_path, "w", newline="") as handle:
             csv.writer(handle).writerow(LOG_COLUMNS)
 
@@ -360,8 +386,13 @@ def train(
     use_amp = uses_bf16_autocast(config.precision, device)
     log(f"training on {device} in {'bf16 autocast' if use_amp else 'fp32'}")
 
+    window_frames = config.clip_samples // spectral.hop_length + 1
+    frame_weights = None
+    if config.stream_edge_frames:
+        frame_weights = stream_edge_emphasis(window_frames, config.stream_edge_frames, config.stream_edge_weight)
+
     def forward(batch: MixtureBatch):
-        targets = make_targets(batch, front_end, device)
+        targets = make_targets(batch, front_end, device, frame_weights)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             return step_fn(batch, targets, device)
 

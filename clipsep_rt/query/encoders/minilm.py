@@ -6,6 +6,8 @@ MiniLM's 384-d space is not CLIP's: it only fits separator checkpoints trained w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from clipsep_rt.optional import import_optional
@@ -29,8 +31,14 @@ class MiniLMEncoder:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()  # its weight-loading bar is noise on our stderr
+        self.model_dir = Path(bundle.get_model_path())  # the installed model files (tokenizer.json among them)
         with hub_offline():
-            self._model = sentence_transformers.SentenceTransformer(str(bundle.get_model_path()), device=str(device))
+            self._model = sentence_transformers.SentenceTransformer(str(self.model_dir), device=str(device))
+
+    @property
+    def model(self):
+        """The sentence-transformers model (for export)."""
+        return self._model
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """(N,) strings -> (N, 384) float32, rows of unit norm."""

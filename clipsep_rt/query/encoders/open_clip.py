@@ -12,9 +12,9 @@ Look-ups run with the Hub offline, so a missing file fails at once; only with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import file_sha256
@@ -22,6 +22,9 @@ from clipsep_rt.optional import describe_exception, import_optional
 from clipsep_rt.query.encoders.hub import hub_offline
 from clipsep_rt.query.base import l2_normalise
 from clipsep_rt.query.prompts import PAPER_TEMPLATE
+
+if TYPE_CHECKING:  # torch is imported where it runs, so that importing clipsep_rt.query needs no torch
+    import torch
 
 HF_HUB_SCHEMA = "hf-hub:"
 
@@ -75,6 +78,8 @@ class OpenClipEncoder:
         cache_dir: str | Path | None = None,
         allow_download: bool = False,
     ) -> None:
+        import torch
+
         self.encoder_id = open_clip_encoder_id(model_name, pretrained)
         self.device = torch.device(device)
         if (model is None) != (tokenizer is None):
@@ -100,6 +105,8 @@ class OpenClipEncoder:
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """(N,) strings -> (N, D) float32, rows of unit norm."""
+        import torch
+
         tokens = self._tokenizer(list(texts)).to(self.device)
         with torch.inference_mode():
             features = self._model.encode_text(tokens)
@@ -107,6 +114,8 @@ class OpenClipEncoder:
 
     def encode_image(self, images) -> np.ndarray:
         """A list of PIL images, or a float tensor (N, 3, H, W) already preprocessed -> (N, D)."""
+        import torch
+
         if isinstance(images, torch.Tensor):
             if images.ndim != 4 or images.shape[1] != 3:
                 raise ValueError(f"expected an image tensor (N, 3, H, W), got {tuple(images.shape)}")

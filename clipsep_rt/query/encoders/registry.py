@@ -23,6 +23,20 @@ from clipsep_rt.query.encoders.open_clip import HF_HUB_SCHEMA, OpenClipEncoder, 
 
 DEFAULT_ENCODER = PAPER_QUERY_ENCODER
 
+# The embedding size D of the encoders whose size is known without loading them: MiniLM, and
+# open_clip architectures by model name (their configs' embed_dim; tests check these against
+# the installed open_clip). A separator takes one D, so a spec whose D differs cannot serve it.
+KNOWN_EMBEDDING_DIMS = {
+    f"minilm:{MINILM_NAME}": MiniLMEncoder.embedding_dim,
+    **{f"open_clip:{name}": dim for name, dim in {
+        "RN50": 1024, "RN101": 512, "RN50x4": 640, "RN50x16": 768, "RN50x64": 1024,
+        "ViT-B-32": 512, "ViT-B-32-quickgelu": 512, "ViT-B-16": 512, "ViT-B-16-quickgelu": 512,
+        "ViT-L-14": 768, "ViT-L-14-quickgelu": 768, "ViT-L-14-336": 768,
+        "ViT-H-14": 1024, "ViT-g-14": 1024, "ViT-bigG-14": 1280,
+        "convnext_base_w": 640, "EVA02-B-16": 512, "ViT-SO400M-14-SigLIP": 1152,
+    }.items()},
+}
+
 
 @dataclass(frozen=True)
 class EncoderSpec:
@@ -78,6 +92,24 @@ def encoder_id_for(spec: str, weights: str | Path | None = None) -> str:
     if parsed.backend == "minilm":
         return MiniLMEncoder.encoder_id
     return open_clip_encoder_id(parsed.model_name, parsed.pretrained)
+
+
+def known_embedding_dim(spec: str, weights: str | Path | None = None) -> int | None:
+    """The embedding size of the spec's encoder from KNOWN_EMBEDDING_DIMS, without loading it
+    (None for an architecture not in the table, e.g. most hf-hub: models)."""
+    parsed = parse_encoder_spec(spec, weights)
+    return KNOWN_EMBEDDING_DIMS.get(f"{parsed.backend}:{parsed.model_name}")
+
+
+def check_encoder_fits(spec: str, dim: int, weights: str | Path | None = None) -> None:
+    """ClipsepError, naming both sizes, when the spec's encoder is known to make embeddings of
+    another size than `dim` (the separator's): before any weights are looked for."""
+    known = known_embedding_dim(spec, weights)
+    if known is not None and known != dim:
+        raise ClipsepError(
+            f"query encoder {spec} does not fit this model: it makes {known}-value embeddings and the model "
+            f"takes {dim}; use the encoder the model was trained with (leave --query-encoder out)"
+        )
 
 
 def default_templates_for(spec: str) -> tuple[str, ...]:

@@ -10,6 +10,11 @@ backend that can run, in this order:
 and explains every faster option it skipped. A named backend is checked the same way
 and refused (ClipsepError) with the reason when it cannot run.
 
+INT8 (the engine folder's INT8 graph, `clipsep-rt export --int8`) runs on onnxruntime CPU
+when precision int8 is asked for. `auto` does not pick it: on the CPU measured it was not
+reliably faster than torch bf16 or fp32 (BENCHMARKS.md, "INT8 CPU graph"), although its
+SDRi stayed within 0.2 dB of fp32; `auto` says so when the folder has the graph.
+
 Engine folder: `engine_dir_manifest` is a dict naming the exported files, e.g.
 {"onnx": "separator.onnx", "onnx_fp16": "separator.fp16.onnx", "tensorrt_plan": "separator.plan"}
 (`SeparatorFiles.backend_files` of the folder's manifest). A key with an empty value, or a
@@ -28,7 +33,7 @@ from clipsep_rt.runtime.engines.contract import CPU_EP, CUDA_EP, TRT_EP
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
-ENGINE_FILE_KEYS = ("onnx", "onnx_fp16", "tensorrt_plan")  # the engine-folder files a backend can load
+ENGINE_FILE_KEYS = ("onnx", "onnx_fp16", "onnx_int8", "tensorrt_plan")  # the engine-folder files a backend can load
 
 # Distributions that all install the same `onnxruntime` module: only one may be installed.
 ONNXRUNTIME_VARIANTS = (
@@ -59,6 +64,7 @@ class Environment:
     tensorrt_error: str | None = None  # why the import failed, when the package is there
     has_onnx: bool = False
     has_onnx_fp16: bool = False
+    has_onnx_int8: bool = False
     has_tensorrt_plan: bool = False
 
     @property
@@ -79,9 +85,9 @@ class Environment:
 class BackendChoice:
     name: str  # "torch", "onnxruntime" or "tensorrt"
     device: str  # "cpu" or "cuda"
-    precision: str  # "fp32", "bf16" or "fp16"
+    precision: str  # "fp32", "bf16", "fp16" or "int8"
     reasons: list[str] = field(default_factory=list)  # each faster option skipped, and why
-    artifact: str | None = None  # manifest key of the file to load: onnx, onnx_fp16, tensorrt_plan
+    artifact: str | None = None  # manifest key of the file to load: onnx, onnx_fp16, onnx_int8, tensorrt_plan
     provider: str | None = None  # onnxruntime: the execution provider expected to run it
 
     def describe(self) -> str:
@@ -107,7 +113,7 @@ def installed_onnxruntime_packages() -> tuple[str, ...]:
 
 
 def engine_files(manifest: dict | None) -> dict[str, bool]:
-    """{"has_onnx", "has_onnx_fp16", "has_tensorrt_plan"} from an engine-folder manifest."""
+    """{"has_onnx", "has_onnx_fp16", "has_onnx_int8", "has_tensorrt_plan"} from an engine-folder manifest."""
     manifest = manifest or {}
     return {f"has_{key}": bool(manifest.get(key)) for key in ENGINE_FILE_KEYS}
 
@@ -223,11 +229,26 @@ def _cpu_options(env: Environment) -> list[_Option]:
     ]
 
 
+INT8_NOT_AUTO = ("not picked by auto: not reliably faster than torch bf16 or fp32 on the CPU measured "
+                 "(BENCHMARKS.md, INT8 CPU graph); precision int8 runs it")
+
+
+def _int8_option(env: Environment) -> _Option:
+    if not env.onnxruntime_installed:
+        problem = "onnxruntime is not installed (pip install 'clipsep-rt[onnx]')"
+    elif not env.has_onnx_int8:
+        problem = f"no INT8 graph in the engine dir ({EXPORT_HINT} --int8 --calibration AUDIO...)"
+    else:
+        problem = None
+    return _Option("onnxruntime", "int8", "onnx_int8", CPU_EP, problem, "onnxruntime int8")
+
+
 def choose_backend(
     requested: str = "auto",
     device: str = "auto",
     engine_dir_manifest: dict | None = None,
     environment: Environment | None = None,
+    precision: str = "auto",
 ) -> BackendChoice:
     """The backend, device and precision to run with, and the faster options skipped.
 
@@ -238,7 +259,11 @@ def choose_backend(
     if requested not in BACKENDS:
         raise OptionError("backend", f"expected one of {', '.join(BACKENDS)}, got {requested!r}")
     env = replace(environment or probe_environment(), **engine_files(engine_dir_manifest))
+    if precision == "int8":
+        return _decide_int8(requested, device, env)
     choice = _decide(requested, device, env)
+    if requested == "auto" and choice.device == "cpu" and env.has_onnx_int8:
+        choice.reasons.append(f"onnxruntime int8: {INT8_NOT_AUTO}")
     if choice.name == "onnxruntime" and choice.device == "cuda" and env.onnxruntime_conflict:
         choice.reasons.append(
             f"warning: onnxruntime and onnxruntime-gpu are both installed; this works only until either is reinstalled (fix: {ONNXRUNTIME_FIX})"
@@ -287,6 +312,18 @@ def _decide(
             return _choice(option, kind, reasons)
         reasons.append(f"{option.label}: {option.problem}")
     raise ClipsepError(f"no backend can run on {kind}: " + "; ".join(reasons))  # CUDA asked, nothing runs there
+
+
+def _decide_int8(requested: str, device: str, env: Environment) -> BackendChoice:
+    """precision int8: the INT8 graph on onnxruntime's CPU provider, or why it cannot run."""
+    if requested not in ("auto", "onnxruntime"):
+        raise OptionError("precision", f"int8 runs on the onnxruntime backend, not {requested}")
+    if device not in ("auto", "cpu"):
+        raise OptionError("precision", "int8 runs on the CPU only (device cpu); on CUDA use fp16")
+    option = _int8_option(env)
+    if not option.ok:
+        raise ClipsepError(f"precision int8: {option.problem}")
+    return _choice(option, "cpu", [])
 
 
 def _choice(option: _Option, device: str, reasons: list[str]) -> BackendChoice:

@@ -36,10 +36,12 @@ MANIFEST_NAME = "manifest.json"
 SEPARATOR_WEIGHTS = "separator.safetensors"  # the checkpoint in the project's format (torch backend)
 SEPARATOR_ONNX = "separator.onnx"  # FP32 graph
 SEPARATOR_FP16_ONNX = "separator.fp16.onnx"  # FP16 graph, FP32 inputs and outputs
+SEPARATOR_INT8_ONNX = "separator.int8.onnx"  # INT8 (QDQ) U-Net, FP32 heads, inputs and outputs: CPU only
 SEPARATOR_PLAN = "separator.plan"  # TensorRT FP16 plan, built on and for one GPU
 TIMING_CACHE = "tensorrt.timing-cache"  # TensorRT's timing cache, reused across builds
-TEXT_ENCODER_ONNX = "text_encoder.onnx"  # the CLIP text tower, FP32
+TEXT_ENCODER_ONNX = "text_encoder.onnx"  # the text encoder (CLIP text tower or MiniLM), FP32
 TEXT_ENCODER_FP16_ONNX = "text_encoder.fp16.onnx"
+MINILM_TOKENIZER = "text_encoder.tokenizer.json"  # the MiniLM text encoder's tokenizer (`tokenizers` format)
 
 # -- ONNX Runtime execution providers --------------------------------------------------------
 

@@ -16,6 +16,7 @@ from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import file_sha256
 from clipsep_rt.model.checkpoint import Checkpoint, load_checkpoint
+from clipsep_rt.query.encoders.exported import ExportedTextEncoder
 from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
 from clipsep_rt.runtime.engines.contract import SEPARATOR_PLAN, TIMING_CACHE
 from clipsep_rt.runtime.engines.manifest import read_manifest
@@ -32,9 +33,9 @@ class ModelSource:
     model_config: ModelConfig
     spectral: SpectralConfig
     query_encoder: str | None  # encoder id the separator was trained with
-    files: dict[str, str]  # engine folder: {"onnx", "onnx_fp16", "tensorrt_plan"} -> path; {} for a checkpoint
+    files: dict[str, str]  # engine folder: {"onnx", "onnx_fp16", "onnx_int8", "tensorrt_plan"} -> path; {} for a checkpoint
     weights: Callable[[], Checkpoint]  # the weights (torch backend, ONNX export), loaded on first call
-    text_encoder_onnx: tuple[Path, str] | None = None  # exported text tower: (ONNX file, open_clip tokenizer)
+    text_encoder_onnx: ExportedTextEncoder | None = None  # the engine folder's ONNX text encoder, if any
 
 
 def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | None = None) -> ModelSource:
@@ -58,7 +59,7 @@ def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | N
     return ModelSource(
         str(engine_dir), f"engine folder {engine_dir}", manifest.model, manifest.spectral, manifest.query_encoder,
         manifest.separator.backend_files(folder), functools.cache(lambda: load_checkpoint(weights_path)),
-        (folder / text.onnx, text.tokenizer) if text else None,
+        text.encoder(folder, manifest.query_encoder) if text else None,
     )
 
 
@@ -84,6 +85,10 @@ def open_engine(
         from clipsep_rt.runtime.engines.onnx_engine import OnnxRuntimeEngine
 
         graph = files["onnx_fp16"] if precision == "fp16" and "onnx_fp16" in files else files["onnx"]
+        if precision == "int8":
+            if "onnx_int8" not in files:
+                raise ClipsepError("precision int8 needs an engine folder with the INT8 graph (clipsep-rt export --int8)")
+            graph = files["onnx_int8"]
         providers = [choice.provider] if choice.provider and device.startswith("cuda") else None
         return OnnxRuntimeEngine(graph, device, precision, providers=providers, threads=threads)
     from clipsep_rt.runtime.engines.tensorrt_engine import TensorRTEngine
@@ -120,7 +125,7 @@ def load_separator(
 
         checkpoint = default_checkpoint()
     source = open_source(checkpoint, engine_dir)
-    choice = choose_backend(backend, device, source.files)
+    choice = choose_backend(backend, device, source.files, precision=precision)
     engine = open_engine(choice, source.files, source.weights, device, precision, compile=compile, threads=threads)
     choice.precision = engine.precision  # an explicit precision overrides the choice's
     return LoadedSeparator(engine, source, choice)

@@ -2,8 +2,9 @@
 
 `clipsep-rt export CHECKPOINT -o DIR` writes DIR/manifest.json next to the files, so that
 the folder alone is enough to run: the separator's config, the spectral config, the query
-encoder (id, size, and its exported text tower if any) and the checkpoint's hash. The file
-names are those of runtime/engines/contract.py.
+encoder (id, size, and its exported text encoder if any), the checkpoint's hash, and how
+closely each exported graph matched its reference (`parity`). The file names are those of
+runtime/engines/contract.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
+from clipsep_rt.query.encoders.exported import ExportedTextEncoder
 from clipsep_rt.runtime.engines.contract import MANIFEST_NAME
 
 FORMAT = "clipsep_rt-engines"
@@ -28,19 +30,28 @@ class SeparatorFiles:
     onnx_fp16: str | None = None  # same graph in FP16 with FP32 inputs/outputs
     tensorrt_plan: str | None = None  # serialized FP16 TensorRT plan (built on, and for, one GPU)
     window_frames: int = 256
+    onnx_int8: str | None = None  # INT8 graph for the CPU (export --int8)
+    int8: dict | None = None  # how it was made: calibration audio (names, sha256), mask SNR vs FP32 (export/int8.py)
 
     def backend_files(self, directory: Path) -> dict[str, str]:
-        """{"onnx", "onnx_fp16", "tensorrt_plan"} -> paths, as runtime.engines.choice expects."""
-        named = {"onnx": self.onnx, "onnx_fp16": self.onnx_fp16, "tensorrt_plan": self.tensorrt_plan}
+        """{"onnx", "onnx_fp16", "onnx_int8", "tensorrt_plan"} -> paths, as runtime.engines.choice expects."""
+        named = {"onnx": self.onnx, "onnx_fp16": self.onnx_fp16, "onnx_int8": self.onnx_int8, "tensorrt_plan": self.tensorrt_plan}
         return {key: str(directory / name) for key, name in named.items() if name}
 
 
 @dataclass
 class TextEncoderFiles:
-    onnx: str  # tokens (N, context) int64 -> unit embeddings (N, D)
-    onnx_fp16: str | None = None
-    tokenizer: str = "ViT-B-32"  # open_clip tokenizer name
-    context_length: int = 77
+    onnx: str  # open_clip: tokens (N, context) int64; minilm: input_ids, attention_mask (N, L) -> unit embeddings (N, D)
+    onnx_fp16: str | None = None  # only when it holds up against the reference encoder (see `parity`)
+    tokenizer: str = "ViT-B-32"  # open_clip: the tokenizer name; minilm: the tokenizer.json file in the folder
+    context_length: int = 77  # open_clip: tokens per text; minilm: the most tokens per text (longer ones are cut)
+    kind: str = "open_clip"  # "open_clip" (a CLIP text tower) or "minilm" (all-MiniLM-L6-v2)
+
+    def encoder(self, directory: Path, encoder_id: str) -> ExportedTextEncoder:
+        """What builds this text encoder (the FP32 graph) from the folder's files: ONNX Runtime only.
+        `encoder_id`: the manifest's query encoder, the weights it was exported from."""
+        tokenizer = str(directory / self.tokenizer) if self.kind == "minilm" else self.tokenizer
+        return ExportedTextEncoder(self.kind, directory / self.onnx, tokenizer, self.context_length, encoder_id)
 
 
 @dataclass
@@ -53,6 +64,9 @@ class Manifest:
     separator: SeparatorFiles
     text_encoder: TextEncoderFiles | None = None
     provenance: dict = field(default_factory=dict)
+    # file -> how it matched its reference when exported: {"against": ..., "mask_snr_db" or
+    # "min_cosine": ..., "kept": bool}; a graph that did not hold up is listed with kept false
+    parity: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -62,9 +76,11 @@ class Manifest:
     def files(self) -> list[str]:
         """Every file the manifest lists, relative to its directory."""
         separator = self.separator
-        names = [separator.weights, separator.onnx, separator.onnx_fp16, separator.tensorrt_plan]
+        names = [separator.weights, separator.onnx, separator.onnx_fp16, separator.onnx_int8, separator.tensorrt_plan]
         if self.text_encoder:
             names += [self.text_encoder.onnx, self.text_encoder.onnx_fp16]
+            if self.text_encoder.kind == "minilm":
+                names.append(self.text_encoder.tokenizer)
         return [name for name in names if name]
 
     def write(self, directory: Path) -> Path:
@@ -96,6 +112,7 @@ def read_manifest(directory: str | Path) -> Manifest:
         separator=SeparatorFiles(**data["separator"]),
         text_encoder=TextEncoderFiles(**text) if text else None,
         provenance=data.get("provenance", {}),
+        parity=data.get("parity", {}),
     )
     for name in manifest.files():
         if not (directory / name).is_file():

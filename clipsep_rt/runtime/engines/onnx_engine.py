@@ -163,6 +163,7 @@ class GraphInfo:
 
     fp16: bool  # weights are float16 (the FP16 export)
     inputs: dict[str, list[int | None]]  # static dims, None where symbolic
+    int8: bool = False  # quantised (QDQ) graph: the INT8 export
 
 
 def inspect_graph(onnx_path: str | Path) -> GraphInfo | None:
@@ -178,7 +179,8 @@ def inspect_graph(onnx_path: str | Path) -> GraphInfo | None:
         for item in graph.input
     }
     fp16 = onnx.TensorProto.FLOAT16 in kinds and onnx.TensorProto.FLOAT not in kinds
-    return GraphInfo(fp16, inputs)
+    int8 = any(node.op_type in ("QuantizeLinear", "QLinearConv") for node in graph.node)
+    return GraphInfo(fp16, inputs, int8)
 
 
 def default_trt_cache_root() -> Path:
@@ -207,8 +209,8 @@ class OnnxRuntimeEngine:
     """The Engine protocol (runtime/engines/protocol.py) over an onnxruntime.InferenceSession.
 
     device: "cpu", "cuda", "cuda:N" or "auto" (a GPU provider if this onnxruntime has one,
-    falling back to the CPU without complaint). precision: "fp32" or "fp16" ("auto": fp16
-    on CUDA, else fp32). fp16 runs through TensorRT's fp16 mode when the TensorRT provider
+    falling back to the CPU without complaint). precision: "fp32", "fp16" or "int8" ("auto":
+    fp16 on CUDA, else fp32); int8 runs the INT8 ONNX file (export/int8.py) on the CPU. fp16 runs through TensorRT's fp16 mode when the TensorRT provider
     is used; on the plain CUDA provider it needs the FP16 ONNX file as `onnx_path`.
     providers: restrict the GPU providers tried (e.g. ["CUDAExecutionProvider"]).
     cache_dir: root of the TensorRT provider's engine/timing caches (default
@@ -238,14 +240,19 @@ class OnnxRuntimeEngine:
         explicit_precision = precision != "auto"
         if precision == "auto":
             precision = "fp16" if device.startswith("cuda") else "fp32"
-        if precision not in ("fp32", "fp16"):
-            raise OptionError("precision", f"the onnxruntime backend runs fp32 or fp16 (fp16 on CUDA only), got {precision!r}")
+        if precision not in ("fp32", "fp16", "int8"):
+            raise OptionError("precision", f"the onnxruntime backend runs fp32 or fp16 (fp16 on CUDA only), or int8 (CPU, the INT8 graph), got {precision!r}")
         if precision == "fp16" and device == "cpu":
-            raise OptionError("precision", "fp16 needs device cuda; the onnxruntime CPU backend runs fp32")
+            raise OptionError("precision", "fp16 needs device cuda; the onnxruntime CPU backend runs fp32 or int8")
+        if precision == "int8" and device != "cpu":
+            raise OptionError("precision", "int8 runs on the CPU only (device cpu); on CUDA use fp16")
         info = inspect_graph(self.onnx_path)
         self._fp16_model = info.fp16 if info is not None else None
-        if self._fp16_model and precision == "fp32":
+        if self._fp16_model and precision in ("fp32", "int8"):
             raise ClipsepError(f"{self.onnx_path}: this is the FP16 ONNX file; use precision fp16 or the fp32 ONNX file")
+        if info is not None and (precision == "int8") != info.int8:
+            wanted = "the INT8 ONNX file (clipsep-rt export --int8)" if precision == "int8" else "precision int8"
+            raise ClipsepError(f"{self.onnx_path}: {'not ' if precision == 'int8' else ''}an INT8 graph; use {wanted}")
 
         self.device = torch.device("cpu")  # where probabilities() takes and returns tensors
         self.precision = precision
@@ -280,7 +287,7 @@ class OnnxRuntimeEngine:
             if reason:
                 self.notes.append(reason)
         self.execution_device = device if any(name in self.providers for name in GPU_EPS) else "cpu"
-        if self.execution_device == "cpu":
+        if self.execution_device == "cpu" and self.precision != "int8":
             self.precision = "fp16" if self._fp16_model else "fp32"
         elif TRT_EP in self.requested_providers and TRT_EP not in self.providers:
             self.notes.append("the TensorRT execution provider did not start; running on the CUDA execution provider")

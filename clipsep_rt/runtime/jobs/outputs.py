@@ -6,8 +6,12 @@ For an input `song.mp4` and queries "violin", "dog barking":
     song_violin_residual.wav                       residual (mixture minus the selection)
     song_combined.wav (+ song_combined_residual)   combine (union of all queries' masks)
 With `video`, outputs of a video input are videos with the input's extension instead.
-Inputs of one batch that share a stem (song.mp3, song.wav) are told apart by their
-extension: song_mp3_violin.wav, song_wav_violin.wav.
+
+A name depends only on the input itself, never on the other inputs of the batch, so a
+re-run finds the same names: `{stem}_{target}`, below the input's own subfolders when it
+was found in a folder the user named (or by a glob): clips/drums/take1.wav from clips/ ->
+drums/take1_violin.wav. Two inputs that would still get the same name (song.wav beside
+song.flac) are a clash the batch refuses for the later input, rather than renaming either.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class OutputOptions:
     video: bool = False  # write video inputs back as videos with the separated audio
     audio_format: str = "wav"  # "wav" (float32) or "flac" (24-bit)
     sample_rate: int | None = None  # output rate; None: the input's own rate
+    mono: bool = False  # downmix to mono; else outputs keep the input's channels
 
     def __post_init__(self) -> None:
         formats = [extension[1:] for extension in AUDIO_OUTPUT_SUBTYPES]
@@ -81,15 +86,33 @@ def union_rows(query_count: int, noise_heads: int, options: OutputOptions) -> li
     return [index * rows_per_query for index in range(query_count)]
 
 
-def output_bases(sources: list[Path]) -> dict[Path, str]:
-    """The name each input's outputs start with: its stem, plus its extension where stems clash."""
-    stems = [source.stem for source in sources]
-    return {
-        source: f"{source.stem}_{source.suffix.lstrip('.')}" if stems.count(source.stem) > 1 else source.stem
-        for source in sources
-    }
+def input_roots(specs: list[str]) -> list[Path]:
+    """The folders inputs are found in: each directory spec, and each glob's fixed leading part
+    (`takes/**/*.flac` -> takes). Inputs below them keep their subfolders in the output."""
+    roots = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            roots.append(path)
+        elif not path.exists() and any(char in spec for char in "*?["):
+            fixed = []
+            for part in path.parts:
+                if any(char in part for char in "*?["):
+                    break
+                fixed.append(part)
+            roots.append(Path(*fixed) if fixed else Path("."))
+    return roots
 
 
-def output_path(out_dir: Path, base: str, target: OutputTarget, extension: str) -> Path:
+def output_base(source: Path, roots: list[Path]) -> Path:
+    """The name an input's outputs start with, relative to the output folder: its stem, below
+    its subfolders inside the innermost root holding it (see `input_roots`)."""
+    resolved = source.resolve()
+    holders = [root.resolve() for root in roots if resolved.is_relative_to(root.resolve())]
+    folder = resolved.parent.relative_to(max(holders, key=lambda root: len(root.parts))) if holders else Path()
+    return folder / source.stem
+
+
+def output_path(out_dir: Path, base: Path, target: OutputTarget, extension: str) -> Path:
     """`extension` with its dot: the input's for video outputs, .wav or .flac for audio."""
-    return out_dir / f"{base}_{target.name}{extension}"
+    return out_dir / base.parent / f"{base.name}_{target.name}{extension}"
