@@ -43,6 +43,9 @@ def test_taxonomy_rules_map_paths():
         "lmms-common/usr/share/lmms/samples/instruments/violin_fingered01.ogg": "violin",
         "naev-data/usr/share/naev/dat/snd/music/machina.ogg": "music",
         "scorched3d-data/usr/share/games/scorched3d/data/wav/misc/dog2.wav": "dog",
+        ZAD + "!audio/voice/latin/civ/civ_male_attack.ogg": "man_speaking",
+        "triplea/usr/share/triplea/sounds/battle_land_01_sword_fighting.mp3": "sword_clash",
+        "etw-data/usr/share/games/etw/crowd/crowd08.wav": "crowd",
         "minetest-data/usr/share/games/minetest/games/minetest_game/mods/fire/sounds/fire_large.ogg": "fire",
     }
     for key, name in cases.items():
@@ -55,6 +58,8 @@ def test_taxonomy_rules_map_paths():
     assert taxonomy.classify(WES + "/disembark.ogg") is None or taxonomy.classify(WES + "/disembark.ogg").name != "dog"
     assert taxonomy.classify_any("qabcs-data/usr/share/qabcs/abcs/en/sounds/a.ogg") is None
     assert taxonomy.classify(ZAD + "!audio/ambient/water/river_1.ogg").name == "river"
+    assert taxonomy.classify("triplea/usr/share/triplea/sounds/battle_sea_01.mp3") is None or taxonomy.classify("triplea/usr/share/triplea/sounds/battle_sea_01.mp3").name != "bat"
+    assert taxonomy.classify_any("megaglest-data/usr/share/games/megaglest/techs/x/units/swordman/sounds/swordman_ack4.wav") is None
     assert all(len(i.label.split("|")) >= 3 for i in taxonomy.INSTRUMENTS)
     assert taxonomy.category("cow") == "animals" and taxonomy.category("violin") == "instruments"
     assert len({v.speaker for v in taxonomy.VOICES} | {v.speaker for v in taxonomy.TTS_VOICES}) >= 8
@@ -185,3 +190,19 @@ def test_read_allowed_and_errors(tmp_path):
         read_allowed(tmp_path / "missing.txt")
     with pytest.raises(ClipsepError, match="packages root"):
         build_corpus(tmp_path / "o", tmp_path / "nope", log=lambda m: None)
+
+
+def test_cross_source_split_reads_and_evaluates(tmp_path):
+    from clipsep_rt.training.evaluate import make_eval_mixtures
+    from clipsep_rt.training.index import Clip, write_index
+
+    clips = []
+    for name, freq in (("cow", 150), ("violin", 880), ("rain", 3000)):
+        for i, split in enumerate(("train", "cross_source", "cross_source")):
+            path = tmp_path / f"{name}{i}.wav"
+            sf.write(path, _tone(freq * (1 + 0.1 * i), seed=i), SR)
+            clips.append(Clip(path, None, 0, f"{name}|a {name}", split, f"pkg{i}/{name}{i}", 2.1))
+    write_index(tmp_path / "index.csv", clips)
+    assert {c.split for c in read_index(tmp_path / "index.csv")} == {"train", "cross_source"}
+    mixtures = make_eval_mixtures(tmp_path / "index.csv", split="cross_source", count=4, seed=0)
+    assert len(mixtures) == 4

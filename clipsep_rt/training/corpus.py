@@ -46,10 +46,10 @@ GROUP_SECONDS = 1.5  # short one-shots are concatenated up to at least this
 GROUP_GAP_S = 0.15
 MIN_SOURCES = 3
 MAX_CLIP_SECONDS = 30.0
-MAX_FILES_PER_CLASS_PACKAGE = 150  # seeded sample of a (class, package)'s files
-MAX_MUSIC_FILES_PER_PACKAGE = 10
-PHRASES_PER_CLASS = 8  # per soundfont
-SENTENCES_PER_VOICE = 16
+MAX_FILES_PER_CLASS_PACKAGE = 250  # seeded sample of a (class, package)'s files
+MAX_MUSIC_FILES_PER_PACKAGE = 14
+PHRASES_PER_CLASS = 16  # per soundfont
+SENTENCES_PER_VOICE = 24
 CROSS_SOURCE_PACKAGES = ("timgm6mb-soundfont", "megaglest-data", "kajongg", "scorched3d-data")
 SPLITS = ("train", "val", "test", "cross_source")
 DEFAULT_ALLOWED = Path(__file__).resolve().parents[3] / "shared/corpus/allowed_packages.txt"
@@ -322,6 +322,13 @@ def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, t
         entry["packages"] = sorted(entry["packages"])
     index_path = out_dir / "index.csv"
     write_index(index_path, clips)
+    written, removed = {c.audio for c in clips}, 0
+    for stale in sorted((out_dir / "audio").glob("*/*.wav")) if (out_dir / "audio").is_dir() else []:
+        if stale.resolve() not in written:  # from an earlier build: not in this index
+            stale.unlink()
+            removed += 1
+    if removed:
+        log(f"corpus: removed {removed} audio file(s) of an earlier build")
     train_pkgs = defaultdict(set)
     for c, package in zip(clips, clip_packages):
         if c.split == "train":

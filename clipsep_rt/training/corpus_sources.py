@@ -114,8 +114,10 @@ def package_licence(root: Path, package: str) -> dict:
     for path in candidates:
         if path.is_file():
             text = path.read_text(encoding="utf-8", errors="replace")
-            fields = re.findall(r"^License:\s*(\S[^\n]*)$", text, re.MULTILINE)
-            names = sorted({f.strip() for f in fields if f.strip()})
+            names = []
+            if text.lstrip().lower().startswith("format:"):  # machine-readable (DEP-5): the License fields
+                fields = re.findall(r"^License:[ \t]*(\S[^\n]*)$", text, re.MULTILINE)
+                names = sorted({f.strip() for f in fields if f.strip() and len(f.strip()) <= 60})
             if not names:
                 low = text.lower()
                 names = [short for short, pattern in _LICENCE_WORDS if re.search(pattern, low)]

@@ -25,8 +25,9 @@ ARCHIVE_SUFFIXES = (".zip", ".pk3", ".wz")
 
 
 def w(words: str) -> str:
-    """Regex: any of the "|"-separated words, not preceded by a letter."""
-    return r"(?<![a-z])(?:" + words + r")"
+    """Regex: any of the "|"-separated words, neither preceded nor followed by a letter
+    (digits, "_", "-", "." and "/" separate words: "bird4_01" is a bird, "battle" no bat)."""
+    return r"(?<![a-z])(?:" + words + r")(?![a-z])"
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,10 @@ RULES: tuple[Rule, ...] = (
     Rule("fire", "fire crackling|a burning fire|flames roaring",
          S("fire|campfire|burning|burn|flame|flames|torch|fire_fire|fire_large|fire_small|open_fire|firestart|fireend|napalm|flamer|firewasteland"),
          exclude=r"firearrow|fire_archer|fireball|firecracker|firework|fire-flower|firestation|fire_extinguish|gunfire|grenadefire|dartfire|misfire|fire_flint|slime-fire|firetruck|firebird|fire-fadeout"),
-    Rule("lava", "lava bubbling|molten lava gurgling|a bubbling volcano", S("lava|lava[0-9]|cool_lava|env_sounds_lava|magma")),
+    Rule("lava", "lava bubbling|molten lava gurgling|a bubbling volcano", S("lava|lava[0-9]|cool_lava|env_sounds_lava|magma|lavarumble")),
     Rule("earthquake", "an earthquake rumbling|the ground shaking|a rumbling quake", S("quake|earthquake|rumble|rumble-rough"), exclude=r"quaddamage"),
     Rule("falling_rocks", "rocks falling|a rockslide|stones tumbling", S("falling_rocks|rockfall|rockslide|cave-in|debris|avalanche|rubble")),
-    Rule("forest_ambience", "forest ambience|birds and wind in a forest|the sounds of a forest", S("forest|forest[0-9]|woods|jungle|swamp|country")),
+    Rule("forest_ambience", "forest ambience|birds and wind in a forest|the sounds of a forest", S("forest|forest[0-9]|woods|jungle|swamp|country"), exclude=r"locomotive"),
     Rule("countryside", "countryside ambience|insects and birds in the countryside|a farm in the daytime",
          S("dayscape|amb_farm|farm|farm[0-9]|organicfarm|meadow|parklandplane|green[0-9]")),
     Rule("night_ambience", "night ambience|a quiet night outdoors|night time sounds", S("night|nightscape|horror")),
@@ -327,11 +328,11 @@ INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument("clarinet", "clarinet|a clarinet playing|someone playing the clarinet", 71, 50, 84, True, S("clarinet")),
     Instrument("flute", "flute|a flute playing|someone playing the flute", 73, 60, 93, True, S("flute|flute01|western_concert_flute|gnu_flute|quena|ney|xun|recorder")),
     Instrument("saxophone", "saxophone|a saxophone playing|a sax solo", 65, 49, 80, True, S("saxophone|sax")),
-    Instrument("trumpet", "trumpet|a trumpet playing|someone playing the trumpet", 56, 55, 82, True, S("trumpet|latin_brass")),
+    Instrument("trumpet", "trumpet|a trumpet playing|someone playing the trumpet", 56, 55, 82, True, S("trumpet")),
     Instrument("tuba", "tuba|a tuba playing|a low brass tuba", 58, 28, 58, True, S("tuba")),
     Instrument("violin", "violin|a violin playing|a bowed violin", 40, 55, 96, True, S("violin|fiddle|erhu|rabel")),
     Instrument("viola", "viola|a viola playing|a bowed viola", 41, 48, 84, True, S("viola|vla_g_major")),
-    Instrument("string_ensemble", "string ensemble|an orchestra's strings|a string section playing", 48, 36, 88, True, S("stringsnpads/")),
+    Instrument("string_ensemble", "string ensemble|an orchestra's strings|a string section playing", 48, 36, 88, True, S("strings|stringsnpads/[^/]*string")),
     Instrument("xylophone", "xylophone|a xylophone playing|mallets on a xylophone", 13, 65, 96, False, S("xylophone")),
     Instrument("piano", "piano|a piano playing|someone playing the piano", 0, 36, 96, False, S("piano|piano0[0-9]|grand_piano")),
     Instrument("electric_piano", "electric piano|a Rhodes electric piano|an electric piano playing", 4, 40, 88, False, S("e_piano|e_piano_accord")),
@@ -355,6 +356,20 @@ INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument("choir", "a choir singing|choir voices|a chorus of voices ahh", 52, 48, 79, True, S("choir|chorus")),
     Instrument("synth_lead", "synthesizer lead|a synth lead melody|an electronic synthesizer", 81, 48, 84, True, S("shapes/|waveforms/")),
     Instrument("timpani", "timpani|timpani drums|kettle drums rolling", 47, 36, 57, False, S("timpani")),
+    Instrument("celesta", "celesta|a celesta playing|a tinkling celesta", 8, 60, 96, False, S("celesta")),
+    Instrument("music_box", "music box|a music box playing|a wind-up music box melody", 10, 60, 96, False, S("music_box|musicbox")),
+    Instrument("tubular_bells", "tubular bells|orchestral chimes|tubular bells ringing", 14, 60, 77, False, S("tubular_bells|chimes")),
+    Instrument("dulcimer", "dulcimer|a hammered dulcimer|a dulcimer playing", 15, 48, 84, False, S("dulcimer")),
+    Instrument("pan_flute", "pan flute|pan pipes playing|a breathy pan flute", 75, 60, 96, True, S("pan_flute|panpipes|pan_pipes")),
+    Instrument("ocarina", "ocarina|an ocarina playing|a clay ocarina", 79, 60, 89, True, S("ocarina")),
+    Instrument("shakuhachi", "shakuhachi|a japanese bamboo flute|a shakuhachi playing", 77, 55, 84, True, S("shakuhachi")),
+    Instrument("koto", "koto|a koto playing|plucked japanese koto strings", 107, 48, 84, False, S("koto")),
+    Instrument("kalimba", "kalimba|a thumb piano|a kalimba playing", 108, 55, 84, False, S("kalimba|mbira")),
+    Instrument("shamisen", "shamisen|a shamisen playing|a twangy plucked shamisen", 106, 50, 79, False, S("shamisen")),
+    Instrument("piccolo", "piccolo|a piccolo playing|a high piccolo flute", 72, 74, 102, True, S("piccolo")),
+    Instrument("english_horn", "english horn|a cor anglais playing|a mellow english horn", 69, 52, 81, True, S("english_horn|cor_anglais")),
+    Instrument("brass_section", "brass section|a brass ensemble|horns and trumpets together", 61, 40, 80, True, S("brass_section|latin_brass")),
+    Instrument("synth_pad", "synth pad|a warm synthesizer pad|an ambient synth pad", 88, 40, 84, True, S("pad|pads")),
 )
 
 
@@ -433,6 +448,16 @@ def classify_any(key: str) -> tuple[Rule, dict] | None:
                 cls, label = SPEECH_LABEL[voice.gender]
                 return _rule(cls, label), {"voice": voice.speaker, "language": voice.language, "gender": voice.gender}
         return None
+    if package == "0ad-data" and "/voice/" in "/" + name:
+        civ = re.search(r"voice/([^/]+)/", name)
+        language = civ.group(1) if civ else "unknown"
+        if "civ_dog_" in name:
+            return _rule("dog", next(r.label for r in RULES if r.name == "dog")), {}
+        for gender in ("female", "male"):
+            if f"civ_{gender}_" in name:
+                cls, label = SPEECH_LABEL[gender]
+                return _rule(cls, label), {"voice": f"0ad-{language}-{gender}", "language": language, "gender": gender}
+        return None
     if package == "hedgewars-data" and "sounds/voices/" in name:
         return _rule("cartoon_voice", "a cartoon voice shouting|a funny voice exclaims|a silly character yelling"), {}
     if package in MUSIC_PACKAGES or re.search(MUSIC_FOLDER, name) or re.search(MUSIC_FILE, name):
@@ -451,8 +476,13 @@ def classify_any(key: str) -> tuple[Rule, dict] | None:
         return None  # spoken letters and words of unnamed speakers
     if package.startswith("hydrogen"):
         return None  # unnamed kit pieces (e.g. "Tamb", "Rim") are not worth a guess
+    if package == "megaglest-data" and re.search(r"_(?:ack|select)[0-9]*\.[a-z0-9]+$", base):
+        return None  # units' spoken acknowledgements ("yes, sir"), not the sound the unit is named after
+    if package == "warzone2100-data" and re.search(r"(?:^|/)pcv[0-9]+\.", name):
+        return None  # spoken computer messages
+    short = "/".join(name.split("/")[-2:])  # parent folder + file name
     for rule in RULES:
-        if rule.matches(package, name):
+        if rule.matches(package, short):
             return rule, {}
     return None
 
