@@ -76,3 +76,28 @@ def test_config_validation_and_train_config(tmp_path):
     on = TrainConfig.from_dict({"index": "i.csv", "out_dir": "o", "augment": {"enabled": True, "gain_db": [-3, 3]}}, base=tmp_path)
     assert on.augment.enabled and on.augment.gain_db == (-3.0, 3.0)
     assert TrainConfig.from_dict(on.to_dict()).augment == on.augment
+
+
+def test_sampler_augments_training_sources_only_when_given(tmp_path):
+    import soundfile as sf
+
+    from clipsep_rt.training.datasets import ClipDataset, MixtureSampler
+    from clipsep_rt.training.index import Clip
+
+    clips = []
+    for name, freq in (("cow", 200), ("violin", 900), ("rain", 2500)):
+        path = tmp_path / f"{name}.wav"
+        sf.write(path, 0.3 * np.sin(2 * np.pi * freq * np.arange(40000) / SR), SR)
+        clips.append(Clip(path, None, 0, name, "train", name, 2.5))
+    data = ClipDataset(clips, "train", clip_samples=16000)
+    aug = Augmenter(AugmentConfig(enabled=True, p_gain=1, gain_db=(-12, -6), p_eq=0, p_reverb=0, p_pitch=0, p_time=0), SR)
+    plain = MixtureSampler(data, 2, seed=3).sample().sources
+    augmented = MixtureSampler(data, 2, seed=3, augment=aug).sample().sources
+    again = MixtureSampler(data, 2, seed=3, augment=aug).sample().sources
+    assert plain.shape == augmented.shape
+    assert float(augmented.abs().max()) < float(plain.abs().max())  # 6-12 dB quieter
+    assert torch_equal(augmented, again)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

@@ -327,6 +327,9 @@ def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, t
         if stale.resolve() not in written:  # from an earlier build: not in this index
             stale.unlink()
             removed += 1
+    for folder in sorted((out_dir / "audio").iterdir()) if (out_dir / "audio").is_dir() else []:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a class of an earlier build that this one dropped
     if removed:
         log(f"corpus: removed {removed} audio file(s) of an earlier build")
     train_pkgs = defaultdict(set)

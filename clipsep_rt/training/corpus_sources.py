@@ -114,15 +114,16 @@ def package_licence(root: Path, package: str) -> dict:
     for path in candidates:
         if path.is_file():
             text = path.read_text(encoding="utf-8", errors="replace")
-            names = []
-            if text.lstrip().lower().startswith("format:"):  # machine-readable (DEP-5): the License fields
+            names, how = [], "licence names mentioned in a free-form copyright file (check the file)"
+            if text.lstrip().lower().startswith("format:"):
+                how = "License fields of the machine-readable (DEP-5) copyright file"  # machine-readable (DEP-5): the License fields
                 fields = re.findall(r"^License:[ \t]*(\S[^\n]*)$", text, re.MULTILINE)
                 names = sorted({f.strip() for f in fields if f.strip() and len(f.strip()) <= 60})
             if not names:
                 low = text.lower()
                 names = [short for short, pattern in _LICENCE_WORDS if re.search(pattern, low)]
             shown = path.relative_to(root) if path.is_relative_to(root) else path
-            return {"licence": ", ".join(names) or "see copyright file", "copyright_file": str(shown)}
+            return {"licence": ", ".join(names) or "see copyright file", "licence_source": how, "copyright_file": str(shown)}
     return {"licence": "unknown (no copyright file)", "copyright_file": None}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -42,7 +43,8 @@ def log_frequency_spectrogram(x: np.ndarray, sr: int = SAMPLE_RATE, n_fft: int =
 def _pick(clips, per_class: int, seed: int, name: str):
     by_origin = defaultdict(list)
     for clip in clips:
-        by_origin[clip.source.split("/", 1)[0].replace("group:", "")].append(clip)
+        parts = re.split(r"[/:]", clip.source.removeprefix("group:"))
+        by_origin[parts[1] if parts[0] == "tts" and len(parts) > 1 else parts[0]].append(clip)  # the package (or TTS engine)
     rng = random.Random(f"{seed}:{name}")
     pools = [sorted(v, key=lambda c: c.source) for _, v in sorted(by_origin.items())]
     for pool in pools:

@@ -164,10 +164,10 @@ RULES: tuple[Rule, ...] = (
     # ---------------------------------------------------------------- people (non-speech)
     Rule("footsteps", "footsteps|someone walking|footsteps on the ground",
          S("footstep|footsteps|step|steps|singlesteps|walk|walking|hstep|concstep|metalfootstep|swimstep|man-steps|step_cloth|step_leather|step_metal|step_echo"),
-         group_short=True, exclude=r"stepping_stone|mstep"),
+         group_short=True, exclude=r"stepping_stone|mstep|catapult|battle_machine|ornithopter|airship|golem"),
     Rule("person_screaming", "a person screaming|someone screaming|a scream of terror", S("scream|screaming|wilhelmscream|kamikaze-scream|yell|shriek")),
     Rule("pain_groan", "a person groaning in pain|a man grunting in pain|someone hurt crying out",
-         S("pain|pain[0-9]+|hurt|ouch|ugh|injured|grunt|grunts|gasp|groan|moan|female_hit|female_die"), exclude=r"painting"),
+         S("pain|pain[0-9]+|hurt|ouch|ugh|injured|grunt|grunts|gasp|groan|female_hit|female_die"), exclude=r"painting"),
     Rule("death_cry", "a dying scream|a death cry|someone dying", S("death|die|die[0-9]+|dying|death_sound|deadman|critdie|gib"),
          exclude=r"death_horse|diesel|zombie|skeleton|goblin|minotaur|antlion|wyvern|grave"),
     Rule("laughter", "people laughing|a man laughing|evil laughter", S("laugh|laugh0[0-9]|haha|hahaha|giggle|chuckle")),
@@ -214,7 +214,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cave_ambience", "cave ambience|an echoing cave|a dark cavern", S("cave|cavern|dungeon")),
     # ---------------------------------------------------------------- tools and work
     Rule("hammering", "hammering|someone hammering|a hammer striking",
-         S("hammer|hammering|con_wood|con_stone|anvil|anvil_loop|blacksmith|smith|repair|construct|build|monumentconstruction"),
+         S("hammer|hammering|con_wood|con_stone|anvil|anvil_loop|blacksmith|smith|toolsmith"),
          exclude=r"hammerhead"),
     Rule("sawing", "sawing wood|a saw cutting|someone sawing", S("saw|sawing|con_saw|benchsaw|chainsaw|sawmill")),
     Rule("chopping_wood", "chopping wood with an axe|an axe chopping a tree|woodcutting", S("lumber|lumbering|woodcutting|chop|chopping|dig_choppy|axe_chop|tree_chop")),
@@ -222,7 +222,7 @@ RULES: tuple[Rule, ...] = (
     Rule("digging", "digging soil|a shovel in the earth|farming the field", S("dig|digging|hoe|shovel|gather_field|farming|gravel_dig|dirt_dig|dug|harvest"), exclude=r"digit"),
     Rule("drill", "a power drill|a drill whirring|an electric drill", S("drill|drilling")),
     Rule("metal_clank", "metal clanking|a metal object struck|clanging metal",
-         S("clank|clang|metal_clang|metalhit|metal|metalhitground|clank[0-9]|tink|tink[0-9]|dug_metal|ricochet|richet|ric"), exclude=r"metalfootstep|step_metal|metal_footstep"),
+         S("clank|clang|metal_clang|metalhit|metal|metalhitground|clank[0-9]|tink|tink[0-9]|dug_metal|ricochet|richet|ric"), exclude=r"metalfootstep|step_metal|metal_footstep|skid|fizzle|furnace"),
     Rule("wood_knock", "a knock on wood|wood thumping|a wooden knock", S("knock|wood|wooden|wood_hit|wooden_bridge|dig_snappy"), exclude=r"woodpecker|woodcut|wood_grouse|woods|wood_footstep"),
     Rule("glass_break", "glass shattering|a window breaking|breaking glass",
          S("glass|glass_break|break_glass|shatter|shattering|icecrash|crystallo-shatter|iceblock|window_break|vase"), exclude=r"musical_glasses|glass_door"),
@@ -251,7 +251,7 @@ RULES: tuple[Rule, ...] = (
     Rule("shield_hit", "a weapon hitting a shield|a blow on a shield|shield struck", S("shield|shield_|block|blocked")),
     Rule("punch", "a punch|a fist hitting flesh|someone being hit", S("punch|fist|slap|thwack|smack|whack|hit|hit[0-9]|kick|stomp|impact|staffbody|staffhead|fleshimp|gibimp|swing_then_hit"),
          exclude=r"shield|arrow|kick_|kick[0-9]|kick-|bass|drum|carhit|metalhit|nohit"),
-    Rule("whoosh", "a whoosh|something swinging through the air|a swish", S("whoosh|swish|swing|swing_then_nohit|lowwhoosh|midwhoosh|highwhoosh|movewhoosh|whooshhit|whizz|nexwhoosh|throw|miss")),
+    Rule("whoosh", "a whoosh|something swinging through the air|a swish", S("whoosh|swish|swing|swing_then_nohit|lowwhoosh|midwhoosh|highwhoosh|movewhoosh|whooshhit|whizz|nexwhoosh|throw")),
     Rule("gunshot", "a gunshot|a gun being fired|a rifle shot",
          S("gunshot|gun|shoot|shot|shoot[0-9]|shotgun|rifle|pistol|musket|musket_volley|smg|minigun|machinegun|machgf|gatling|autocannon|thunderstick|campingrifle|tripleshot|bullet|casings"),
          exclude=r"screenshot|bowling_shoot|shoot.*arrow|teamshoot"),
@@ -476,7 +476,7 @@ def classify_any(key: str) -> tuple[Rule, dict] | None:
         return None  # spoken letters and words of unnamed speakers
     if package.startswith("hydrogen"):
         return None  # unnamed kit pieces (e.g. "Tamb", "Rim") are not worth a guess
-    if package == "megaglest-data" and re.search(r"_(?:ack|select)[0-9]*\.[a-z0-9]+$", base):
+    if package == "megaglest-data" and re.search(r"_(?:ack|select)[0-9]*\.[a-z0-9]+$|/magician/sounds/", name):
         return None  # units' spoken acknowledgements ("yes, sir"), not the sound the unit is named after
     if package == "warzone2100-data" and re.search(r"(?:^|/)pcv[0-9]+\.", name):
         return None  # spoken computer messages
