@@ -89,4 +89,4 @@ corpus: $(STAMP)
 
 # Label audit: one contact sheet (PNG of log-frequency spectrograms) per class of the corpus.
 label-audit: $(STAMP)
-	$(BIN)/python -m clipsep_rt.training.label_audit corpus/index.csv --out corpus_audit/
+	$(BIN)/python -m clipsep_rt.training.label_audit corpus/index.csv --out runs/label_audit/

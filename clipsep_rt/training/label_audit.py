@@ -106,7 +106,7 @@ def write_contact_sheets(index, out_dir, per_class: int = 6, seed: int = 0, max_
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write one contact sheet (spectrograms + source paths) per corpus class.")
     parser.add_argument("index", help="the corpus index CSV (corpus/index.csv)")
-    parser.add_argument("--out", default="corpus_audit/", help="folder for the PNGs")
+    parser.add_argument("--out", default="runs/label_audit/", help="folder for the PNGs")
     parser.add_argument("--per-class", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
