@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := demo_out
 
-.PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus
+.PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus label-audit
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev,report,distributed]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev,report,distributed,train]'
 	touch $(STAMP)
 
 # The bundled default model (clipsep_rt/model/weights) separates a shipped mixture of two held-out
@@ -72,12 +72,30 @@ gpu-check: $(STAMP)
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
 
-# The offline real-sound corpus from Debian packages (audio + index.csv stay untracked).
-CORPUS_PACKAGES := 0ad-data wesnoth-1.16-data fluid-soundfont-gm hydrogen-drumkits hedgewars-data asterisk-core-sounds-en-wav libfluidsynth3
+# Corpus v2 from the Debian packages of ../shared/corpus/allowed_packages.txt (audio and index.csv
+# stay untracked): data packages are fetched with `apt-get download` into $(CORPUS_DEBS) and
+# extracted one per folder into $(CORPUS_PKGS) (no install); the renderers (fluidsynth,
+# festival, flite and the festival voices) are apt-installed. Versions land in the manifest.
+CORPUS_ALLOWED ?= ../shared/corpus/allowed_packages.txt
+CORPUS_DEBS := .cache/corpus-debs
+CORPUS_PKGS := .cache/corpus-pkgs
+CORPUS_TOOLS := libfluidsynth3 flite festival festvox-kallpc16k festvox-us-slt-hts festvox-ru
 corpus: $(STAMP)
 	export DEBIAN_FRONTEND=noninteractive; \
-	apt-get install -y -q --no-install-recommends $(CORPUS_PACKAGES) \
-		|| { apt-get update -q && apt-get install -y -q --no-install-recommends $(CORPUS_PACKAGES); }
+	apt-get install -y -q --no-install-recommends $(CORPUS_TOOLS) \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends $(CORPUS_TOOLS); }
+	mkdir -p $(CORPUS_DEBS) $(CORPUS_PKGS)
+	cd $(CORPUS_DEBS) && grep -v '^#' $(abspath $(CORPUS_ALLOWED)) | grep -v '^$$' | xargs apt-get download -q
+	for deb in $(CORPUS_DEBS)/*.deb; do \
+		pkg=$$(dpkg-deb -f $$deb Package); ver=$$(dpkg-deb -f $$deb Version); \
+		if [ "$$(cat $(CORPUS_PKGS)/$$pkg/.deb-version 2>/dev/null)" != "$$ver" ]; then \
+			rm -rf $(CORPUS_PKGS)/$$pkg; mkdir -p $(CORPUS_PKGS)/$$pkg; \
+			echo "dpkg-deb -x $$deb $(CORPUS_PKGS)/$$pkg && echo $$ver > $(CORPUS_PKGS)/$$pkg/.deb-version"; fi; \
+	done | xargs -r -P 2 -I{} sh -c {}
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train]'
-	$(BIN)/python -m clipsep_rt.training.corpus --out corpus/
+	$(BIN)/python -m clipsep_rt.training.corpus --out corpus/ --packages-root $(CORPUS_PKGS) --allowed $(CORPUS_ALLOWED)
 	test -f corpus/manifest.json
+
+# Label audit: one contact sheet (PNG of log-frequency spectrograms) per class of the corpus.
+label-audit: $(STAMP)
+	$(BIN)/python -m clipsep_rt.training.label_audit corpus/index.csv --out runs/label_audit/

@@ -1,4 +1,4 @@
-"""The offline corpus builder on a small fake package tree (no apt, no real packages)."""
+"""The corpus v2 builder on a small fake package tree (no apt, no real packages)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
+from clipsep_rt.errors import ClipsepError
 from clipsep_rt.training import taxonomy
-from clipsep_rt.training.corpus import audio_hash, build_corpus, split_sources, trim_silence
+from clipsep_rt.training.corpus import Deduplicator, audio_hash, build_corpus, fingerprint, read_allowed, split_sources, trim_silence
 from clipsep_rt.training.index import read_index
 
 SR = 16000
+WES = "wesnoth-1.16-data/usr/share/games/wesnoth/1.16/data/core/sounds"
+ZAD = "0ad-data/usr/share/games/0ad/mods/public/public.zip"
 
 
 def _tone(freq, seconds=1.5, rate=SR, seed=0):
@@ -25,34 +29,51 @@ def _tone(freq, seconds=1.5, rate=SR, seed=0):
 
 
 def test_taxonomy_rules_map_paths():
-    z = taxonomy.ZAD_ZIP + "!"
     cases = {
-        z + "audio/actor/fauna/animal/cattle_3.ogg": "cow",
-        z + "audio/attack/weapon/swordhit_12a.ogg": "sword_clash",
-        z + "audio/ambient/weather/thunder1.ogg": "thunder",
-        z + "audio/voice/latin/civ/civ_male_attack.ogg": "man_speaking",
-        z + "audio/actor/singlesteps/fs_grass_4.ogg": "footsteps",
-        taxonomy.WESNOTH + "/wolf-growl-2.ogg": "wolf",
-        taxonomy.WESNOTH + "/horse-hit-1.ogg": "horse",
-        taxonomy.HEDGEWARS + "/Pirate/Hello.ogg": "cartoon_voice",
-        taxonomy.ASTERISK + "/en_US_f_Allison/activated.wav": "woman_speaking",
-        taxonomy.HYDROGEN + "/GMRockKit/Kick-Softer.flac": "kick_drum",
-        taxonomy.HYDROGEN + "/GMRockKit/Snare-Hard.flac": "snare_drum",
+        ZAD + "!audio/actor/fauna/animal/cattle_3.ogg": "cow",
+        ZAD + "!audio/attack/weapon/swordhit_12a.ogg": "sword_clash",
+        ZAD + "!audio/ambient/weather/thunder1.ogg": "thunder",
+        ZAD + "!audio/actor/singlesteps/fs_grass_4.ogg": "footsteps",
+        WES + "/wolf-growl-2.ogg": "wolf",
+        "hedgewars-data/usr/share/games/hedgewars/Data/Sounds/voices/Pirate/Hello.ogg": "cartoon_voice",
+        "asterisk-core-sounds-en-wav/usr/share/asterisk/sounds/en_US_f_Allison/activated.wav": "woman_speaking",
+        "asterisk-core-sounds-it-wav/usr/share/asterisk/sounds/it_IT_m_Carlo/activated.wav": "man_speaking",
+        "hydrogen-drumkits/usr/share/hydrogen/data/drumkits/GMRockKit/Kick-Softer.flac": "kick_drum",
+        "lmms-common/usr/share/lmms/samples/drums/snare01.ogg": "snare_drum",
+        "lmms-common/usr/share/lmms/samples/instruments/violin_fingered01.ogg": "violin",
+        "naev-data/usr/share/naev/dat/snd/music/machina.ogg": "music",
+        "scorched3d-data/usr/share/games/scorched3d/data/wav/misc/dog2.wav": "dog",
+        ZAD + "!audio/voice/latin/civ/civ_male_attack.ogg": "man_speaking",
+        "triplea/usr/share/triplea/sounds/battle_land_01_sword_fighting.mp3": "sword_clash",
+        "etw-data/usr/share/games/etw/crowd/crowd08.wav": "crowd",
+        "minetest-data/usr/share/games/minetest/games/minetest_game/mods/fire/sounds/fire_large.ogg": "fire",
     }
     for key, name in cases.items():
-        rule = taxonomy.classify(key)
-        assert rule is not None and rule.name == name, key
-        assert "|" in rule.label
-    assert taxonomy.classify(z + "audio/interface/ui/chat_alert.ogg") is None
-    assert taxonomy.classify(taxonomy.WESNOTH + "/wolf-growl-2.txt") is None
-    assert all(len(i.label.split("|")) >= 2 for i in taxonomy.INSTRUMENTS)
+        hit = taxonomy.classify_any(key)
+        assert hit is not None and hit[0].name == name, key
+        assert "|" in hit[0].label
+    assert taxonomy.classify_any(ZAD + "!audio/interface/ui/chat_alert.ogg") is None
+    assert taxonomy.classify_any(WES + "/wolf-growl-2.txt") is None
+    # "disembark" is no dog, a spoken letter is no sound effect, the archive name is no zipper
+    assert taxonomy.classify(WES + "/disembark.ogg") is None or taxonomy.classify(WES + "/disembark.ogg").name != "dog"
+    assert taxonomy.classify_any("qabcs-data/usr/share/qabcs/abcs/en/sounds/a.ogg") is None
+    assert taxonomy.classify(ZAD + "!audio/ambient/water/river_1.ogg").name == "river"
+    assert taxonomy.classify("triplea/usr/share/triplea/sounds/battle_sea_01.mp3") is None or taxonomy.classify("triplea/usr/share/triplea/sounds/battle_sea_01.mp3").name != "bat"
+    assert taxonomy.classify_any("megaglest-data/usr/share/games/megaglest/techs/x/units/swordman/sounds/swordman_ack4.wav") is None
+    assert all(len(i.label.split("|")) >= 3 for i in taxonomy.INSTRUMENTS)
+    assert taxonomy.category("cow") == "animals" and taxonomy.category("violin") == "instruments"
+    assert len({v.speaker for v in taxonomy.VOICES} | {v.speaker for v in taxonomy.TTS_VOICES}) >= 8
 
 
-def test_trim_and_hash():
+def test_trim_hash_and_fingerprint():
     x = _tone(440)
     y = trim_silence(x)
     assert len(y) < len(x) and abs(len(y) - 1.5 * SR) < 0.05 * SR
     assert audio_hash(x) == audio_hash(x.copy()) != audio_hash(x * 0.5)
+    assert float(fingerprint(y) @ fingerprint(y * 0.5)) > 0.999  # gain does not hide a copy
+    assert float(fingerprint(y) @ fingerprint(trim_silence(_tone(1500)))) < 0.99
+    dedup = Deduplicator()
+    assert dedup.seen(y, "a") is None and dedup.seen(y * 0.8, "b") == "a"
 
 
 def test_split_sources_disjoint_and_complete():
@@ -65,33 +86,48 @@ def test_split_sources_disjoint_and_complete():
 
 
 def _fake_tree(root: Path):
-    wes = root / taxonomy.WESNOTH
+    wes = root / WES
     wes.mkdir(parents=True)
     for i in range(4):  # wolf: 4 distinct sources
-        ext = "ogg" if i else "wav"
-        sf.write(wes / f"wolf-growl-{i}.{ext}", _tone(200 + 50 * i, seed=i), SR)
-    # the same sound under two names -> one duplicate
-    sf.write(wes / "wolf-hit-9.wav", _tone(200, seed=0), SR)
+        sf.write(wes / f"wolf-growl-{i}.{'ogg' if i else 'wav'}", _tone(200 * 1.35**i, seed=i), SR)
+    sf.write(wes / "wolf-hit-9.wav", _tone(200, seed=0), SR)  # the same sound under two names
     sf.write(wes / "gunshot.ogg", _tone(900), SR)  # only 1 source -> dropped class
     sf.write(wes / "human-die-1.ogg", _tone(300)[int(0.3 * SR) : int(0.55 * SR)], SR)  # too short
-    zpath = root / taxonomy.ZAD_ZIP
+    doc = root / "wesnoth-1.16-data/usr/share/doc/wesnoth-1.16-data"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+\n")
+    (root / "wesnoth-1.16-data/.deb-version").write_text("1:1.16.9-1\n")
+    zpath = root / ZAD
     zpath.parent.mkdir(parents=True)
-    tmp = root / "tmp"
+    tmp = root.parent / "tmp"
     tmp.mkdir()
     with zipfile.ZipFile(zpath, "w") as archive:
         for i in range(5):
             f = tmp / f"cattle_{i}.wav"
-            sf.write(f, _tone(120 + 30 * i, rate=44100, seed=10 + i), 44100)
+            sf.write(f, _tone(120 * 1.3**i, rate=44100, seed=10 + i), 44100)
             archive.write(f, f"audio/actor/fauna/animal/cattle_{i}.wav")
         archive.writestr("art/textures/x.png", b"not audio")
         for i in range(12):  # short footsteps, grouped into >= 1.5 s clips
             f = tmp / f"fs_{i}.wav"
-            sf.write(f, _tone(1000 + 100 * i, seconds=0.4, seed=20 + i), SR)
+            sf.write(f, _tone(300 * 1.3**i, seconds=0.4, seed=20 + i), SR)
             archive.write(f, f"audio/actor/singlesteps/fs_grass_{i}.wav")
-    hd = root / taxonomy.HEDGEWARS / "Pirate"
+    hd = root / "hedgewars-data/usr/share/games/hedgewars/Data/Sounds/voices/Pirate"
     hd.mkdir(parents=True)
     for i in range(3):
-        sf.write(hd / f"Hello{i}.ogg", _tone(500 + 40 * i, seed=30 + i), SR)
+        sf.write(hd / f"Hello{i}.ogg", _tone(500 * 1.4**i, seed=30 + i), SR)
+    # a held-out package: its wolves go to cross_source, its lone chicken class is dropped;
+    # one of its files re-encodes a training wolf (44.1 kHz): a near duplicate, removed
+    mg = root / "megaglest-data/usr/share/games/megaglest/techs/units/wolf/sounds"
+    mg.mkdir(parents=True)
+    for i in range(2):
+        sf.write(mg / f"wolf_attack{i}.wav", _tone(900 * 1.4**i, seed=40 + i), SR)
+    sf.write(mg / "chicken1.wav", _tone(1300, seed=50), SR)
+    sf.write(mg / "wolf_copy.wav", _tone(200, rate=44100, seed=0), 44100)
+    # a package that is not allowed: never read
+    bad = root / "not-allowed-data/usr/share/sounds"
+    bad.mkdir(parents=True)
+    for i in range(4):
+        sf.write(bad / f"wolf-{i}.wav", _tone(3000 + i * 100, seed=60 + i), SR)
 
 
 def test_build_corpus_on_fake_tree(tmp_path):
@@ -99,13 +135,19 @@ def test_build_corpus_on_fake_tree(tmp_path):
     _fake_tree(root)
     out = tmp_path / "out"
     logs = []
-    index = build_corpus(out, packages_root=root, seed=0, log=logs.append)
+    allowed = ["wesnoth-1.16-data", "0ad-data", "hedgewars-data", "megaglest-data"]
+    index = build_corpus(out, root, seed=0, allowed=allowed, cross_source=("megaglest-data",), workers=1, log=logs.append)
     clips = read_index(index)
     assert clips and all(c.audio.is_file() for c in clips)
     names = {c.audio.parent.name for c in clips}
     assert names == {"wolf", "cow", "cartoon_voice", "footsteps"}
-    wolf_sources = {c.source for c in clips if c.audio.parent.name == "wolf"}
-    assert len(wolf_sources) == 4 and not any("wolf-hit-9" in s for s in wolf_sources)
+    assert not any("not-allowed" in c.source for c in clips)
+    wolf = [c for c in clips if c.audio.parent.name == "wolf"]
+    assert len({c.source for c in wolf if c.split != "cross_source"}) == 4 and not any("wolf-hit-9" in c.source for c in wolf)
+    cross = [c for c in clips if c.split == "cross_source"]
+    assert {c.audio.parent.name for c in cross} == {"wolf"} and len(cross) == 2  # the re-encoded copy is gone
+    assert all("megaglest-data/" in c.source for c in cross)
+    assert not any("megaglest-data/" in c.source for c in clips if c.split != "cross_source")
     by_source = {}
     for c in clips:
         assert by_source.setdefault(c.source, c.split) == c.split  # one split per source
@@ -113,15 +155,54 @@ def test_build_corpus_on_fake_tree(tmp_path):
         info = sf.info(c.audio)
         assert info.samplerate == SR and info.channels == 1
     for name in names:
-        assert {c.split for c in clips if c.audio.parent.name == name} == {"train", "val", "test"}
+        assert {"train", "val", "test"} <= {c.split for c in clips if c.audio.parent.name == name}
     cow = [c for c in clips if c.audio.parent.name == "cow"]
     assert cow[0].paraphrases[0] == "cow mooing" and len(cow) == 5
     assert sum(c.source.startswith("group:") for c in clips) >= 2
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["skipped"]["duplicates"] == 1
+    assert manifest["skipped"]["duplicates"] == 2
     assert manifest["skipped"]["too_short"] == 1
-    assert "gunshot" in manifest["dropped_classes"]
+    assert "gunshot" in manifest["dropped_classes"] and manifest["dropped_classes"]["chicken"] == "only in cross-source packages"
     assert manifest["classes"]["wolf"]["sources"] == 4
-    assert sum(manifest["classes"]["cow"]["clips"].values()) == 5
-    assert manifest["num_clips"] == len(clips)
-    assert "package_versions" in manifest and "build_command" in manifest
+    assert manifest["split_clips"]["cross_source"] == 2 and manifest["split_hours"]["cross_source"] > 0
+    assert manifest["cross_source"] == {"packages": ["megaglest-data"], "classes_also_in_train": 1, "classes": ["wolf"]}
+    assert manifest["num_clips"] == len(clips) == sum(manifest["split_clips"].values())
+    assert manifest["refused_packages"] == ["not-allowed-data"]
+    wes = manifest["packages"]["wesnoth-1.16-data"]
+    assert wes["licence"] == "GPL-2+" and wes["version"] == "1:1.16.9-1" and wes["copyright_file"].endswith("copyright")
+    assert manifest["package_versions"]["wesnoth-1.16-data"] == "1:1.16.9-1"
+    assert manifest["classes_from_two_or_more_packages"]["count"] == 0
+    assert "build_command" in manifest and manifest["category_hours"]["animals"]["classes"] == 2
+    # the same tree and seed give the same manifest (build time and command aside)
+    again = tmp_path / "again"
+    build_corpus(again, root, seed=0, allowed=allowed, cross_source=("megaglest-data",), workers=2, log=logs.append)
+    second = json.loads((again / "manifest.json").read_text())
+    for m in (manifest, second):
+        m.pop("build_seconds"), m.pop("build_command")
+    assert manifest == second
+
+
+def test_read_allowed_and_errors(tmp_path):
+    path = tmp_path / "allowed.txt"
+    path.write_text("# comment\n0ad-data\n\nflite  # tool\n")
+    assert read_allowed(path) == ["0ad-data", "flite"]
+    with pytest.raises(ClipsepError, match="allowed packages"):
+        read_allowed(tmp_path / "missing.txt")
+    with pytest.raises(ClipsepError, match="packages root"):
+        build_corpus(tmp_path / "o", tmp_path / "nope", log=lambda m: None)
+
+
+def test_cross_source_split_reads_and_evaluates(tmp_path):
+    from clipsep_rt.training.evaluate import make_eval_mixtures
+    from clipsep_rt.training.index import Clip, write_index
+
+    clips = []
+    for name, freq in (("cow", 150), ("violin", 880), ("rain", 3000)):
+        for i, split in enumerate(("train", "cross_source", "cross_source")):
+            path = tmp_path / f"{name}{i}.wav"
+            sf.write(path, _tone(freq * (1 + 0.1 * i), seed=i), SR)
+            clips.append(Clip(path, None, 0, f"{name}|a {name}", split, f"pkg{i}/{name}{i}", 2.1))
+    write_index(tmp_path / "index.csv", clips)
+    assert {c.split for c in read_index(tmp_path / "index.csv")} == {"train", "cross_source"}
+    mixtures = make_eval_mixtures(tmp_path / "index.csv", split="cross_source", count=4, seed=0)
+    assert len(mixtures) == 4

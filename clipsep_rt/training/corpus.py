@@ -1,12 +1,15 @@
-"""Build the offline real-sound corpus from Debian packages (``make corpus``).
+"""Build corpus v2 from Debian packages (``make corpus``).
 
-Sources (all installed with apt, read from ``packages_root``): 0ad-data (sounds inside
-public.zip), wesnoth-1.16-data, hedgewars-data voices, asterisk-core-sounds-en-wav,
-hydrogen-drumkits, and General-MIDI instruments rendered from fluid-soundfont-gm with
-pyfluidsynth. Files are mapped to classes by `taxonomy.RULES`, decoded to 16 kHz mono,
-trimmed of leading/trailing silence, deduplicated on their decoded audio, written as 16 kHz
-PCM_16 WAVs under ``out_dir/audio/<class>/`` and split by source into train/val/test.
-Writes ``out_dir/index.csv`` (see `index.write_index`) and ``out_dir/manifest.json``.
+Packages are extracted one per folder under ``packages_root`` (see `corpus_sources`); only
+those in the allowed list are read. Files are mapped to classes by `taxonomy.classify_any`,
+decoded to 16 kHz mono (two worker processes), trimmed of leading/trailing silence, cut to
+at most `MAX_CLIP_SECONDS`, deduplicated across packages (exact 8-bit hash, then a coarse
+spectral fingerprint for re-encoded copies), written as PCM_16 WAVs under
+``out_dir/audio/<class>/`` and split: whole `CROSS_SOURCE_PACKAGES` go to ``cross_source``
+(only classes that also occur in training), everything else is split by source into
+train/val/test per class. General-MIDI instruments and drums are rendered from soundfonts,
+synthetic speech from festival / flite voices. Writes ``out_dir/index.csv`` and
+``out_dir/manifest.json`` (classes, split hours, voices, packages with versions and licences).
 """
 
 from __future__ import annotations
@@ -14,16 +17,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
+import logging
 import random
 import re
-import subprocess
 import sys
-import tempfile
 import time
-import zipfile
 from collections import defaultdict
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,58 +32,46 @@ import soundfile as sf
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
-from clipsep_rt.io.media import load_audio
+from clipsep_rt.training.corpus_sources import (
+    SAMPLE_RATE, collect_files, decode, list_packages, package_licence, package_version, render_soundfonts,
+    render_tts, tool_version,
+)
 from clipsep_rt.training.index import Clip, write_index
-from clipsep_rt.training.taxonomy import AUDIO_SUFFIXES, HEDGEWARS, HYDROGEN, INSTRUMENTS, PACKAGES, SOUNDFONT, WESNOTH, ZAD_ZIP, ASTERISK, classify
+from clipsep_rt.training.taxonomy import TTS_VOICES, UNUSED_PACKAGES, category, classify_any
 
-SAMPLE_RATE = 16000
+logger = logging.getLogger(__name__)
+
 MIN_SECONDS = 1.0
 GROUP_SECONDS = 1.5  # short one-shots are concatenated up to at least this
 GROUP_GAP_S = 0.15
 MIN_SOURCES = 3
-PHRASES_PER_INSTRUMENT = 8
-PHRASE_SECONDS = 6.0
-FS_DIRS = (WESNOTH, HEDGEWARS, ASTERISK, HYDROGEN)
+MAX_CLIP_SECONDS = 30.0
+MAX_FILES_PER_CLASS_PACKAGE = 250  # seeded sample of a (class, package)'s files
+MAX_MUSIC_FILES_PER_PACKAGE = 14
+PHRASES_PER_CLASS = 16  # per soundfont
+SENTENCES_PER_VOICE = 24
+CROSS_SOURCE_PACKAGES = ("timgm6mb-soundfont", "megaglest-data", "kajongg", "scorched3d-data")
+SPLITS = ("train", "val", "test", "cross_source")
+DEFAULT_ALLOWED = Path(__file__).resolve().parents[3] / "shared/corpus/allowed_packages.txt"
 
 
 @dataclass
 class Sound:
-    name: str  # class
+    name: str
     label: str
-    source: str  # source id (file key, group id or rendered phrase id)
-    samples: np.ndarray  # float32 mono at SAMPLE_RATE, trimmed
+    source: str  # source id (file key, group id, rendered phrase or sentence id)
+    package: str
+    samples: np.ndarray
+    meta: dict = field(default_factory=dict)
 
 
-def _collect_keys(root: Path) -> list[tuple[str, object]]:
-    """(key, opener) for every audio file in the known package locations under root."""
-    found: list[tuple[str, object]] = []
-    zpath = root / ZAD_ZIP
-    if zpath.is_file():
-        with zipfile.ZipFile(zpath) as archive:
-            for member in sorted(archive.namelist()):
-                if member.startswith("audio/") and member.lower().endswith(AUDIO_SUFFIXES):
-                    found.append((f"{ZAD_ZIP}!{member}", ("zip", zpath, member)))
-    for folder in FS_DIRS:
-        base = root / folder
-        for dirpath, dirnames, files in os.walk(base):
-            dirnames.sort()
-            for name in sorted(files):
-                if name.lower().endswith(AUDIO_SUFFIXES):
-                    path = Path(dirpath) / name
-                    found.append((path.relative_to(root).as_posix(), ("file", path, None)))
-    return found
-
-
-def _decode(opener) -> np.ndarray:
-    kind, path, member = opener
-    if kind == "file":
-        return load_audio(path, SAMPLE_RATE, min_samples=1).samples
-    with zipfile.ZipFile(path) as archive:
-        data = archive.read(member)
-    with tempfile.NamedTemporaryFile(suffix=Path(member).suffix) as handle:
-        handle.write(data)
-        handle.flush()
-        return load_audio(handle.name, SAMPLE_RATE, min_samples=1).samples
+def read_allowed(path) -> list[str]:
+    """Package names of an allowed-packages file (one a line, # comments)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ClipsepError(f"allowed packages {path}: cannot be read ({error.strerror or error})") from None
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
 
 
 def trim_silence(x: np.ndarray, frame: int = 320, floor_db: float = -50.0) -> np.ndarray:
@@ -106,58 +95,56 @@ def audio_hash(x: np.ndarray) -> str:
     return hashlib.sha1(q.tobytes()).hexdigest()
 
 
-def _render_instruments(root: Path, per_class: int, seed: int, log) -> list[Sound]:
-    sf2 = root / SOUNDFONT
-    if not sf2.is_file():
-        log(f"corpus: no soundfont at {sf2}: instrument classes skipped")
-        return []
+def fingerprint(x: np.ndarray, bands: int = 32, frames: int = 24) -> np.ndarray:
+    """Unit vector of log band energies on a fixed time grid: re-encoded or resampled copies
+    of one recording have near-identical fingerprints (cosine > 0.99), other sounds do not."""
+    x = np.asarray(x, dtype=np.float32)
+    n_fft = 1024
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    hop = max(1, (len(x) - n_fft) // (frames - 1)) if len(x) > n_fft else 1
+    starts = np.minimum(np.arange(frames) * hop, len(x) - n_fft)
+    spec = np.abs(np.fft.rfft(np.stack([x[s : s + n_fft] for s in starts]) * np.hanning(n_fft), axis=1)) ** 2
+    edges = np.unique(np.geomspace(8, spec.shape[1], bands + 1).astype(int))
+    energy = np.stack([spec[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    v = np.log10(energy + 1e-3 * float(energy.max()) + 1e-12).ravel()  # floor 30 dB under the peak
+    v = v - v.mean()
+    return (v / (np.linalg.norm(v) + 1e-12)).astype(np.float32)
+
+
+class Deduplicator:
+    """Exact (hash) and near (fingerprint within 3 % duration) duplicate detection."""
+
+    def __init__(self, threshold: float = 0.995):
+        self.threshold = threshold
+        self.hashes: dict[str, str] = {}
+        self.buckets: dict[int, list[tuple[float, np.ndarray, str]]] = defaultdict(list)
+
+    def seen(self, x: np.ndarray, source: str) -> str | None:
+        """The source `x` duplicates, or None (and `x` is remembered)."""
+        digest = audio_hash(x)
+        if digest in self.hashes:
+            return self.hashes[digest]
+        seconds = len(x) / SAMPLE_RATE
+        bucket = int(np.log(max(seconds, 0.05)) / 0.03)
+        fp = fingerprint(x)
+        for b in (bucket - 1, bucket, bucket + 1):
+            for other_s, other_fp, other in self.buckets.get(b, ()):
+                if abs(other_s - seconds) <= 0.03 * max(seconds, other_s) and float(other_fp @ fp) >= self.threshold:
+                    return other
+        self.hashes[digest] = source
+        self.buckets[bucket].append((seconds, fp, source))
+        return None
+
+
+def _decode_trim(opener) -> np.ndarray | str:
     try:
-        import fluidsynth  # pyfluidsynth; needs libfluidsynth3
-    except (ImportError, OSError) as error:
-        log(f"corpus: pyfluidsynth unavailable ({error}): instrument classes skipped")
-        return []
-    synth = fluidsynth.Synth(samplerate=float(SAMPLE_RATE))
-    sfid = synth.sfload(str(sf2))
-    sounds = []
-    major = [0, 2, 4, 5, 7, 9, 11]
-    minor = [0, 2, 3, 5, 7, 8, 10]
-    for inst in INSTRUMENTS:
-        for phrase in range(per_class):
-            rng = random.Random(f"{seed}:{inst.name}:{phrase}")
-            synth.program_select(0, sfid, 0, inst.program)
-            scale = rng.choice([major, minor])
-            tonic = rng.randint(inst.low, max(inst.low, inst.high - 12))
-            notes = [tonic + 12 * o + s for o in (0, 1) for s in scale if tonic + 12 * o + s <= inst.high]
-            tempo = rng.uniform(0.25, 0.6) if not inst.sustained else rng.uniform(0.35, 0.9)
-            chunks, t, idx = [], 0.0, rng.randrange(len(notes))
-            while t < PHRASE_SECONDS:
-                idx = max(0, min(len(notes) - 1, idx + rng.choice([-2, -1, -1, 1, 1, 2, 0, 3])))
-                chord = [notes[idx]]
-                if not inst.sustained and rng.random() < 0.3 and idx + 2 < len(notes):
-                    chord.append(notes[idx + 2])
-                vel = rng.randint(70, 120)
-                dur = tempo * rng.choice([1, 1, 1, 2, 0.5])
-                for note in chord:
-                    synth.noteon(0, note, vel)
-                hold = int(dur * 0.9 * SAMPLE_RATE)
-                chunks.append(np.asarray(synth.get_samples(hold)))
-                for note in chord:
-                    synth.noteoff(0, note)
-                chunks.append(np.asarray(synth.get_samples(int(dur * 0.1 * SAMPLE_RATE))))
-                t += dur
-            chunks.append(np.asarray(synth.get_samples(int(0.8 * SAMPLE_RATE))))  # release tail
-            stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) / 32768.0
-            mono = trim_silence(stereo.mean(axis=1))
-            peak = float(np.max(np.abs(mono), initial=0.0))
-            if peak > 0:
-                mono = mono * (0.7 / peak)
-            sounds.append(Sound(inst.name, inst.label, f"fluidsynth:{inst.name}:seed{seed}:phrase{phrase}", mono))
-            synth.system_reset()
-    synth.delete()
-    return sounds
+        return trim_silence(decode(opener))
+    except Exception as error:  # noqa: BLE001 - reported per file, the build goes on
+        return f"{type(error).__name__}: {error}"
 
 
-def _group_short(short: list[tuple[str, str, np.ndarray]], name: str, label: str) -> list[Sound]:
+def _group_short(short: list[tuple[str, str, np.ndarray]], name: str, label: str, package: str) -> list[Sound]:
     """Concatenate short one-shots (sorted by key, grouped by folder) into >= GROUP_SECONDS clips."""
     by_folder: dict[str, list] = defaultdict(list)
     for key, folder, x in sorted(short, key=lambda item: item[0]):
@@ -170,10 +157,10 @@ def _group_short(short: list[tuple[str, str, np.ndarray]], name: str, label: str
             current += [x, gap]
             keys.append(key)
             if sum(len(c) for c in current[:-1]) >= GROUP_SECONDS * SAMPLE_RATE:
-                out.append(Sound(name, label, f"group:{keys[0]}+{len(keys) - 1}", np.concatenate(current[:-1])))
+                out.append(Sound(name, label, f"group:{keys[0]}+{len(keys) - 1}", package, np.concatenate(current[:-1])))
                 current, keys = [], []
         if keys and sum(len(c) for c in current[:-1]) >= MIN_SECONDS * SAMPLE_RATE:
-            out.append(Sound(name, label, f"group:{keys[0]}+{len(keys) - 1}", np.concatenate(current[:-1])))
+            out.append(Sound(name, label, f"group:{keys[0]}+{len(keys) - 1}", package, np.concatenate(current[:-1])))
     return out
 
 
@@ -185,152 +172,248 @@ def split_sources(sources: list[str], seed: int, name: str = "") -> dict[str, st
     if n < MIN_SOURCES:
         return {s: "train" for s in order}
     n_val = n_test = max(1, round(0.1 * n))
-    result = {}
-    for i, source in enumerate(order):
-        result[source] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
-    return result
-
-
-def _package_versions() -> dict[str, str]:
-    versions = {}
-    for package in list(PACKAGES) + ["libfluidsynth3"]:
-        try:
-            done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, timeout=30)
-            versions[package] = done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "not installed"
-        except (OSError, subprocess.SubprocessError):
-            versions[package] = "unknown (no dpkg-query)"
-    return versions
+    return {s: "val" if i < n_val else "test" if i < n_val + n_test else "train" for i, s in enumerate(order)}
 
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[-80:].strip("_.") or "clip"
 
 
-def build_corpus(out_dir, packages_root="/", seed=0, max_files_per_class=None, log=print, command=None) -> Path:
-    """Build the corpus under out_dir; returns the index CSV path. See the module docstring."""
+def _select(files: list, cap: int, seed: int, tag: str) -> list:
+    if len(files) <= cap:
+        return files
+    return sorted(random.Random(f"{seed}:{tag}").sample(files, cap))
+
+
+def _gather_files(root: Path, packages: list[str], seed: int, cap: int | None, stats) -> dict[tuple[str, str], list]:
+    """(class, package) -> [(key, opener, rule, meta)], capped by a seeded sample."""
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for key, opener in collect_files(root, packages):
+        hit = classify_any(key)
+        if hit is None:
+            stats["unclassified_files"] += 1
+            continue
+        rule, meta = hit
+        groups[(rule.name, key.split("/", 1)[0])].append((key, opener, rule, meta))
+    for (name, package), files in groups.items():
+        limit = MAX_MUSIC_FILES_PER_PACKAGE if name == "music" else MAX_FILES_PER_CLASS_PACKAGE
+        if cap:
+            limit = min(limit, cap)
+        chosen = _select(files, limit, seed, f"{name}:{package}")
+        stats["capped_files"] += len(files) - len(chosen)
+        groups[(name, package)] = chosen
+    return groups
+
+
+def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allowed=None, cross_source=CROSS_SOURCE_PACKAGES,
+                 workers=2, log=logger.info, command=None) -> Path:
+    """Build the corpus under out_dir from the allowed packages under packages_root; returns
+    the index CSV path. `allowed`: package names (None: every package folder). See the module doc."""
     started = time.time()
     out_dir, root = Path(out_dir), Path(packages_root)
-    stats = defaultdict(int)
-    by_class: dict[str, list] = defaultdict(list)
-    labels, group_flag = {}, {}
-    for key, opener in _collect_keys(root):
-        rule = classify(key)
-        if rule is not None:
-            by_class[rule.name].append((key, opener))
-            labels[rule.name], group_flag[rule.name] = rule.label, rule.group_short
+    present = list_packages(root)
+    allowed_set = set(allowed) if allowed is not None else set(present)
+    refused = sorted(set(present) - allowed_set)
+    packages = [p for p in present if p in allowed_set and p not in UNUSED_PACKAGES]
+    cross = set(cross_source)
+    stats: dict[str, int] = defaultdict(int)
+    groups = _gather_files(root, packages, seed, max_files_per_class, stats)
+    log(f"corpus: {sum(len(v) for v in groups.values())} files in {len(groups)} (class, package) groups, {time.time() - started:.0f} s")
+
+    dedup = Deduplicator()
+    duplicates: dict[str, int] = defaultdict(int)
     sounds: list[Sound] = []
-    seen: dict[str, str] = {}
-    for name in sorted(by_class):
-        files = by_class[name]
-        if max_files_per_class and len(files) > max_files_per_class:
-            files = sorted(random.Random(f"{seed}:{name}").sample(files, max_files_per_class))
-            stats["capped_files"] += len(by_class[name]) - max_files_per_class
-        short = []
-        for key, opener in files:
-            try:
-                x = trim_silence(_decode(opener))
-            except (ClipsepError, OSError, RuntimeError, ValueError, zipfile.BadZipFile) as error:
+    order = sorted(groups, key=lambda g: (g[1] in cross, g[1], g[0]))  # training packages first keep their copies
+    jobs = [(g, item) for g in order for item in groups[g]]
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        decoded = pool.map(_decode_trim, [item[1] for _, item in jobs], chunksize=16) if pool else map(_decode_trim, [item[1] for _, item in jobs])
+        short: dict[tuple[str, str], list] = defaultdict(list)
+        for (group, (key, _opener, rule, meta)), x in zip(jobs, decoded):
+            name, package = group
+            if isinstance(x, str):
                 stats["decode_errors"] += 1
-                log(f"corpus: skip {key}: {error}")
+                log(f"corpus: skip {key}: {x}")
                 continue
             if len(x) == 0:
                 stats["silent"] += 1
                 continue
-            digest = audio_hash(x)
-            if digest in seen:
+            x = x[: int(MAX_CLIP_SECONDS * SAMPLE_RATE)]
+            other = dedup.seen(x, key)
+            if other is not None:
                 stats["duplicates"] += 1
+                duplicates[f"{package} <- {other.split('/', 1)[0]}"] += 1
                 continue
-            seen[digest] = key
             if len(x) < MIN_SECONDS * SAMPLE_RATE:
-                if group_flag[name]:
-                    short.append((key, key.rsplit("/", 1)[0], x))
+                if rule.group_short:
+                    short[group].append((key, key.rsplit("/", 1)[0], x, rule.label))
                 else:
                     stats["too_short"] += 1
                 continue
-            sounds.append(Sound(name, labels[name], key, x))
-        if short:
-            sounds.extend(_group_short(short, name, labels[name]))
-        log(f"corpus: {name}: {len(files)} files, {time.time() - started:.0f} s")
-    per_inst = PHRASES_PER_INSTRUMENT if not max_files_per_class else min(PHRASES_PER_INSTRUMENT, max_files_per_class)
-    for sound in _render_instruments(root, per_inst, seed, log):
-        digest = audio_hash(sound.samples)
-        if digest in seen or len(sound.samples) < MIN_SECONDS * SAMPLE_RATE:
-            stats["duplicates" if digest in seen else "too_short"] += 1
-            continue
-        seen[digest] = sound.source
-        sounds.append(sound)
+            sounds.append(Sound(name, rule.label, key, package, x, dict(meta)))
+        for (name, package), items in sorted(short.items()):
+            sounds.extend(_group_short([i[:3] for i in items], name, items[0][3], package))
+    finally:
+        if pool:
+            pool.shutdown()
     log(f"corpus: decoded {len(sounds)} clips in {time.time() - started:.0f} s")
 
-    sources_of: dict[str, set] = defaultdict(set)
-    for sound in sounds:
-        sources_of[sound.name].add(sound.source)
-    dropped = {n: len(s) for n, s in sorted(sources_of.items()) if len(s) < MIN_SOURCES}
-    for name in by_class:
-        if name not in sources_of:
-            dropped[name] = 0
-    splits = {n: split_sources(sorted(s), seed, n) for n, s in sources_of.items() if n not in dropped}
-
-    clips, classes = [], {}
-    for index, sound in enumerate(sounds):
-        if sound.name in dropped:
+    phrases = PHRASES_PER_CLASS if not max_files_per_class else min(PHRASES_PER_CLASS, max_files_per_class)
+    rendered = render_soundfonts(root, set(packages), phrases, seed, log)
+    tts_packages = {v.package for v in TTS_VOICES if v.package in allowed_set and tool_version(v.package) not in ("not installed", "unknown (no dpkg-query)")}
+    sentences = SENTENCES_PER_VOICE if not max_files_per_class else min(SENTENCES_PER_VOICE, max_files_per_class)
+    rendered += render_tts(tts_packages, sentences, seed, log)
+    for item in rendered:
+        x = trim_silence(item.samples)
+        if len(x) < MIN_SECONDS * SAMPLE_RATE:
+            stats["too_short"] += 1
             continue
-        split = splits[sound.name][sound.source]
+        if dedup.seen(x, item.source) is not None:
+            stats["duplicates"] += 1
+            continue
+        sounds.append(Sound(item.name, item.label, item.source, item.package, x, item.meta))
+    log(f"corpus: {len(sounds)} clips with renders, {time.time() - started:.0f} s")
+    return _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, max_files_per_class, command, started, log)
+
+
+def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, cap, command, started, log) -> Path:
+    train_sources: dict[str, set] = defaultdict(set)
+    for s in sounds:
+        if s.package not in cross:
+            train_sources[s.name].add(s.source)
+    dropped = {n: f"{len(v)} distinct source(s) < {MIN_SOURCES}" for n, v in train_sources.items() if len(v) < MIN_SOURCES}
+    kept = {n for n in train_sources if n not in dropped}
+    for s in sounds:
+        if s.package in cross and s.name not in train_sources:
+            dropped.setdefault(s.name, "only in cross-source packages")
+    splits = {n: split_sources(sorted(train_sources[n]), seed, n) for n in kept}
+    clip_packages: list[str] = []
+    clips, classes, voices, per_package = [], {}, {}, defaultdict(lambda: {"clips": 0, "seconds": 0.0, "classes": set()})
+    empty = lambda kind: {s: (0 if kind is int else 0.0) for s in SPLITS}  # noqa: E731
+    for number, sound in enumerate(sounds):
+        if sound.name not in kept:
+            continue
+        split = "cross_source" if sound.package in cross else splits[sound.name][sound.source]
         stem = _safe(sound.source.split("!")[-1].rsplit("/", 1)[-1].rsplit(".", 1)[0])
-        path = (out_dir / "audio" / sound.name / f"{stem}_{index:05d}.wav").resolve()
+        path = (out_dir / "audio" / sound.name / f"{stem}_{number:05d}.wav").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path, overwrite=True) as temporary:
             sf.write(temporary, np.clip(sound.samples, -1, 1), SAMPLE_RATE, subtype="PCM_16", format="WAV")
         duration = len(sound.samples) / SAMPLE_RATE
         clips.append(Clip(path, None, 0, sound.label, split, sound.source, duration))
-        entry = classes.setdefault(sound.name, {"label": sound.label, "sources": 0, "clips": {s: 0 for s in ("train", "val", "test")}, "seconds": {s: 0.0 for s in ("train", "val", "test")}})
+        clip_packages.append(sound.package)
+        entry = classes.setdefault(sound.name, {"label": sound.label, "category": category(sound.name), "sources": 0,
+                                                "packages": set(), "clips": empty(int), "seconds": empty(float)})
         entry["clips"][split] += 1
         entry["seconds"][split] = round(entry["seconds"][split] + duration, 3)
+        entry["packages"].add(sound.package)
+        pkg = per_package[sound.package]
+        pkg["clips"] += 1
+        pkg["seconds"] += duration
+        pkg["classes"].add(sound.name)
+        if "voice" in sound.meta:
+            v = voices.setdefault(sound.meta["voice"], {k: sound.meta[k] for k in ("gender", "language")} | {
+                "kind": "synthetic" if sound.meta.get("synthetic") else "recorded", "packages": set(), "clips": 0, "seconds": 0.0})
+            v["packages"].add(sound.package)
+            v["clips"] += 1
+            v["seconds"] = round(v["seconds"] + duration, 2)
     for name, entry in classes.items():
-        entry["sources"] = len(sources_of[name])
+        entry["sources"] = len(train_sources[name])
+        entry["packages"] = sorted(entry["packages"])
     index_path = out_dir / "index.csv"
     write_index(index_path, clips)
+    written, removed = {c.audio for c in clips}, 0
+    for stale in sorted((out_dir / "audio").glob("*/*.wav")) if (out_dir / "audio").is_dir() else []:
+        if stale.resolve() not in written:  # from an earlier build: not in this index
+            stale.unlink()
+            removed += 1
+    for folder in sorted((out_dir / "audio").iterdir()) if (out_dir / "audio").is_dir() else []:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a class of an earlier build that this one dropped
+    if removed:
+        log(f"corpus: removed {removed} audio file(s) of an earlier build")
+    train_pkgs = defaultdict(set)
+    for c, package in zip(clips, clip_packages):
+        if c.split == "train":
+            train_pkgs[c.audio.parent.name].add(package)
+    multi = sorted(n for n, p in train_pkgs.items() if len(p) >= 2)
+    cross_classes = sorted(n for n, e in classes.items() if e["clips"]["cross_source"] and e["clips"]["train"])
+    categories = defaultdict(lambda: {"classes": 0, "hours": 0.0, "train_hours": 0.0})
+    for name, entry in classes.items():
+        cat = categories[entry["category"]]
+        cat["classes"] += 1
+        cat["hours"] = round(cat["hours"] + sum(entry["seconds"].values()) / 3600, 4)
+        cat["train_hours"] = round(cat["train_hours"] + entry["seconds"]["train"] / 3600, 4)
+    used = sorted(per_package)
+    package_info = {}
+    for p in used:
+        info = {"version": package_version(root, p) if (root / p).is_dir() else tool_version(p),
+                "role": "cross_source" if p in cross else "train/val/test", "clips": per_package[p]["clips"],
+                "hours": round(per_package[p]["seconds"] / 3600, 4), "classes": sorted(per_package[p]["classes"])}
+        info.update(package_licence(root, p))
+        package_info[p] = info
+    for tool in ("festival", "flite", "libfluidsynth3"):
+        if tool_version(tool) not in ("not installed", "unknown (no dpkg-query)"):
+            package_info.setdefault(tool, {"version": tool_version(tool), "role": "renderer (no sounds of its own)"} | package_licence(root, tool))
     total_s = sum(c.duration_s for c in clips)
     manifest = {
+        "version": 2,
         "sample_rate": SAMPLE_RATE,
         "format": "WAV PCM_16 mono",
         "num_classes": len(classes),
         "num_clips": len(clips),
         "total_hours": round(total_s / 3600, 4),
-        "split_clips": {s: sum(1 for c in clips if c.split == s) for s in ("train", "val", "test")},
-        "split_hours": {s: round(sum(c.duration_s for c in clips if c.split == s) / 3600, 4) for s in ("train", "val", "test")},
+        "split_clips": {s: sum(1 for c in clips if c.split == s) for s in SPLITS},
+        "split_hours": {s: round(sum(c.duration_s for c in clips if c.split == s) / 3600, 4) for s in SPLITS},
+        "num_packages": len(used),
+        "classes_from_two_or_more_packages": {"count": len(multi), "classes": multi},
+        "cross_source": {"packages": sorted(cross & set(used)), "classes_also_in_train": len(cross_classes), "classes": cross_classes},
+        "category_hours": dict(sorted(categories.items())),
+        "voices": {k: v | {"packages": sorted(v["packages"])} for k, v in sorted(voices.items())},
         "classes": dict(sorted(classes.items())),
-        "dropped_classes": {n: f"{k} distinct source(s) < {MIN_SOURCES}" for n, k in sorted(dropped.items())},
-        "skipped": dict(stats),
+        "dropped_classes": dict(sorted(dropped.items())),
+        "skipped": dict(sorted(stats.items())),
+        "duplicates_by_package": dict(sorted(duplicates.items())),
+        "unused_packages": {p: r for p, r in sorted(UNUSED_PACKAGES.items()) if p not in used},
+        "refused_packages": refused,
         "seed": seed,
-        "max_files_per_class": max_files_per_class,
-        "package_versions": _package_versions(),
-        "build_command": command or f"python -m clipsep_rt.training.corpus --out {out_dir} --seed {seed}"
-        + (f" --max-files-per-class {max_files_per_class}" if max_files_per_class else ""),
+        "max_files_per_class": cap,
+        "package_versions": {p: i["version"] for p, i in sorted(package_info.items())},
+        "packages": dict(sorted(package_info.items())),
+        "build_command": command or f"python -m clipsep_rt.training.corpus --out {out_dir} --packages-root {root} --seed {seed}",
         "build_seconds": round(time.time() - started, 1),
         "notes": [
-            "Splits are by source file (a group of concatenated short one-shots counts as one source).",
-            "Short one-shots (< 1 s) of classes marked group_short (footsteps, hooves, drum hits) are concatenated from one folder into >= 1.5 s clips; other clips < 1 s are skipped.",
-            "Duplicates are detected on the 8-bit quantised, trimmed decoded audio.",
-            "Instrument classes are General-MIDI phrases rendered with fluidsynth from FluidR3_GM.sf2 (each seeded phrase is one source).",
-            "The 'noisy' variant (mixtures with background noise) is produced at training time by the sampler, not stored here.",
+            "Splits: whole cross-source packages form `cross_source` (classes also in train only); the rest is split by source per class ~80/10/10.",
+            "A group of concatenated short one-shots (< 1 s, classes marked group_short) counts as one source.",
+            f"Clips are trimmed of silence and cut to {MAX_CLIP_SECONDS:.0f} s; at most {MAX_FILES_PER_CLASS_PACKAGE} files per (class, package) and {MAX_MUSIC_FILES_PER_PACKAGE} music files per package (seeded sample).",
+            "Duplicates: exact on 8-bit quantised audio, near on a log band-energy fingerprint (cosine >= 0.995, duration within 3 %); the copy met first (training packages first, in name order) is kept.",
+            "Instruments and drums: seeded phrases rendered with fluidsynth from each melodic / drum soundfont, plus sampled one-shots; speech: recorded prompts (voice per folder) and festival / flite sentences.",
+            "The music class is also the background: the sampler's noisy mode adds clips of other classes, music included.",
             "Audio and index.csv stay untracked; only this manifest is committed.",
         ],
     }
     with atomic_output(out_dir / "manifest.json", overwrite=True) as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     log(f"corpus: {len(clips)} clips, {len(classes)} classes, {total_s / 3600:.2f} h, {time.time() - started:.0f} s -> {index_path}")
     return index_path
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Build the offline sound corpus from Debian packages.")
+    parser = argparse.ArgumentParser(description="Build the offline sound corpus v2 from extracted Debian packages.")
     parser.add_argument("--out", default="corpus/", help="output folder (audio/, index.csv, manifest.json)")
-    parser.add_argument("--packages-root", default="/", help="root the packages are installed under")
+    parser.add_argument("--packages-root", required=True, help="folder with one extracted package per sub-folder")
+    parser.add_argument("--allowed", default=str(DEFAULT_ALLOWED), help="allowed-packages list (one a line)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-files-per-class", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     command = "python -m clipsep_rt.training.corpus " + " ".join(argv if argv is not None else sys.argv[1:])
-    build_corpus(args.out, args.packages_root, args.seed, args.max_files_per_class, command=command)
+    try:
+        build_corpus(args.out, args.packages_root, args.seed, args.max_files_per_class, read_allowed(args.allowed),
+                     workers=args.workers, log=print, command=command)
+    except ClipsepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,7 +5,7 @@
 - `MixtureSampler`: batches of two sources of different classes (labels; sources for
   videos) with one query per source: a label paraphrase (text) or a frame path (image).
   In "noisy" mode each source gets an off-screen clip of another class added at a random
-  SNR in [-5, 5] dB. The trainer then treats source + off-screen sound as the source
+  SNR in [-5, 5] dB. With `augment` (training only) each source clip is augmented first. The trainer then treats source + off-screen sound as the source
   (its target mask is the noisy one) while the query still names only the source's
   class: the setting of videos in the wild that CLIPSep-NIT targets.
 - `QueryTable`: query string (text or frame path) -> embedding, computed once.
@@ -130,7 +130,7 @@ class MixtureSampler:
 
     def __init__(
         self, dataset: ClipDataset, batch_size: int, noisy: bool = False, seed: int = 0, sources: int = 2,
-        sampling: str = "classes",
+        sampling: str = "classes", augment=None,
     ):
         if sampling not in SAMPLING_MODES:
             raise ClipsepError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
@@ -141,6 +141,7 @@ class MixtureSampler:
         self.noisy = noisy
         self.sources = sources
         self.sampling = sampling
+        self.augment = augment  # training only: a callable (samples, rng) -> samples (see training.augment)
         self.rng = np.random.default_rng(seed)
         self.query_type = "image" if dataset.has_frames else "text"
         if self.query_type == "text" and not all(clip.paraphrases for clip in dataset.clips):
@@ -188,7 +189,7 @@ class MixtureSampler:
             item_queries = []
             for s, (_, clip) in enumerate(picks):
                 sample = self.dataset.sample(clip, self.rng)
-                sources[b, s] = sample.samples
+                sources[b, s] = sample.samples if self.augment is None else self.augment(sample.samples, self.rng)
                 item_queries.append(self._query(sample))
                 if noise is not None:
                     off = self.dataset.sample(self._draw(chosen)[1], self.rng).samples

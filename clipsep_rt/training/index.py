@@ -7,7 +7,8 @@ Header: ``audio,frames,frame_count,label,split,source,duration_s``
   folder; empty for text-labelled corpora. Frame i is the i-th image file in name order.
 - ``frame_count``: number of frames (0 when there are none).
 - ``label``: the text label (corpora; "|" separates paraphrases); empty for videos.
-- ``split``: train, val or test (splits are made by source).
+- ``split``: train, val, test (splits are made by source) or cross_source (whole packages
+  held out of training and validation: the same classes recorded elsewhere).
 - ``source``: the original source file id.
 - ``duration_s``: the clip's duration in seconds.
 """
@@ -25,7 +26,7 @@ from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 
 COLUMNS = ("audio", "frames", "frame_count", "label", "split", "source", "duration_s")
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "cross_source")  # cross_source: held-out packages (corpus v2)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 

@@ -33,6 +33,7 @@ from clipsep_rt.optional import import_optional
 from clipsep_rt.query.vectors import save_query_embeddings
 from clipsep_rt.model.device import cpu_has_native_bf16
 from clipsep_rt.dsp.spectral import SpectralFrontEnd
+from clipsep_rt.training.augment import AugmentConfig, Augmenter
 from clipsep_rt.training.baselines import LabelSepSeparator, PITSeparator, source_logits
 from clipsep_rt.training.datasets import (
     SAMPLING_MODES,
@@ -84,6 +85,7 @@ class TrainConfig:
     init_from: Path | None = None  # warm start: separator weights to begin with (a fresh run only, not a resume)
     seed: int = 0
     clip_samples: int = 65_535
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # training sources only; off by default (see training.augment)
 
     def __post_init__(self) -> None:
         self.index = Path(self.index)
@@ -93,6 +95,8 @@ class TrainConfig:
                 setattr(self, key, Path(getattr(self, key)))
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig.from_dict(self.augment)
         if isinstance(self.recipe, dict):
             known = {f.name for f in fields(TrainingRecipe)}
             unknown = set(self.recipe) - known
@@ -124,6 +128,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["augment"] = self.augment.to_dict()
         for key in PATH_KEYS:
             data[key] = None if data[key] is None else str(data[key])
         return data
@@ -309,7 +314,8 @@ def train(
     if val_split == "train":
         log("no val split in the index: validating on fixed train batches")
     val_data = ClipDataset(clips, val_split, config.clip_samples, config.seed + 1, spectral.sample_rate)
-    sampler = MixtureSampler(train_data, config.batch, config.noisy, config.seed, sampling=config.sampling)
+    augment = Augmenter(config.augment, spectral.sample_rate) if config.augment.enabled else None
+    sampler = MixtureSampler(train_data, config.batch, config.noisy, config.seed, sampling=config.sampling, augment=augment)
     query_type = sampler.query_type
 
     classes = sorted({class_key(c) for c in clips})
