@@ -56,10 +56,21 @@ def test_torch_rows_are_sane_and_round_trip_through_json(tiny_checkpoint):
 
 def test_random_weights_are_stated_and_unusable_backends_get_a_reason():
     # A stand-in full-size model would take minutes here: the torch rows are covered above.
-    rows = run_bench(None, None, ["tensorrt"], ["low"], 0.5, "cpu", 1)
+    rows = run_bench(None, None, ["tensorrt"], ["low"], 0.5, "cpu", 1, random_weights=True)
     assert len(rows) == 1
     assert rows[0].status.startswith("cannot run:") and "random weights" in rows[0].model
+    assert "Model: full-size CLIPSep-NIT (depth 7, ngf 64) with random weights" in format_table(rows)
     assert "cannot run" in format_table(rows)
+
+
+def test_without_a_model_bench_times_the_bundled_default_model_and_says_so(tiny_checkpoint, capsys):
+    from clipsep_rt.cli import main
+
+    rows = run_bench(None, None, ["torch"], ["low"], 0.5, "cpu", 1)
+    assert rows and all(row.status == "ok" for row in rows)
+    assert "Model: the bundled default model (ngf 16, clipsep-nit-minilm-w16.safetensors)" in format_table(rows)
+    assert main(["bench", "--random-weights", "-c", str(tiny_checkpoint), "--seconds", "0.5"]) == 2
+    assert "--random-weights: times the full-size random-weight model" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_refused(tiny_checkpoint):

@@ -1,6 +1,6 @@
 """Live audio (clipsep_rt.runtime.live).
 
-Without an audio device: the playback buffer, the worker (alignment, overruns with a slow
+Without an audio device: the playback buffer, the worker (alignment, drops with a slow
 engine, query switches), the runner fed from a file (stop event, Ctrl-C, stats), device
 lookup against a fake sounddevice module.
 
@@ -102,7 +102,9 @@ class Sink:
 
     @property
     def samples(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+        """(n,) for a mono recording, else (n, channels)."""
+        samples = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+        return samples[:, 0] if samples.ndim == 2 and samples.shape[1] == 1 else samples
 
 
 def known_signal(rate: int, seconds: float, seed: int = 1) -> np.ndarray:
@@ -176,7 +178,7 @@ def test_worker_recording_matches_the_file_stream(input_rate):
     offline = stream_file_aligned(StreamingSeparator(engine, queries, options=options),
                                   (fed[i : i + 1000] for i in range(0, len(fed), 1000)))[0]
     np.testing.assert_allclose(out, offline, atol=1e-5, rtol=0)
-    assert np.sqrt(np.mean(out**2)) > 1e-3 and separator.stats.overruns == 0
+    assert np.sqrt(np.mean(out**2)) > 1e-3 and worker.drops == 0
 
 
 def test_worker_that_falls_behind_drops_the_oldest_input_and_keeps_its_latency():
@@ -198,7 +200,7 @@ def test_worker_that_falls_behind_drops_the_oldest_input_and_keeps_its_latency()
         worker.pump()
     feed(12, 22)  # ten input callbacks while the network was busy
     worker.pump()
-    assert separator.stats.overruns == 1 and worker.dropped_samples == 9 * B
+    assert worker.drops == 1 and worker.dropped_samples == 9 * B
     for b in range(22, 50):  # in time again
         feed(b, b + 1)
         worker.pump()
@@ -246,7 +248,7 @@ def test_worker_thread_with_a_slow_engine_drops_and_recovers_in_real_time():
     thread.join()
     worker.finish()
     played = np.concatenate(played)
-    assert separator.stats.overruns >= 1 and worker.dropped_samples > 0
+    assert separator.stats.overruns >= 1 and worker.drops >= 1 and worker.dropped_samples > 0
     assert worker.consumed == len(clicks) and len(record.samples) == len(clicks)
     # the worker's backlog never exceeded its limit by more than what arrives during one slow step
     assert worker.max_backlog_seen <= worker.max_backlog + round(0.08 * RATE) + 2 * BLOCK
@@ -276,8 +278,51 @@ def test_switch_queries_happens_between_blocks_on_the_worker():
     worker.pump()
     assert done == [threading.current_thread()]  # here the caller of pump() is the worker
     assert separator.queries is second  # the separator has crossfaded to it within a hop
-    with pytest.raises(ClipsepError, match="output rows"):
-        worker.switch_queries(engine.prepare_queries(np.zeros((2, 8), np.float32), noise_heads=False))
+    two = engine.prepare_queries(np.ones((2, 8), np.float32), noise_heads=False)
+    worker.switch_queries(two)  # more queries: allowed (see the next test)
+    with pytest.raises(ClipsepError, match="playback is query 2: a switch needs at least 2 queries, got 1"):
+        LiveWorker(StreamingSeparator(engine, two, options=StreamingOptions(2, 1)), BLOCK, row=1).switch_queries(first)
+
+
+def test_a_switch_to_more_or_fewer_queries_keeps_playback_and_the_recording_channels():
+    """Two queries at the start: a 2-channel recording. Switched to one query, then to three:
+    playback stays the first query's output throughout; the recording keeps 2 channels (the
+    second silent while there is one query, the third query not recorded); it stays aligned
+    and as long as the input, and each channel is what a stream of its query makes of it."""
+    engine = tiny_engine()
+    two = engine.prepare_queries(np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32), noise_heads=False)
+    one = engine.prepare_queries(np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)[:1], noise_heads=False)
+    three_embeddings = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    three_embeddings[2] = np.random.default_rng(5).standard_normal(8)  # the first two as at the start, one more
+    three = engine.prepare_queries(three_embeddings, noise_heads=False)
+    options = StreamingOptions(2, 1)
+    separator = StreamingSeparator(engine, two, options=options)
+    playback, record = PlaybackBuffer(target=0, high_water=10**9), Sink()
+    worker = LiveWorker(separator, BLOCK, playback=playback, record=record, max_backlog=10**9)
+    signal = known_signal(RATE, 3.0)[: 187 * BLOCK]
+    switches = {RATE // BLOCK: one, 2 * RATE // BLOCK: three}  # at 1 s and 2 s
+    for b in range(len(signal) // BLOCK):
+        if b in switches:
+            worker.switch_queries(switches[b])
+        worker.put(signal[b * BLOCK : (b + 1) * BLOCK])
+        worker.pump()
+    worker.finish()
+    recorded = record.samples
+    assert recorded.shape == (len(signal), 2) and worker.record_channels == 2
+    reference = {name: stream_file_aligned(StreamingSeparator(engine, queries, options=options), [signal])
+                 for name, queries in (("two", two), ("three", three))}
+    settle = separator.latency_samples + 4 * options.hop_frames * 256  # the crossfade and the iSTFT's reach
+    close = {"atol": 1e-5, "rtol": 0}
+    before = RATE - separator.latency_samples - BLOCK  # what the switch hop cannot reach
+    np.testing.assert_allclose(recorded[:before], reference["two"][:, :before].T, **close)  # before the switch
+    np.testing.assert_allclose(recorded[RATE + settle : 2 * RATE, 0], reference["two"][0, RATE + settle : 2 * RATE], **close)
+    assert not recorded[RATE + settle : RATE + before, 1].any()  # one query: the second channel is silent
+    np.testing.assert_allclose(recorded[2 * RATE + settle :], reference["three"][:2, 2 * RATE + settle : len(recorded)].T, **close)
+    assert np.abs(recorded[2 * RATE + settle :, 1]).max() > 1e-3  # the second channel is back
+    assert np.abs(np.diff(recorded[:, 1])).max() <= 1.05 * np.abs(np.diff(reference["two"][1])).max()  # faded: no click
+    played = playback.pull(playback.level)
+    assert len(played) == len(recorded)
+    np.testing.assert_allclose(played[separator.latency_samples :], recorded[: -separator.latency_samples, 0], **close)
 
 
 def test_read_queries_from_stdin_calls_back_for_each_line():
@@ -338,7 +383,9 @@ def test_ctrl_c_still_writes_a_valid_file_and_the_stats(file_runner, tmp_path):
     assert info.samplerate == RATE and info.frames == file_runner.worker.consumed > 0.3 * RATE
     file_runner.write_stats(tmp_path / "stats.json")
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["interrupted"] and stats["overruns"] == 0 and stats["queries"] == ["tiny"]
+    assert stats["interrupted"] and stats["drops"] == 0 and stats["queries"] == ["tiny"]
+    slower = [step["compute_ms"] for step in stats["steps"] if step["compute_ms"] > stats["hop_ms"]]
+    assert stats["overruns"] == len(slower), slower  # overruns: the steps slower than real time
     assert stats["latency_ms"] == pytest.approx(file_runner.separator.latency_ms)
     assert stats["steps"] and {"stream_time_s", "compute_ms"} <= set(stats["steps"][0])
     assert stats["compute_p99_ms"] >= stats["compute_p50_ms"] > 0 and stats["rtf_p50"] > 0
@@ -440,22 +487,22 @@ def _jack_env(name: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def jack_servers():
-    """start(rate) -> the name of a running JACK dummy server at `rate`, one per rate, all
-    stopped at the end of the session."""
+    """start(rate, period=256) -> the name of a running JACK dummy server at `rate` with
+    `period`-frame cycles, one per (rate, period), all stopped at the end of the session."""
     reason = _live_audio_missing()
     if reason:
         pytest.skip(reason)
-    servers: dict[int, tuple[str, subprocess.Popen]] = {}
+    servers: dict[tuple[int, int], tuple[str, subprocess.Popen]] = {}
 
-    def start(rate: int) -> str:
-        if rate in servers:
-            return servers[rate][0]
-        name = f"clipsep-test-{os.getpid()}-{rate}"
+    def start(rate: int, period: int = 256) -> str:
+        if (rate, period) in servers:
+            return servers[rate, period][0]
+        name = f"clipsep-test-{os.getpid()}-{rate}" + (f"-p{period}" if period != 256 else "")
         process = subprocess.Popen(
-            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", "256"],
+            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_jack_env(name), text=True,
         )
-        servers[rate] = (name, process)
+        servers[rate, period] = (name, process)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -494,6 +541,44 @@ def test_devices_on_jack(jack_servers):
     assert "no such device" in report["bad_id"]
 
 
+def test_readme_recipe_for_a_machine_without_a_sound_card():
+    """The README's commands for live mode without a sound card, run as written (the server
+    renamed so that it cannot meet another one): a JACK dummy server, `clipsep-rt
+    --list-devices` against it, the server stopped."""
+    reason = _live_audio_missing()
+    if reason:
+        pytest.skip(reason)
+    readme = (HERE.parent.parent / "README.md").read_text()
+    recipe = readme[readme.index("*Without a sound card*") :]
+    recipe = recipe[recipe.index("```sh") + 5 : recipe.index("```", recipe.index("```sh") + 5)]
+    commands = [line.split("#")[0].strip() for line in recipe.strip().splitlines()]
+    server_line = next(c for c in commands if c.startswith("jackd "))
+    export_line = next(c for c in commands if c.startswith("export "))
+    assert server_line.endswith(" &") and "clipsep-rt --list-devices" in commands and "kill %1" in commands
+    name = f"clipsep-readme-{os.getpid()}"
+    server = server_line[:-2].replace("-n clipsep ", f"-n {name} ").split()
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    for assignment in export_line.split()[1:]:
+        key, value = assignment.split("=")
+        env[key] = name if value == "clipsep" else value
+    assert env["JACK_DEFAULT_SERVER"] == name
+    jackd = subprocess.Popen(server, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while "system:capture_1" not in subprocess.run(["jack_lsp"], capture_output=True, text=True, env=env).stdout:
+            assert jackd.poll() is None and time.monotonic() < deadline, "the README's jackd did not start"
+            time.sleep(0.1)
+        clipsep = Path(sys.executable).with_name("clipsep-rt")
+        listing = subprocess.run([str(clipsep), "--list-devices"], capture_output=True, text=True, env=env, timeout=60)
+        assert listing.returncode == 0, listing.stderr
+        row = next(line for line in listing.stdout.splitlines() if " system " in line)
+        assert row.split()[-5:] == ["Connection", "Kit", "2", "2", "48000"] and row.startswith("in+out"), listing.stdout
+    finally:
+        jackd.terminate()  # the README's `kill %1`
+        jackd.wait(10)
+
+
 @pytest.mark.parametrize("rate", [16000, 48000])
 def test_live_separation_through_jack(jack_servers, tmp_path, rate):
     """2 s through real PortAudio streams: a known signal in, the separated row out to a port
@@ -504,7 +589,7 @@ def test_live_separation_through_jack(jack_servers, tmp_path, rate):
     server = jack_servers(rate)
     report = _drive(server, "live", str(tmp_path), str(rate), "2.0")
     summary = report["summary"]
-    assert summary["overruns"] == 0, f"the tiny model fell behind real time on this machine: {summary}"
+    assert summary["drops"] == 0, f"the tiny model fell behind real time on this machine: {summary}"
     out, out_rate = sf.read(tmp_path / "sep.wav", dtype="float32")
     fed, _ = sf.read(tmp_path / "in.wav", dtype="float32")
     assert out_rate == RATE and len(out) == len(fed) == summary["input_samples"]
@@ -537,7 +622,7 @@ def test_live_separation_through_jack(jack_servers, tmp_path, rate):
     assert corr_last > 0.99 and (last - middle) == (first - start)
     # the stats file and the status lines
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["steps"] and stats["overruns"] == 0 and stats["input"]["rate"] == stats["output"]["rate"] == rate
+    assert stats["steps"] and stats["drops"] == 0 and stats["input"]["rate"] == stats["output"]["rate"] == rate
     assert any("latency" in line and "RTF" in line and "query: tiny" in line for line in report["lines"])
     assert report["lines"][-1].startswith("live: stopped (duration reached) after 2.0 s")
 
@@ -568,6 +653,112 @@ def test_ctrl_c_on_a_live_stream_writes_a_valid_file(jack_servers, tmp_path):
     out, _ = sf.read(tmp_path / "sep.wav", dtype="float32")
     assert np.isfinite(out).all() and np.abs(out).max() > 1e-3
     assert [p.name for p in tmp_path.iterdir()] == ["sep.wav"]
+
+
+def test_switching_to_more_and_fewer_queries_on_jack(jack_servers, tmp_path):
+    """A one-query live run through real PortAudio streams, switched to two queries and back
+    (as typing `cow mooing; car engine` does): the run goes on, the speakers keep playing,
+    the recording keeps its one channel, complete, and the status notes say where each
+    query goes."""
+    report = _drive(jack_servers(RATE), "switch", str(tmp_path))
+    assert report["error"] is None and report["stop_reason"] == "duration reached"
+    info = sf.info(tmp_path / "sep.wav")
+    assert info.channels == 1 and info.frames == report["consumed"] and abs(info.frames - 2.4 * RATE) <= 2
+    assert ("queries now: tiny, other (speakers play tiny; not recorded: other (the recording keeps its 1 channel(s)))"
+            in report["lines"]), report["lines"]
+    assert "queries now: other" in report["lines"]
+    played = np.asarray(report["played_rms"])  # per 0.4 s of the monitored speaker output
+    assert (played[1:] > 1e-3).all(), played  # sound throughout, before and after each switch
+    out, _ = sf.read(tmp_path / "sep.wav", dtype="float32")
+    assert np.isfinite(out).all() and np.sqrt(np.mean(out[-RATE // 2 :] ** 2)) > 1e-3
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_stop_signals_always_finish_the_recording_under_input_overflow(jack_servers, tmp_path, signal_name):
+    """Many start/stop cycles on real PortAudio streams, the input overflowing (a dummy server
+    with 2 ms cycles xruns again and again), each run stopped by a real signal and then hit
+    by a second one a few ms later, while it is finishing the files (as `timeout` does: it
+    signals the process and then its group; as an impatient user does). Every cycle must
+    return normally, with a complete recording and no temporary file left. (Before: the
+    second signal escaped as KeyboardInterrupt and lost the file, or interrupted libjack
+    while PortAudio closed a stream, which aborted the process.)"""
+    server = jack_servers(RATE, period=32)
+    report = _drive(server, "stress", str(tmp_path), signal_name, "16", timeout=240)
+    cycles = report["cycles"]
+    assert len(cycles) == 16
+    for cycle in cycles:
+        assert cycle["escaped"] is None, cycle  # the signal never escaped the runner
+        assert cycle["written"] and cycle["interrupted"] and cycle["frames"] == cycle["consumed"] > 0, cycle
+        assert cycle["stop_reason"] == ("interrupted" if signal_name == "SIGINT" else "terminated"), cycle
+    assert sum(cycle["input_overflows"] for cycle in cycles) > 0, "no input overflow was provoked"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"rec{k}.wav" for k in range(16)), names  # no temporaries left
+
+
+def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_path, tiny_checkpoint):
+    """The reported case: `clipsep-rt --input mic -o rec.wav` on a JACK dummy server that
+    xruns (2 ms cycles: input overflows), fed by another client, stopped with Ctrl-C
+    delivered twice in a row (what `timeout -s INT` does), or with SIGTERM: the command exits
+    0 having written a complete recording. (Before: exit 130 and no file, or killed by SIGTERM.)"""
+    server = jack_servers(RATE, period=32)
+    checkpoint, vector = tiny_checkpoint
+    env = _jack_env(server)
+    feeder = subprocess.Popen([sys.executable, str(HERE), "feed"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        feeder_out = feeder.stdout.readline().strip()
+        for name, signals in (("int", [signal.SIGINT, signal.SIGINT]), ("term", [signal.SIGTERM])):
+            record = tmp_path / f"rec-{name}.wav"
+            before = set(subprocess.run(["jack_lsp"], capture_output=True, text=True, env=env).stdout.split())
+            process = subprocess.Popen(
+                [sys.executable, "-m", "clipsep_rt.cli", "--input", "mic", "-o", str(record), "-c", str(checkpoint),
+                 "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2",
+                 "--stats", str(tmp_path / f"{name}.json")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                cwd=HERE.parent.parent)
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+            reader.start()
+            try:
+                deadline = time.monotonic() + 60
+                while not any(line.startswith("clipsep-rt: live ") for line in lines):  # a status line: it is live
+                    assert process.poll() is None and time.monotonic() < deadline, f"no status line: {''.join(lines)}"
+                    time.sleep(0.05)
+                ports = set(subprocess.run(["jack_lsp"], capture_output=True, text=True, env=env).stdout.split())
+                subprocess.run(["jack_connect", feeder_out, next(p for p in ports - before if ":in_" in p)], env=env,
+                               check=True)
+                time.sleep(1.5)
+                for sig in signals:
+                    process.send_signal(sig)
+                    time.sleep(0.002)
+                process.wait(timeout=30)
+            finally:
+                process.kill()
+                process.wait()
+            reader.join(5)
+            err = "".join(lines)
+            assert process.returncode == 0, err
+            info = sf.info(record)
+            stats = json.loads((tmp_path / f"{name}.json").read_text())
+            assert info.samplerate == RATE and info.frames == stats["input_samples"] > 0.5 * RATE, err
+            assert stats["interrupted"] and f"wrote {record}" in err
+            assert ("stopped (interrupted)" if name == "int" else "stopped (terminated)") in err
+    finally:
+        feeder.stdin.close()
+        feeder.wait(10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int.json", "rec-int.wav", "rec-term.wav", "term.json"]
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny checkpoint and a query vector for it: the CLI starts in seconds."""
+    from clipsep_rt.model import checkpoint_from_model, save_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    save_checkpoint(checkpoint_from_model(CLIPSepSeparator(ModelConfig(ngf=2, query_dim=8)), None), folder / "tiny.safetensors")
+    np.save(folder / "q.npy", np.random.default_rng(0).standard_normal((1, 8)).astype(np.float32))
+    return folder / "tiny.safetensors", folder / "q.npy"
 
 
 # ---------------------------------------------------------------------------- driver (subprocess)
@@ -675,6 +866,118 @@ def _driver_interrupt(out_dir: str) -> dict:
     return {"interrupted": runner.interrupted, "consumed": runner.worker.consumed}
 
 
+def _driver_switch(out_dir: str) -> dict:
+    """2.4 s of a known signal through a one-query runner; at 0.8 s two queries, at 1.6 s one other."""
+    out_dir = Path(out_dir)
+    engine = tiny_engine()
+    duplex, duplex_ports, _, monitor = _source_and_monitor(RATE, 8)
+    duplex.start()
+    lines: list[str] = []
+    runner = LiveRunner(StreamingSeparator(engine, tiny_queries(engine), options=StreamingOptions(8, 4)),
+                        input_device="system", output_device="system", output_file=out_dir / "sep.wav",
+                        input_channels=1, status=lines.append, query_names=["tiny"], status_interval_s=0.2)
+    before = _jack_ports()
+    runner.start()
+    ports = _jack_ports() - before
+    _connect(next(p for p in duplex_ports if ":out_" in p), next(p for p in ports if ":in_" in p))
+    _connect(sorted(p for p in ports if ":out_" in p)[0], next(p for p in duplex_ports if ":in_" in p))
+    joined = sum(len(chunk) for chunk in monitor)
+    two = engine.prepare_queries(np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32), noise_heads=False)
+    other = tiny_queries(engine, seed=3)
+    threading.Timer(0.8, runner.switch_queries, (two, ["tiny", "other"])).start()
+    threading.Timer(1.6, runner.switch_queries, (other, ["other"])).start()
+    error = None
+    try:
+        runner.run(duration_s=2.4)
+    except BaseException as exc:  # noqa: BLE001 - reported
+        error = repr(exc)
+    duplex.stop()
+    played = np.concatenate(monitor)[joined:]
+    piece = round(0.4 * RATE)
+    return {"error": error, "stop_reason": runner.stop_reason, "consumed": runner.worker.consumed, "lines": lines,
+            "played_rms": [float(np.sqrt(np.mean(played[i : i + piece] ** 2))) for i in range(0, len(played) - piece, piece)]}
+
+
+def _driver_stress(out_dir: str, signal_name: str, cycles: str) -> dict:
+    """`cycles` live runs (input from a feeding client in another process, output to the
+    speakers, a recording), each stopped by `signal_name` sent to this process, then sent
+    again 0 to 30 ms after the runner saw the first, while it finishes."""
+    faulthandler.dump_traceback_later(200, exit=True)  # a hang shows where, before the test's timeout
+    out_dir, sig = Path(out_dir), getattr(signal, signal_name)
+    rng = np.random.default_rng(7)
+    engine = tiny_engine()
+    in_run = threading.Event()
+
+    def default(signum, frame):  # the process's own handler: Ctrl-C (and clipsep-rt's SIGTERM) raise in a run
+        if in_run.is_set():
+            raise KeyboardInterrupt
+
+    signal.signal(sig, default)
+    feeder = subprocess.Popen([sys.executable, str(HERE), "feed"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    feeder_out = feeder.stdout.readline().strip()
+    results = []
+    try:
+        for cycle in range(int(cycles)):
+            record = out_dir / f"rec{cycle}.wav"
+            runner = LiveRunner(StreamingSeparator(engine, tiny_queries(engine), options=StreamingOptions(2, 1)),
+                                input_device="system", output_device="system", output_file=record, input_channels=1)
+            before = _jack_ports()
+            runner.start()
+            _connect(feeder_out, next(p for p in _jack_ports() - before if ":in_" in p))
+            first, second = float(rng.uniform(0.3, 0.8)), float(rng.uniform(0.0, 0.03))
+
+            def send() -> None:
+                time.sleep(first)
+                os.kill(os.getpid(), sig)
+                deadline = time.monotonic() + 5
+                while not runner.interrupted and time.monotonic() < deadline:  # the first one was seen
+                    time.sleep(0.0005)
+                time.sleep(second)
+                os.kill(os.getpid(), sig)  # while the runner finishes the files
+
+            sender = threading.Thread(target=send)
+            escaped = None
+            in_run.set()
+            try:
+                sender.start()
+                runner.run()
+            except BaseException as exc:  # noqa: BLE001 - what the test must never see
+                escaped = type(exc).__name__
+            finally:
+                in_run.clear()
+            sender.join()
+            results.append({
+                "escaped": escaped, "written": runner.written and record.exists(), "interrupted": runner.interrupted,
+                "stop_reason": runner.stop_reason, "consumed": runner.worker.consumed,
+                "frames": sf.info(record).frames if record.exists() else None, "input_overflows": runner.input_overflows,
+                "delays": [first, second],
+            })
+    finally:
+        feeder.stdin.close()
+        feeder.wait(10)
+    faulthandler.cancel_dump_traceback_later()
+    return {"cycles": results}
+
+
+def _driver_feed() -> None:
+    """A JACK client in its own process that plays a known signal in a loop; prints its output
+    port, runs until stdin closes."""
+    import sounddevice as sd
+
+    source = known_signal(RATE, 4.0)
+    calls = [0]
+
+    def feed(outdata, frames, time_info, status):
+        calls[0] += 1
+        start = (calls[0] * frames) % (len(source) - frames)
+        outdata[:, 0] = source[start : start + frames]
+
+    before = _jack_ports()
+    with sd.OutputStream(samplerate=RATE, channels=1, dtype="float32", latency="low", callback=feed):
+        print(next(p for p in _jack_ports() - before if ":out_" in p), flush=True)
+        sys.stdin.read()
+
+
 def _driver(argv: list[str]) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # lets a test that times out see where it hung
     # Ctrl-C raises KeyboardInterrupt as in a terminal, even when the suite runs as a background
@@ -682,7 +985,12 @@ def _driver(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.set_num_threads(2)
     scenario, *args = argv
-    report = {"live": _driver_live, "devices": _driver_devices, "interrupt": _driver_interrupt}[scenario](*args)
+    if scenario == "feed":
+        _driver_feed()
+        return
+    scenarios = {"live": _driver_live, "devices": _driver_devices, "interrupt": _driver_interrupt, "stress": _driver_stress,
+                 "switch": _driver_switch}
+    report = scenarios[scenario](*args)
     print(json.dumps(report), flush=True)
 
 

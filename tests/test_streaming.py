@@ -105,6 +105,38 @@ def test_bad_settings_are_clear_errors(fp32_engine, queries):
         StreamingSeparator(fp32_engine, queries, options=StreamingOptions(200, 100))
     with pytest.raises(ClipsepError, match="latency preset"):
         StreamingOptions.preset("instant")
-    separator = StreamingSeparator(fp32_engine, queries)
-    with pytest.raises(ClipsepError, match="output rows"):
-        separator.set_queries(fp32_engine.prepare_queries(np.ones((2, 512), dtype=np.float32), noise_heads=True))
+
+
+def test_a_switch_may_change_the_number_of_rows(fp32_engine, golden, mixture):
+    """One query -> two -> one: a row gained joins the output at the next block and fades in,
+    a row lost fades out and leaves the output once silent; the kept row follows the same
+    queries as a stream that never switched."""
+    embedding = golden["query_embedding"]
+    one = fp32_engine.prepare_queries(embedding, noise_heads=False)
+    two = fp32_engine.prepare_queries(np.concatenate([embedding, -embedding]), noise_heads=False)
+    options = StreamingOptions(8, 4)
+    separator = StreamingSeparator(fp32_engine, one, options=options)
+    latency, settle = separator.latency_samples, separator.latency_samples + 4 * 8 * 256
+    pieces = [separator.process(block) for block in blocks(mixture[: 16000 * 3], 400)]
+    separator.set_queries(two)
+    pieces += [separator.process(block) for block in blocks(mixture[16000 * 3 : 16000 * 6], 400)]
+    separator.set_queries(one)
+    pieces += [separator.process(block) for block in blocks(mixture[16000 * 6 :], 400)]
+    rows = [len(piece) for piece in pieces]
+    first_two = rows.index(2)
+    assert rows[:first_two] == [1] * first_two and first_two == 16000 * 3 // 400  # gained at the next block
+    last_two = len(rows) - 1 - rows[::-1].index(2)
+    assert set(rows[first_two : last_two + 1]) == {2} and set(rows[last_two + 1 :]) == {1}
+    lost_at = (last_two + 1) * 400
+    assert 16000 * 6 + latency < lost_at <= 16000 * 6 + latency + 2 * 8 * 256 + 400  # once silent
+    second = np.concatenate([piece[1] for piece in pieces if len(piece) == 2])
+    start = first_two * 400
+    only_two = StreamingSeparator(fp32_engine, two, options=options).process(mixture)
+    np.testing.assert_allclose(second[16000 * 3 + settle - start : 16000 * 6 - start], only_two[1, 16000 * 3 + settle : 16000 * 6], atol=1e-5)
+    assert not second[16000 * 6 + settle - start :].any()  # faded out, then silent
+    kept = np.concatenate([piece[0] for piece in pieces])
+    np.testing.assert_allclose(kept[16000 * 3 + settle : 16000 * 6], only_two[0, 16000 * 3 + settle : 16000 * 6], atol=1e-5)
+    only_one = StreamingSeparator(fp32_engine, one, options=options).process(mixture)[0]
+    np.testing.assert_allclose(kept[16000 * 6 + settle :], only_one[16000 * 6 + settle :], atol=1e-5)
+    own = max(np.abs(np.diff(only_two[1])).max(), np.abs(np.diff(only_one)).max())
+    assert np.abs(np.diff(second)).max() <= own  # no click where it fades in or out

@@ -9,12 +9,14 @@ possible - no audio device involved. Each row holds the stream statistics
   - latency_ms: the separator's algorithmic latency (input sample -> output sample),
   - per-hop compute p50 / p99 / mean (ms): one network step (STFT, network, masking, iSTFT),
   - rtf_p50 / rtf_p99 / rtf_mean = compute / hop duration,
-  - realtime: rtf_p99 < 1 (each hop is computed before the next one is due).
+  - realtime: rtf_p99 < 1 (each hop is computed before the next one is due),
+  - overruns: network steps slower than real time (`StreamStats.overruns`).
 
 Tables and JSON of the rows are in `bench.results`, the machine's description in `bench.machine`.
 
-Without a checkpoint or engine folder the full-size architecture runs with random weights:
-timings are those of a trained model, the audio is not.
+Without a checkpoint or engine folder the bundled default model runs; with `random_weights`
+the full-size architecture (ngf 64) runs with seeded random weights instead: its timings are
+those of a trained full-size model, its audio is not. Each row names the model it timed.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def stream_timed(
     separator = StreamingSeparator(engine, queries, spectral, options)
     aligner = LatencyAligner(separator)
     pieces = [aligner.process(piece) for piece in _blocks(audio, block)]
-    timed = StreamStats(list(separator.stats.steps), separator.stats.overruns)  # before the flush: not timed
+    timed = StreamStats(separator.stats.hop_s, list(separator.stats.steps))  # before the flush: not timed
     output = np.concatenate([*pieces, *aligner.flush()], axis=1)
     return StreamRun(separator.latency_samples, separator.hop_samples, timed, output)
 
@@ -158,10 +160,19 @@ def fill_timing(row: BenchRow, run: StreamRun, sample_rate: int) -> BenchRow:
 # -- what to run --------------------------------------------------------------------------------
 
 
-def _source(checkpoint: Path | None, engine_dir: Path | None) -> ModelSource:
-    """The checkpoint and/or engine folder, else the full-size model with seeded random weights."""
+def _source(checkpoint: Path | None, engine_dir: Path | None, random_weights: bool) -> ModelSource:
+    """The checkpoint and/or engine folder, or the full-size model with seeded random weights,
+    else the bundled default model."""
+    if random_weights and (checkpoint is not None or engine_dir is not None):
+        raise OptionError("random_weights", "times the full-size random-weight model: give no checkpoint or engine folder with it")
     if checkpoint is not None or engine_dir is not None:
         return open_source(checkpoint, engine_dir)
+    if not random_weights:
+        from clipsep_rt.model.weights import default_checkpoint
+
+        source = open_source(default_checkpoint())
+        source.description = f"the bundled default model (ngf {source.model_config.ngf}, {default_checkpoint().name})"
+        return source
     from clipsep_rt.model.checkpoint import checkpoint_from_model
     from clipsep_rt.model.separator import CLIPSepSeparator
 
@@ -170,7 +181,7 @@ def _source(checkpoint: Path | None, engine_dir: Path | None) -> ModelSource:
     config = random.model_config
     description = (
         f"full-size CLIPSep-NIT (depth {config.depth}, ngf {config.ngf}) with random weights (seed {SEED}): "
-        "no checkpoint given, timings only"
+        "timings only"
     )
     return ModelSource("random weights", description, config, SpectralConfig(), None, {}, lambda: random)
 
@@ -194,11 +205,14 @@ def run_bench(
     device: str = "auto",
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
+    random_weights: bool = False,
 ) -> list[BenchRow]:
     """One BenchRow per (backend variant, preset); a variant that cannot run gets rows with the reason.
 
     backends: any of torch, onnxruntime, tensorrt (default: all). presets: names from
     runtime.streaming.PRESETS (default: all). threads: torch and onnxruntime intra-op threads.
+    With neither checkpoint nor engine_dir: the bundled default model, or with `random_weights`
+    the full-size architecture with seeded random weights.
     `log` gets one progress line per measurement.
     """
     from clipsep_rt.runtime.engines.choice import choose_backend
@@ -213,7 +227,7 @@ def run_bench(
     if seconds <= 0:
         raise OptionError("seconds", f"must be positive, got {seconds:g}")
     log = log or (lambda line: None)
-    source = _source(checkpoint, engine_dir)
+    source = _source(checkpoint, engine_dir, random_weights)
     spectral = source.spectral
     audio = synthetic_mixture(seconds, spectral.sample_rate)
     old_threads = torch.get_num_threads()

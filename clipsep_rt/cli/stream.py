@@ -12,7 +12,7 @@ import weakref
 from pathlib import Path
 
 from clipsep_rt.cli.common import say, say_error
-from clipsep_rt.errors import ClipsepError
+from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
@@ -57,17 +57,22 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
         print(f"{session.describe()}\nclipsep-rt: streaming with {separator.latency_ms:.0f} ms algorithmic latency "
               f"(hop {options.hop_frames}, look-ahead {options.lookahead_frames} frames)", file=sys.stderr)
     if live or "speakers" in sinks:
+        if args.sample_rate is not None:
+            raise OptionError("sample_rate", f"live recordings are written at the model's {separator.spectral.sample_rate} Hz; "
+                                             "--sample-rate applies to files streamed to a file (--stream -o FILE.wav)")
         _run_live(args, session, separator, source=None if live else Path(specs[0]),
                   record=files[0] if files else None, play="speakers" in sinks)
         return 0
     source, destination = Path(specs[0]), files[0]
     if destination.resolve() == source.resolve():
         raise ClipsepError(f"{destination}: output would overwrite its input")
-    stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite)
+    out_rate = stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite,
+                           sample_rate=args.sample_rate)
     if not args.quiet:
         stats = separator.stats
-        say(f"wrote {destination} (aligned with the input); hop compute p50 {stats.percentile_ms(50):.1f} ms, "
-            f"p99 {stats.percentile_ms(99):.1f} ms, {stats.overruns} overruns")
+        say(f"wrote {destination} at {out_rate} Hz (aligned with the input); hop compute p50 "
+            f"{stats.percentile_ms(50):.1f} ms, p99 {stats.percentile_ms(99):.1f} ms, {stats.overruns} overruns "
+            f"(steps slower than the {1000 * stats.hop_s:.0f} ms hop)")
     if args.stats:
         write_stats(separator, args.stats)
     return 0
@@ -76,7 +81,8 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
 def _run_live(args: argparse.Namespace, session, separator, source: Path | None, record: Path | None, play: bool) -> None:
     """Microphone (or a file at real-time pace) to speakers and/or a recording, until Ctrl-C.
 
-    A line typed on stdin switches the queries: as many as at the start, separated by ';'."""
+    A line typed on stdin switches the queries, separated by ';', as many as wanted: the
+    speakers play the first, a recording keeps one channel per query of the start."""
     from clipsep_rt.runtime.live.runner import LiveRunner
     from clipsep_rt.runtime.live.stdin import read_queries_from_stdin
 

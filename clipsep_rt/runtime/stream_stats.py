@@ -6,6 +6,10 @@ add their own columns around it.
 Every hop of H frames the separator runs one network step (STFT, network, masking,
 iSTFT). Its compute time is that step's wall time; the real-time factor (RTF) is compute
 time over the hop's audio duration: below 1, the step is done before the next one is due.
+
+An overrun is a network step slower than real time: its compute time exceeds the hop's
+audio duration (its RTF is above 1). That is the one definition, for every driver
+(`StreamStats.overruns`). What a live run then loses is counted apart, as drops.
 """
 
 from __future__ import annotations
@@ -33,11 +37,16 @@ class StepTiming:
 
 @dataclass
 class StreamStats:
-    """Collected by the separator while it streams: one StepTiming per network step, and the
-    overruns that real-time drivers count when they have to drop input."""
+    """Collected by the separator while it streams: one StepTiming per network step, each
+    covering `hop_s` seconds of audio."""
 
+    hop_s: float
     steps: list[StepTiming] = field(default_factory=list)
-    overruns: int = 0
+
+    @property
+    def overruns(self) -> int:
+        """Network steps slower than real time: compute time above the hop's duration."""
+        return sum(step.compute_s > self.hop_s for step in self.steps)
 
     def percentile_ms(self, q: float) -> float:
         """The q-th percentile of the step compute times in ms (0 before the first step)."""
@@ -65,7 +74,7 @@ class StreamSummary:
     rtf_p99: float | None = None
     rtf_mean: float | None = None
     realtime: bool | None = None  # rtf_p99 < 1
-    overruns: int = 0  # times a real-time driver dropped input because the stream fell behind
+    overruns: int = 0  # network steps slower than real time (compute > hop_ms): StreamStats.overruns
     steps: list[StepRecord] = field(default_factory=list)  # every network step, in stream order
 
     @classmethod

@@ -16,6 +16,12 @@ window, the window is left-padded with silence, so output starts after `latency`
 `LatencyAligner` removes that delay where the output goes to a file (file streaming, live
 recordings, benchmarks); `stats` (runtime.stream_stats) times every network step.
 
+A query switch (`set_queries`) may change the number of rows. Over the switch hop, a row
+in both sets crossfades from the old mask to the new one, a new row fades in from silence,
+and a row that is gone fades out; that row stays in the output, silent, until its last
+audio has come out (at most a hop and the latency later), then the next block drops it.
+A new row's output is silent until the switch reaches it, like all of the switch.
+
 Global indices as in `offline`: sample s, STFT frame t centred at t * hop.
 """
 
@@ -79,7 +85,7 @@ class StreamingSeparator:
         self.options = options
         self.front_end = SpectralFrontEnd(spectral).to(engine.device)
         self.queries = queries
-        self.stats = StreamStats()
+        self.stats = StreamStats(hop_s=self.hop_samples / spectral.sample_rate)
         hop, window = spectral.hop_length, spectral.window_frames
         self.latency_samples = (options.hop_frames + options.lookahead_frames + 3) * hop - 1
         silence = float(np.log(MAG_EPS))
@@ -95,6 +101,9 @@ class StreamingSeparator:
         self._finished = 0  # processed samples final so far
         self._out = np.zeros((queries.rows, self.latency_samples), dtype=np.float32)  # output FIFO
         self._fade_in: PreparedQueries | None = None
+        self._rows = queries.rows  # rows of _masked and _out: the queries' and those fading out
+        self._returned = 0  # output samples returned so far
+        self._retire_at: int | None = None  # when _returned reaches it, the rows fading out are silent
 
     @property
     def latency_ms(self) -> float:
@@ -106,19 +115,23 @@ class StreamingSeparator:
         return self.options.hop_frames * self.spectral.hop_length
 
     def set_queries(self, queries: PreparedQueries) -> None:
-        """Switch queries mid-stream: the next hop fades from the old masks to the new ones."""
-        if queries.rows != self.queries.rows:
-            raise ClipsepError(f"a query switch must keep {self.queries.rows} output rows, got {queries.rows}")
+        """Switch queries mid-stream, to as many rows as they have: the next hop fades from the
+        old masks to the new ones (see the module docstring for rows gained or lost)."""
         self._fade_in = queries
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late."""
+        """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late. rows:
+        the queries' rows, plus those of a switch's removed queries until they are silent."""
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         self._samples = torch.cat([self._samples, torch.from_numpy(block.copy())])
         self._received += len(block)
         while self._received >= self._step_ready_at(self._step):
             self._run_step()
         out, self._out = self._out[:, : len(block)], self._out[:, len(block) :]
+        self._returned += len(block)
+        if self._retire_at is not None and self._returned >= self._retire_at:  # from the next block on
+            self._rows, self._retire_at = self.queries.rows, None
+            self._masked, self._out = self._masked[: self._rows], self._out[: self._rows]
         return out
 
     # -- one hop ---------------------------------------------------------------------------
@@ -138,13 +151,14 @@ class StreamingSeparator:
         log_mag = self.front_end.warped_log_magnitude(new_frames.abs())
         self._log_window = torch.cat([self._log_window, log_mag], dim=1)[:, -self.spectral.window_frames :]
 
-        probability = self._probabilities(self.queries)  # (rows, 256, H)
+        probability = self._probabilities(self.queries)  # (queries' rows, 256, H)
         if self._fade_in is not None:  # crossfade to the new queries over this hop
             new = self._probabilities(self._fade_in)
+            self._resize(max(self._rows, self._fade_in.rows))
             ramp = torch.linspace(0, 1, hop_frames + 2, device=new.device)[1:-1]
-            probability = probability * (1 - ramp) + new * ramp
+            probability = self._padded(probability) * (1 - ramp) + self._padded(new) * ramp
             self.queries, self._fade_in = self._fade_in, None
-        masks = self.front_end.linear_masks(probability, mode=self.options.mask)  # (rows, 513, H)
+        masks = self.front_end.linear_masks(self._padded(probability), mode=self.options.mask)  # (_rows, 513, H)
 
         first = self._step * hop_frames  # the frames this step masks
         frames = self._frames[:, first - (self._next_frame - self._frames.shape[1]) :][:, :hop_frames]
@@ -152,9 +166,25 @@ class StreamingSeparator:
         self._step += 1
         self._emit(end=(first + hop_frames) * self.spectral.hop_length - self.spectral.n_fft // 2)
         self._frames = self._frames[:, self._frames.shape[1] - lookahead :]  # kept for the next hops
+        if self._rows > self.queries.rows and self._retire_at is None and not self._masked[self.queries.rows :].any():
+            self._retire_at = self._returned + self._out.shape[1]  # the rows fading out have gone silent
         if self.engine.device.type == "cuda":
             torch.cuda.synchronize(self.engine.device)
         self.stats.steps.append(StepTiming(self._received / self.spectral.sample_rate, time.perf_counter() - started))
+
+    def _resize(self, rows: int) -> None:
+        """Give the buffers `rows` rows: new rows are silent so far."""
+        if rows > self._rows:
+            masked = self._masked.new_zeros((rows - self._rows, *self._masked.shape[1:]))
+            self._masked = torch.cat([self._masked, masked])
+            self._out = np.concatenate([self._out, np.zeros((rows - self._rows, self._out.shape[1]), np.float32)])
+        self._rows = rows
+        self._retire_at = None  # rows fading out (if any) are checked again after this hop
+
+    def _padded(self, probability: torch.Tensor) -> torch.Tensor:
+        """(r, ...) -> (_rows, ...): rows fading out (or not yet there) get masks of zero."""
+        missing = self._rows - probability.shape[0]
+        return torch.cat([probability, probability.new_zeros((missing, *probability.shape[1:]))]) if missing else probability
 
     def _probabilities(self, queries: PreparedQueries) -> torch.Tensor:
         """Masks for this hop's H frames from the current window: (rows, 256, H)."""

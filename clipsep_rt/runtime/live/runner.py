@@ -16,7 +16,7 @@ blocks, so this varies) and what PortAudio reports for the devices; on a JACK lo
 agrees with the measured delay within a device period or so.
 
 The recordings are written incrementally to temporary files that are moved into place when
-the run ends, also after Ctrl-C.
+the run ends, also after Ctrl-C or SIGTERM (`stop_signals`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from clipsep_rt.runtime.engines.protocol import PreparedQueries
 from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY, PlaybackBuffer, resampling_jitter
 from clipsep_rt.runtime.live.devices import find_audio_device, import_sounddevice
 from clipsep_rt.runtime.live.status import Warnings, live_summary, status_line, summary_line
+from clipsep_rt.runtime.live.stop_signals import StopSignals
 from clipsep_rt.runtime.live.worker import LiveWorker
 from clipsep_rt.runtime.stream_stats import write_stats_json
 from clipsep_rt.runtime.streaming import StreamingSeparator
@@ -53,8 +54,9 @@ class LiveRunner:
 
     separator: a fresh StreamingSeparator. input_device / output_device: id, part of a name
     or None (the default device); both are opened at their native rate. output_file: .wav
-    (float) or .flac, the chosen output `row` at the model rate, aligned with the input
-    (`overwrite` to replace an existing file). play: send the output to `output_device`.
+    (float) or .flac at the model rate, aligned with the input, one channel per query at the
+    start (kept through query switches: see `worker`; `overwrite` to replace an existing
+    file). play: send the output `row` (the first query) to `output_device`.
     block_ms: the most input the worker hands the separator at once (device blocks are the
     host's). status: called with one line every `status_interval_s` and for warnings, from
     the thread that calls `run`. query_names: shown in the status line (updated by
@@ -194,14 +196,29 @@ class LiveRunner:
         return 1000 * (playback.primed_level - playback.trimmed_samples) / self.output_rate
 
     def switch_queries(self, prepared: PreparedQueries, names: list[str] | tuple[str, ...]) -> None:
-        """Thread-safe: the worker switches (with the separator's crossfade) between two blocks."""
+        """Thread-safe: the worker switches (with the separator's crossfade) between two blocks.
+        The number of queries may change (see `worker` for what plays and what is recorded)."""
         names = list(names)
+        routing = self._routing(names)
 
         def switched() -> None:
             self.query_names = names
-            self._notes.put(f"queries now: {', '.join(names) or '(unnamed)'}")
+            self._notes.put(f"queries now: {', '.join(names) or '(unnamed)'}{routing}")
 
         self.worker.switch_queries(prepared, then=switched)
+
+    def _routing(self, names: list[str]) -> str:
+        """Where `names` go, when that is not one query to each output: empty, or a note."""
+        worker, parts = self.worker, []
+        if worker.playback is not None and len(names) > 1:
+            parts.append(f"speakers play {names[worker.row]}")
+        if self.output_file is not None and len(names) != worker.record_channels:
+            channels = worker.record_channels
+            if len(names) > channels:
+                parts.append(f"not recorded: {', '.join(names[channels:])} (the recording keeps its {channels} channel(s))")
+            else:
+                parts.append(f"recording channels {len(names) + 1}-{channels} now silent")
+        return f" ({'; '.join(parts)})" if parts else ""
 
     def start(self) -> None:
         """Open the files and the streams and start the worker (run() calls this if needed)."""
@@ -209,8 +226,8 @@ class LiveRunner:
             return
         files = ExitStack()
         try:
-            self.worker.record = self._open_recording(files, self.output_file)
-            self.worker.record_input = self._open_recording(files, self.record_input_file)
+            self.worker.record = self._open_recording(files, self.output_file, self.worker.record_channels)
+            self.worker.record_input = self._open_recording(files, self.record_input_file, 1)
             worker = threading.Thread(target=self.worker.serve, args=(self._worker_stop,), name="clipsep-live-worker",
                                       daemon=True)
             worker.start()
@@ -225,19 +242,32 @@ class LiveRunner:
 
     def run(self, duration_s: float | None = None, stop_event: threading.Event | None = None) -> None:
         """Start (if needed) and run until `duration_s` of input since the start, the end of the
-        source file, `stop_event`, Ctrl-C (KeyboardInterrupt: `interrupted` is set, the files are
-        still completed) or a worker error (raised here); then stop and finish the files."""
+        source file, `stop_event`, Ctrl-C or SIGTERM (`interrupted` is set, `stop_reason` says
+        which; the files are completed, also when the signal comes again meanwhile: see
+        `stop_signals`) or a worker error (raised here); then stop and finish the files."""
         if duration_s is not None:
             if not duration_s > 0:
                 raise OptionError("duration_s", f"must be positive, got {duration_s}")
             self._limit_frames = round(duration_s * self.input_rate)
             if self._input_frames >= self._limit_frames:
                 self._input_done.set()
+        with StopSignals().caught() as signals:
+            self._run_until_stopped(stop_event, signals)
+            self._close()
+        self._emit_notes()
+        self._report(summary_line(self))
+
+    def _run_until_stopped(self, stop_event: threading.Event | None, signals: StopSignals) -> None:
+        """Start, then report status until a reason to stop (not closing, unless it fails)."""
         try:
             self.start()
             next_status = time.monotonic() + self.status_interval_s
             while True:
-                if self._input_done.wait(timeout=0.05):
+                if signals.event.wait(timeout=0.05):
+                    self.interrupted = True
+                    self.stop_reason = signals.reason
+                    break
+                if self._input_done.is_set():
                     self.stop_reason = self._done_reason
                     break
                 if stop_event is not None and stop_event.is_set():
@@ -252,15 +282,12 @@ class LiveRunner:
                 if time.monotonic() >= next_status:
                     self._report(status_line(self))
                     next_status += self.status_interval_s
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # off the main thread's signal handling (see stop_signals)
             self.interrupted = True
             self.stop_reason = "interrupted"
         except BaseException as exc:
             self._close(failed=exc)
             raise
-        self._close()
-        self._emit_notes()
-        self._report(summary_line(self))
 
     def summary(self) -> dict:
         """Everything `write_stats` writes (`status.live_summary`)."""
@@ -272,12 +299,12 @@ class LiveRunner:
 
     # -- streams -----------------------------------------------------------------------------
 
-    def _open_recording(self, files: ExitStack, path: Path | None):
+    def _open_recording(self, files: ExitStack, path: Path | None, channels: int):
         if path is None:
             return None
         temp = files.enter_context(atomic_output(path, self.overwrite))
         subtype = AUDIO_OUTPUT_SUBTYPES[path.suffix.lower()]
-        return files.enter_context(sf.SoundFile(temp, "w", samplerate=self.rate, channels=1, subtype=subtype,
+        return files.enter_context(sf.SoundFile(temp, "w", samplerate=self.rate, channels=channels, subtype=subtype,
                                                 format=path.suffix[1:].upper()))
 
     def _open_streams(self) -> None:

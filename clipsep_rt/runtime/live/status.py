@@ -24,26 +24,26 @@ def recent_rtf_p50(separator: StreamingSeparator, recent: int = 64) -> float:
 
 
 def status_line(runner: LiveRunner) -> str:
-    """One line: elapsed input, latency and its parts, load, overruns, underflows, queries."""
+    """One line: elapsed input, latency and its parts, load, overruns, drops, underflows, queries."""
     latency, worker = runner.latency, runner.worker
     names = ", ".join(runner.query_names) or "(unnamed)"
     parts = (f"model {latency['algorithmic_ms']:.0f} + buffer {latency['buffer_ms']:.0f} + resampling "
              f"{latency['resampling_ms']:.0f} + device {latency['device_input_ms'] + latency['device_output_ms']:.0f}")
     line = (f"live {worker.consumed / runner.rate:6.1f} s | latency {latency['total_ms']:.0f} ms ({parts}) | RTF "
-            f"{recent_rtf_p50(runner.separator):.2f} | overruns {runner.separator.stats.overruns}")
+            f"{recent_rtf_p50(runner.separator):.2f} | overruns {runner.separator.stats.overruns} | drops {worker.drops}")
     if worker.playback is not None:
         line += f" | underflows {worker.playback.underflows}"
     return line + f" | query: {names}"
 
 
 def summary_line(runner: LiveRunner) -> str:
-    """The closing line: why and when it stopped, step times, overruns, the file written."""
+    """The closing line: why and when it stopped, step times, overruns, drops, the file written."""
     stats, worker = runner.separator.stats, runner.worker
     text = (
         f"live: stopped ({runner.stop_reason or 'done'}) after {worker.consumed / runner.rate:.1f} s;"
         f" step p50 {stats.percentile_ms(50):.1f} ms, p99 {stats.percentile_ms(99):.1f} ms, "
         f"RTF p50 {recent_rtf_p50(runner.separator):.2f};"
-        f" {stats.overruns} overruns ({1000 * worker.dropped_samples / runner.rate:.0f} ms dropped)"
+        f" {stats.overruns} overruns, {worker.drops} drops ({1000 * worker.dropped_samples / runner.rate:.0f} ms dropped)"
     )
     if worker.playback is not None:
         text += f", {worker.playback.underflows} playback underflows"
@@ -53,23 +53,23 @@ def summary_line(runner: LiveRunner) -> str:
 
 
 class Warnings:
-    """Warning lines for what went wrong since the last call: overruns, playback and device
+    """Warning lines for what went wrong since the last call: drops, playback and device
     underflows, device overflows."""
 
     def __init__(self):
-        self._seen = {"overruns": 0, "dropped": 0, "underflows": 0, "input_overflows": 0, "output_underflows": 0}
+        self._seen = {"drops": 0, "dropped": 0, "underflows": 0, "input_overflows": 0, "output_underflows": 0}
 
     def new(self, runner: LiveRunner) -> list[str]:
         worker, seen, lines = runner.worker, self._seen, []
         stats = runner.separator.stats
-        if stats.overruns > seen["overruns"]:
+        if worker.drops > seen["drops"]:
             dropped = worker.dropped_samples - seen["dropped"]
             lines.append(
                 f"warning: falling behind real time (step p50 {stats.percentile_ms(50):.1f} ms, "
-                f"RTF {recent_rtf_p50(runner.separator):.2f}): dropped {1000 * dropped / runner.rate:.0f} ms of input in "
-                f"{stats.overruns - seen['overruns']} overrun(s), {stats.overruns} in all"
+                f"RTF {recent_rtf_p50(runner.separator):.2f}, {stats.overruns} overruns): dropped "
+                f"{1000 * dropped / runner.rate:.0f} ms of input in {worker.drops - seen['drops']} drop(s), {worker.drops} in all"
             )
-            seen["overruns"], seen["dropped"] = stats.overruns, worker.dropped_samples
+            seen["drops"], seen["dropped"] = worker.drops, worker.dropped_samples
         if worker.playback is not None and worker.playback.underflows > seen["underflows"]:
             lines.append(
                 f"warning: playback ran dry {worker.playback.underflows - seen['underflows']} time(s), "
@@ -106,6 +106,7 @@ def live_summary(runner: LiveRunner) -> dict:
             "mean": worker.compute_s / audio_s if audio_s else 0.0,
             "recent": worker.recent_rtf(),
         },
+        "drops": worker.drops,  # times input was dropped because the worker fell behind
         "dropped_ms": 1000 * worker.dropped_samples / rate,
         "max_backlog_ms": 1000 * worker.max_backlog_seen / rate,
         "backlog_limit_ms": 1000 * worker.max_backlog / rate,

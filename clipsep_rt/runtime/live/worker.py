@@ -8,7 +8,9 @@ the start:
 
 * The worker falls behind (more input waiting than the playback buffer plus two blocks): it
   drops the oldest waiting input (the separator never sees it), plays and records silence in
-  its place, counts an overrun in `separator.stats.overruns` (the runner's status line warns).
+  its place and counts a drop in `drops` (the runner's status line warns). Network steps
+  slower than real time are the separator's overruns (`StreamStats.overruns`): the playback
+  buffer absorbs a few; drops follow when they go on.
   The separator's own timeline skips the gap, so the `latency` of audio just before a gap
   comes out just after it; from there on everything is in place again.
 * The playback buffer runs dry, or grows past its target (`PlaybackBuffer`): silence is
@@ -17,6 +19,11 @@ the start:
 The recording is aligned with the input, like `--stream` files (`LatencyAligner`): the
 separator's latency is removed and it holds as many model-rate samples as the input gave
 (silence where input was dropped).
+
+Query switches may change the number of queries. Playback is row `row` (the first query
+by default) throughout. The recording keeps the channel count it started with, one per
+query: after a switch, channel k records the new query k; channels without a query are
+silent, queries without a channel are not recorded.
 
 `LiveWorker` needs no audio device: tests drive it directly.
 """
@@ -77,13 +84,15 @@ class LiveWorker:
         self.playback = playback
         default_backlog = separator.hop_samples + 2 * self.block
         self.max_backlog = max(2 * self.block, int(max_backlog) if max_backlog is not None else default_backlog)
-        self.record = record
+        self.record = record  # record_channels channels
+        self.record_channels = separator.queries.rows  # fixed for the run: one per query at the start
         self.record_input = record_input
         self._aligner = LatencyAligner(separator)  # the recording is aligned with the input
         self._pending = np.zeros(0, dtype=np.float32)  # model-rate input not yet processed
         self._switch: tuple[PreparedQueries, Callable[[], None] | None] | None = None
         self._switch_lock = threading.Lock()
         self.consumed = 0  # model-rate input samples handled so far: processed + dropped
+        self.drops = 0  # times input was dropped because the worker fell behind
         self.dropped_samples = 0
         self.compute_s = 0.0  # time spent in separator.process
         self.recent: deque[tuple[int, float]] = deque(maxlen=256)  # (samples, compute s) per block
@@ -110,8 +119,9 @@ class LiveWorker:
     def switch_queries(self, queries: PreparedQueries, then: Callable[[], None] | None = None) -> None:
         """Switch the separator's queries between two blocks, on the worker thread; `then`
         runs there after the switch. A later switch before that replaces this one."""
-        if queries.rows != self.separator.queries.rows:
-            raise ClipsepError(f"a query switch must keep {self.separator.queries.rows} output rows, got {queries.rows}")
+        if queries.rows <= self.row:
+            raise ClipsepError(f"playback is query {self.row + 1}: a switch needs at least {self.row + 1} queries, "
+                               f"got {queries.rows}")
         with self._switch_lock:
             self._switch = (queries, then)
 
@@ -161,7 +171,7 @@ class LiveWorker:
             self._process(chunk)
         if self.record is not None:  # the last `latency` samples are still inside the separator
             for out in self._aligner.flush(self.block):
-                self._write_record(out[self.row])
+                self._write_record(out)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -195,18 +205,18 @@ class LiveWorker:
                 then()
 
     def _drop(self, count: int) -> None:
-        """Skip the oldest `count` waiting samples: silence in their place, an overrun counted."""
-        self.separator.stats.overruns += 1
+        """Skip the oldest `count` waiting samples: silence in their place, a drop counted."""
+        self.drops += 1
         self.dropped_samples += count
         self.consumed += count
         self._pending = self._pending[count:]
-        silence = np.zeros(count, dtype=np.float32)
-        self._write_input(silence)
+        silence = np.zeros((self.row + 1, count), dtype=np.float32)
+        self._write_input(silence[0])
         self._emit(silence)
 
     def _process(self, chunk: np.ndarray) -> None:
         started = time.perf_counter()
-        out = self.separator.process(chunk)[self.row]
+        out = self.separator.process(chunk)
         elapsed = time.perf_counter() - started
         self.compute_s += elapsed
         self.recent.append((len(chunk), elapsed))
@@ -219,13 +229,19 @@ class LiveWorker:
             self.record_input.write(samples)
 
     def _write_record(self, aligned: np.ndarray) -> None:
-        if self.record is not None and len(aligned):
-            self.record.write(aligned)
+        """(rows, m) aligned output -> the recording's channels, (m, record_channels)."""
+        if self.record is None or not aligned.shape[1]:
+            return
+        channels = np.zeros((self.record_channels, aligned.shape[1]), dtype=np.float32)
+        kept = min(self.record_channels, len(aligned))
+        channels[:kept] = aligned[:kept]
+        self.record.write(channels.T)
 
     def _emit(self, out: np.ndarray) -> None:
+        """(rows, m) separator output: aligned to the recording, row `row` to playback."""
         self._write_record(self._aligner.align(out))
         if self.playback is not None:
-            played = self._out_resampler(out) if self._out_resampler is not None else out
+            played = self._out_resampler(out[self.row]) if self._out_resampler is not None else out[self.row]
             if len(played):
                 self.playback.push(played)
 
