@@ -152,8 +152,6 @@ def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportO
     when the encoder is neither open_clip nor MiniLM."""
     from clipsep_rt.query.encoders.registry import build_encoder, parse_encoder_spec
     from clipsep_rt.export.text_encoder_onnx import (
-        FP16_MIN_COSINE,
-        convert_text_encoder_fp16,
         export_text_encoder_onnx,
         verify_text_encoder_onnx,
     )
@@ -178,25 +176,16 @@ def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportO
     files = TextEncoderFiles(onnx=TEXT_ENCODER_ONNX, tokenizer=parse_encoder_spec(spec).model_name,
                              context_length=int(model.context_length))
     if options.fp16:
-        fp16_path = out_dir / TEXT_ENCODER_FP16_ONNX
-        with atomic_output(fp16_path, overwrite=True) as temp:
-            convert_text_encoder_fp16(out_dir / TEXT_ENCODER_ONNX, temp)
-            cosine = verify_text_encoder_onnx(model, tokenizer, temp, list(VERIFY_PROMPTS), min_cosine=-1.0)
-        kept = cosine >= FP16_MIN_COSINE
-        parity[TEXT_ENCODER_FP16_ONNX] = {"against": "open_clip", "min_cosine": cosine, "kept": kept}
-        if kept:
-            log(f"{TEXT_ENCODER_FP16_ONNX}: cosine {cosine:.6f} with open_clip")
-            files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
-        else:
-            fp16_path.unlink()
-            log(f"{TEXT_ENCODER_FP16_ONNX}: left out, its cosine with open_clip is only {cosine:.6f} (need {FP16_MIN_COSINE})")
+        _export_text_fp16(out_dir, files, parity, "open_clip",
+                          lambda path: verify_text_encoder_onnx(model, tokenizer, path, list(VERIFY_PROMPTS), min_cosine=-1.0),
+                          log)
     return files
 
 
 def _export_minilm(out_dir: Path, options: ExportOptions, parity: dict, log: Callable[[str], None]) -> TextEncoderFiles:
     """The bundled MiniLM encoder as ONNX with its tokenizer.json, checked against sentence-transformers."""
     from clipsep_rt.export.minilm_onnx import export_minilm_onnx, minilm_cosine, write_minilm_tokenizer
-    from clipsep_rt.export.text_encoder_onnx import FP16_MIN_COSINE, FP32_MIN_COSINE, convert_text_encoder_fp16
+    from clipsep_rt.export.text_encoder_onnx import FP32_MIN_COSINE
     from clipsep_rt.query.encoders.minilm import MiniLMEncoder
 
     encoder = MiniLMEncoder("cpu")
@@ -213,17 +202,26 @@ def _export_minilm(out_dir: Path, options: ExportOptions, parity: dict, log: Cal
     files = TextEncoderFiles(onnx=TEXT_ENCODER_ONNX, tokenizer=MINILM_TOKENIZER,
                              context_length=int(encoder.model.max_seq_length), kind="minilm")
     if options.fp16:
-        fp16_path = out_dir / TEXT_ENCODER_FP16_ONNX
-        with atomic_output(fp16_path, overwrite=True) as temp:
-            convert_text_encoder_fp16(out_dir / TEXT_ENCODER_ONNX, temp)
-            cosine = minilm_cosine(encoder, temp, tokenizer, texts)
-        kept = cosine >= FP16_MIN_COSINE
-        parity[TEXT_ENCODER_FP16_ONNX] = {"against": "sentence-transformers", "min_cosine": cosine, "kept": kept}
-        if kept:
-            log(f"{TEXT_ENCODER_FP16_ONNX}: MiniLM FP16, cosine {cosine:.7f} with sentence-transformers")
-            files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
-        else:
-            fp16_path.unlink()
-            log(f"{TEXT_ENCODER_FP16_ONNX}: left out, its cosine with sentence-transformers is only {cosine:.6f} "
-                f"(need {FP16_MIN_COSINE})")
+        _export_text_fp16(out_dir, files, parity, "sentence-transformers",
+                          lambda path: minilm_cosine(encoder, path, tokenizer, texts), log)
     return files
+
+
+def _export_text_fp16(out_dir: Path, files: TextEncoderFiles, parity: dict, against: str,
+                      cosine_of: Callable[[Path], float], log: Callable[[str], None]) -> None:
+    """The FP16 variant of the exported text encoder, kept (in `files`) only where its smallest
+    cosine with the reference encoder (`against`) reaches FP16_MIN_COSINE; `parity` records it."""
+    from clipsep_rt.export.text_encoder_onnx import FP16_MIN_COSINE, convert_text_encoder_fp16
+
+    fp16_path = out_dir / TEXT_ENCODER_FP16_ONNX
+    with atomic_output(fp16_path, overwrite=True) as temp:
+        convert_text_encoder_fp16(out_dir / TEXT_ENCODER_ONNX, temp)
+        cosine = cosine_of(temp)
+    kept = cosine >= FP16_MIN_COSINE
+    parity[TEXT_ENCODER_FP16_ONNX] = {"against": against, "min_cosine": cosine, "kept": kept}
+    if kept:
+        log(f"{TEXT_ENCODER_FP16_ONNX}: cosine {cosine:.7f} with {against}")
+        files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
+    else:
+        fp16_path.unlink()
+        log(f"{TEXT_ENCODER_FP16_ONNX}: left out, its cosine with {against} is only {cosine:.6f} (need {FP16_MIN_COSINE})")
