@@ -17,6 +17,7 @@ import faulthandler
 import importlib.util
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -486,27 +487,32 @@ def _jack_env(name: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def jack_servers():
+def jack_servers(tmp_path_factory):
     """start(rate, period=256) -> the name of a running JACK dummy server at `rate` with
     `period`-frame cycles, one per (rate, period), all stopped at the end of the session."""
     reason = _live_audio_missing()
     if reason:
         pytest.skip(reason)
     servers: dict[tuple[int, int], tuple[str, subprocess.Popen]] = {}
+    logs = tmp_path_factory.mktemp("jackd")
 
     def start(rate: int, period: int = 256) -> str:
         if (rate, period) in servers:
             return servers[rate, period][0]
         name = f"clipsep-test-{os.getpid()}-{rate}" + (f"-p{period}" if period != 256 else "")
-        process = subprocess.Popen(
-            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_jack_env(name), text=True,
-        )
+        # The server's log goes to a file: into an unread pipe, its xrun messages fill the pipe
+        # and jackd blocks writing them, stalling every client (PortAudio's stop then never returns).
+        log = logs / f"{name}.log"
+        with open(log, "w") as handle:
+            process = subprocess.Popen(
+                ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+                stdout=handle, stderr=subprocess.STDOUT, env=_jack_env(name),
+            )
         servers[rate, period] = (name, process)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.skip(f"jackd could not start: {process.stdout.read()[-500:]}")
+                pytest.skip(f"jackd could not start: {log.read_text()[-500:]}")
             ports = subprocess.run(["jack_lsp"], check=False, capture_output=True, text=True, env=_jack_env(name))
             if ports.returncode == 0 and "system:capture_1" in ports.stdout:
                 return name
@@ -579,6 +585,16 @@ def test_readme_recipe_for_a_machine_without_a_sound_card():
         jackd.wait(10)
 
 
+def _least_correlation(summary: dict, rate: int, seconds: float) -> float:
+    """The correlation a stretch of `seconds` must reach: 0.99, less what the device's xruns and
+    the playback's underflows (counted in `summary`) can have zeroed. A fraction f of one
+    signal zeroed gives a normalised correlation of sqrt(1 - f); each device xrun counts as a
+    whole 256-frame period lost. On a busy machine the JACK dummy server xruns (--no-realtime)."""
+    lost_s = 256 / rate * (summary["device_input_overflows"] + summary["device_output_underflows"])
+    lost_s += summary["playback"]["underflow_ms"] / 1000
+    return 0.99 * math.sqrt(max(0.0, 1.0 - min(1.0, lost_s / seconds)))
+
+
 @pytest.mark.parametrize("rate", [16000, 48000])
 def test_live_separation_through_jack(jack_servers, tmp_path, rate):
     """2 s through real PortAudio streams: a known signal in, the separated row out to a port
@@ -602,7 +618,7 @@ def test_live_separation_through_jack(jack_servers, tmp_path, rate):
     monitor = np.load(tmp_path / "monitor.npy")
     fed_up = soxr.resample(fed, RATE, rate) if rate != RATE else fed
     shift_in, corr_in = lag_of(source, fed_up[rate // 2 :])  # skip the start (before the ports were joined)
-    assert corr_in > 0.99, corr_in
+    assert corr_in > _least_correlation(summary, rate, 1.5), (corr_in, summary)
     # 3) the played output is the recording, delayed by the reported latency. The report adds up
     #    parts; the resamplers' share varies with soxr's block processing and playback starts up
     #    to a device period above its target: measured within 2 periods + 8 ms (seen: exact at
@@ -611,7 +627,7 @@ def test_live_separation_through_jack(jack_servers, tmp_path, rate):
     out_up = soxr.resample(out, RATE, rate) if rate != RATE else out
     start, middle, end = round(0.4 * rate), round(0.9 * rate), round(1.4 * rate)
     shift_out, corr_out = lag_of(monitor, out_up[start:end])
-    assert corr_out > 0.99, corr_out
+    assert corr_out > _least_correlation(summary, rate, 1.0), (corr_out, summary)
     measured_ms = 1000 * ((shift_out - start) - (shift_in - rate // 2)) / rate
     reported_ms = summary["end_to_end_latency_ms"]["total_ms"]
     period_ms = 1000 * 256 / rate
@@ -619,7 +635,7 @@ def test_live_separation_through_jack(jack_servers, tmp_path, rate):
     # 4) fixed latency: two stretches of playback, 0.5 s apart, line up with the same delay
     first, _ = lag_of(monitor, out_up[start:middle])
     last, corr_last = lag_of(monitor, out_up[middle:end])
-    assert corr_last > 0.99 and (last - middle) == (first - start)
+    assert corr_last > _least_correlation(summary, rate, 0.5) and (last - middle) == (first - start), (corr_last, summary)
     # the stats file and the status lines
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["steps"] and stats["drops"] == 0 and stats["input"]["rate"] == stats["output"]["rate"] == rate
@@ -695,8 +711,6 @@ def test_stop_signals_always_finish_the_recording_under_input_overflow(jack_serv
     assert names == sorted(f"rec{k}.wav" for k in range(16)), names  # no temporaries left
 
 
-@pytest.mark.skip(reason="intermittent: 1 run in about 6 of this module hangs after a double SIGINT (the clipsep-rt "
-                         "process does not exit within 30 s); issue 12 item 2 stays open until the cause is found")
 def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_path, tiny_checkpoint):
     """The reported case: `clipsep-rt --input mic -o rec.wav` on a JACK dummy server that
     xruns (2 ms cycles: input overflows), fed by another client, stopped with Ctrl-C
@@ -749,6 +763,51 @@ def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_
         feeder.stdin.close()
         feeder.wait(10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int.json", "rec-int.wav", "rec-term.wav", "term.json"]
+
+
+def test_cli_live_recording_is_complete_when_the_sound_server_stops_answering(jack_servers, tmp_path, tiny_checkpoint):
+    """A JACK server that freezes (SIGSTOP) mid-run: PortAudio's stop would wait for it forever.
+    Ctrl-C still completes the recording, and the command exits after the bounded device stop
+    with a warning. (Before: the process hung in Pa_StopStream and the recording was lost.)"""
+    from clipsep_rt.runtime.live.runner import DEVICE_STOP_TIMEOUT_S
+
+    server = jack_servers(RATE, period=128)  # a server of its own: it is frozen below
+    checkpoint, vector = tiny_checkpoint
+    env = _jack_env(server)
+    jackd = int(subprocess.run(["pgrep", "-f", f"jackd -n {server} "], capture_output=True, text=True).stdout.split()[0])
+    record = tmp_path / "rec.wav"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clipsep_rt.cli", "--input", "mic", "-o", str(record), "-c", str(checkpoint),
+         "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2",
+         "--stats", str(tmp_path / "stats.json")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=HERE.parent.parent)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("clipsep-rt: live ") and " 1." in line for line in lines):  # 1 s of input
+            assert process.poll() is None and time.monotonic() < deadline, f"no status line: {''.join(lines)}"
+            time.sleep(0.05)
+        os.kill(jackd, signal.SIGSTOP)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        process.wait(timeout=DEVICE_STOP_TIMEOUT_S + 20)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(jackd, signal.SIGCONT)
+        process.kill()
+        process.wait()
+    reader.join(5)
+    err = "".join(lines)
+    assert process.returncode == 0, err
+    assert waited >= DEVICE_STOP_TIMEOUT_S - 0.5, err  # it did wait for the frozen device, boundedly
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert sf.info(record).frames == stats["input_samples"] >= RATE, err
+    assert "did not stop within" in err and f"wrote {record}" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.wav", "stats.json"]
 
 
 @pytest.fixture

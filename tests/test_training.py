@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -383,3 +384,56 @@ def test_warm_start_begins_from_the_given_weights_with_a_fresh_schedule(corpus, 
     wide.model = replace(TINY, ngf=TINY.ngf * 2)
     with pytest.raises(ClipsepError, match="init_from"):
         train(wide, log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)
+
+
+def _class_of_text(text: str) -> str:
+    return next(kind for kind, label in LABELS.items() if text in label.split("|"))
+
+
+def test_negative_queries_name_a_class_absent_from_the_mixture(corpus):
+    data = ClipDataset(corpus, "train", seed=0)
+    batch = MixtureSampler(data, 12, seed=4, negatives=True).sample()
+    assert len(batch.negative_queries) == 12
+    for item, negative in zip(batch.queries, batch.negative_queries):
+        assert _class_of_text(negative) not in {_class_of_text(q) for q in item}
+    assert MixtureSampler(data, 2, seed=4).sample().negative_queries is None
+    with pytest.raises(ClipsepError, match="mixing needs at least 5"):
+        MixtureSampler(data, 2, noisy=True, negatives=True)
+
+
+def test_negative_query_loss_scores_the_absent_class_mask_against_silence(corpus):
+    from clipsep_rt.dsp.spectral import SpectralFrontEnd
+    from clipsep_rt.training.baselines import source_logits
+    from clipsep_rt.training.losses import negative_query_loss
+    from clipsep_rt.training.trainer import _Step, make_targets
+
+    weight = torch.rand(2, 8, 5)
+    assert negative_query_loss(torch.full((2, 8, 5), -30.0), weight) < 1e-9
+    assert torch.isclose(negative_query_loss(torch.zeros(2, 8, 5), weight), math.log(2) * weight.mean())
+
+    data = ClipDataset(corpus, "train", seed=0)
+    batch = MixtureSampler(data, 3, seed=5, negatives=True).sample()
+    table = QueryTable.for_texts(data.clips, FakeTextEncoder())
+    torch.manual_seed(0)
+    model = CLIPSepSeparator(TINY).eval()
+    targets = make_targets(batch, SpectralFrontEnd(), "cpu")
+    classes = sorted(LABELS.values())
+    with torch.no_grad():
+        plain = _Step(_config(corpus, Path("unused"), "nit"), model, table, classes)(batch, targets, "cpu")
+        weighted = _Step(_config(corpus, Path("unused"), "nit", negative_weight=2.0), model, table, classes)(batch, targets, "cpu")
+        negative = source_logits(model, targets.log_mag, table.lookup([[q] for q in batch.negative_queries]))
+        expected = 2.0 * negative_query_loss(negative.query[:, 0].float(), targets.weight)
+    assert plain.negative_activation is None
+    assert torch.isclose(weighted.loss - plain.loss, expected, rtol=1e-4)
+    assert weighted.query_activation == pytest.approx(plain.query_activation)
+    assert weighted.negative_activation == pytest.approx(torch.sigmoid(negative.query).mean().item(), rel=1e-5)
+
+
+def test_training_with_negative_queries_lowers_their_masks(corpus, tmp_path):
+    config = _config(corpus, tmp_path, "nit", steps=15, negative_weight=5.0)
+    train(config, log=lambda _: None, text_encoder=FakeTextEncoder(), progress=False)
+    activations = [float(r["negative_activation"]) for r in _log(tmp_path)]
+    assert len(activations) == 15
+    assert np.mean(activations[-4:]) < np.mean(activations[:4]) - 0.05, activations
+    with pytest.raises(ClipsepError, match="negative_weight needs a queried model"):
+        _config(corpus, tmp_path, "pit", negative_weight=1.0)

@@ -8,6 +8,8 @@
   SNR in [-5, 5] dB. With `augment` (training only) each source clip is augmented first. The trainer then treats source + off-screen sound as the source
   (its target mask is the noisy one) while the query still names only the source's
   class: the setting of videos in the wild that CLIPSep-NIT targets.
+  With `negatives` each item also gets a negative query: a label paraphrase (or frame) of a
+  class absent from its mixture, whose target is silence (the trainer's negative-query loss).
 - `QueryTable`: query string (text or frame path) -> embedding, computed once.
 """
 
@@ -114,6 +116,7 @@ class MixtureBatch:
     noise: torch.Tensor | None  # (B, 2, n) off-screen noise added to each source (noisy mode)
     queries: list[list[str]]  # (B, 2) label text or frame path per source
     classes: list[list[str]]  # (B, 2) class keys (label, or source id for videos)
+    negative_queries: list[str] | None = None  # (B,) a query of a class absent from the item's mixture
 
 
 SAMPLING_MODES = ("classes", "clips")
@@ -130,7 +133,7 @@ class MixtureSampler:
 
     def __init__(
         self, dataset: ClipDataset, batch_size: int, noisy: bool = False, seed: int = 0, sources: int = 2,
-        sampling: str = "classes", augment=None,
+        sampling: str = "classes", augment=None, negatives: bool = False,
     ):
         if sampling not in SAMPLING_MODES:
             raise ClipsepError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
@@ -142,6 +145,7 @@ class MixtureSampler:
         self.sources = sources
         self.sampling = sampling
         self.augment = augment  # training only: a callable (samples, rng) -> samples (see training.augment)
+        self.negatives = negatives
         self.rng = np.random.default_rng(seed)
         self.query_type = "image" if dataset.has_frames else "text"
         if self.query_type == "text" and not all(clip.paraphrases for clip in dataset.clips):
@@ -151,6 +155,8 @@ class MixtureSampler:
             self.by_class.setdefault(class_key(clip), []).append(i)
         self.class_names = sorted(self.by_class)
         needed = sources + (1 if noisy else 0)
+        if negatives:  # a class outside the mixture and its off-screen sounds
+            needed = sources + (sources if noisy else 0) + 1
         if len(self.class_names) < needed:
             raise ClipsepError(
                 f"{dataset.split} split has {len(self.class_names)} class(es); mixing needs at least {needed}"
@@ -180,24 +186,30 @@ class MixtureSampler:
         n = self.dataset.clip_samples
         sources = np.zeros((self.batch_size, self.sources, n), dtype=np.float32)
         noise = np.zeros_like(sources) if self.noisy else None
-        queries, classes = [], []
+        queries, classes, negatives = [], [], []
         for b in range(self.batch_size):
             picks: list[tuple[str, int]] = []
             for _ in range(self.sources):
                 picks.append(self._draw([name for name, _ in picks]))
             chosen = [name for name, _ in picks]
-            item_queries = []
+            item_queries, noise_classes = [], []
             for s, (_, clip) in enumerate(picks):
                 sample = self.dataset.sample(clip, self.rng)
                 sources[b, s] = sample.samples if self.augment is None else self.augment(sample.samples, self.rng)
                 item_queries.append(self._query(sample))
                 if noise is not None:
-                    off = self.dataset.sample(self._draw(chosen)[1], self.rng).samples
+                    noise_class, noise_clip = self._draw(chosen)
+                    noise_classes.append(noise_class)
+                    off = self.dataset.sample(noise_clip, self.rng).samples
                     noise[b, s] = _scale_to_snr(sample.samples, off, self.rng.uniform(*SNR_RANGE_DB))
             queries.append(item_queries)
             classes.append(chosen)
+            if self.negatives:
+                absent = self._draw([*chosen, *noise_classes])[1]
+                negatives.append(self._query(self.dataset.sample(absent, self.rng)))
         return MixtureBatch(
-            torch.from_numpy(sources), None if noise is None else torch.from_numpy(noise), queries, classes
+            torch.from_numpy(sources), None if noise is None else torch.from_numpy(noise), queries, classes,
+            negatives if self.negatives else None,
         )
 
 

@@ -7,6 +7,9 @@ permutation-invariant variants can choose per item; sources are averaged, then i
 
 Shapes: B items, S sources (2), H noise heads (2), F log-frequency bins, T frames.
 `targets` are (B, S, F, T) binary masks and `weight` is (B, F, T) (see `targets`).
+
+`negative_query_loss` is not from the paper: the query mask of a class absent from the
+mixture is scored against silence, so a query for a sound that is not there selects nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ def noise_regulariser(noise_probs: torch.Tensor, gamma: float = DEFAULT_GAMMA) -
     noise_probs: noise-mask probabilities of any shape (e.g. (B, S, H, F, T)) -> scalar.
     """
     return F.relu(noise_probs.mean() - gamma)
+
+
+def negative_query_loss(logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(B, F, T) query-mask logits of an absent class, (B, F, T) weight -> scalar weighted BCE
+    against an all-zero mask (the same weighting as the separation loss)."""
+    loss = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    return (loss * weight).mean()
 
 
 class NITLoss(NamedTuple):

@@ -8,7 +8,8 @@
   `save_query_embeddings` format.
 - `last.safetensors` + `last.state.pt` (optimizer, scheduler, step, RNG states, best val
   loss, non-separator weights): training resumes from them when run again.
-- `log.csv`: step, lr, loss, val_loss, query_activation, noise_activation.
+- `log.csv`: step, lr, loss, val_loss, query_activation, noise_activation,
+  negative_activation (mean mask of the negative queries; empty without them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -46,7 +48,7 @@ from clipsep_rt.training.datasets import (
     precompute_frame_embeddings,
 )
 from clipsep_rt.training.index import read_index
-from clipsep_rt.training.losses import clipsep_loss, nit_loss, pit_loss
+from clipsep_rt.training.losses import clipsep_loss, negative_query_loss, nit_loss, pit_loss
 from clipsep_rt.training.schedule import TrainingRecipe, make_optimizer, make_scheduler
 from clipsep_rt.training.targets import MixBatch, mix_and_warp, stream_edge_emphasis
 
@@ -54,7 +56,7 @@ MODEL_TYPES = ("clipsep", "nit", "labelsep", "pit")
 TRAIN_PRECISIONS = ("auto", "bf16", "fp32")
 PATH_KEYS = ("index", "out_dir", "clip_weights", "frame_embeddings", "init_from")
 _LOG = logging.getLogger(__name__)
-LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation")
+LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation", "negative_activation")
 
 
 @dataclass
@@ -82,6 +84,9 @@ class TrainConfig:
     # `stream_edge_weight` times as much (targets.stream_edge_emphasis); 0 frames: uniform.
     stream_edge_frames: int = 0
     stream_edge_weight: float = 1.0
+    # Negative queries (clipsep/nit): each item also queries a class absent from its mixture;
+    # that mask's BCE against silence is added `negative_weight` times (losses.negative_query_loss).
+    negative_weight: float = 0.0
     init_from: Path | None = None  # warm start: separator weights to begin with (a fresh run only, not a resume)
     seed: int = 0
     clip_samples: int = 65_535
@@ -115,6 +120,10 @@ class TrainConfig:
             raise ClipsepError(f"train config: precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
         if self.stream_edge_frames < 0 or self.stream_edge_weight <= 0:
             raise ClipsepError("train config: stream_edge_frames must be >= 0 and stream_edge_weight positive")
+        if self.negative_weight < 0:
+            raise ClipsepError("train config: negative_weight must be >= 0")
+        if self.negative_weight and self.model_type not in ("clipsep", "nit"):
+            raise ClipsepError(f"train config: negative_weight needs a queried model (clipsep, nit), not {self.model_type}")
         if self.total_steps < 1 or self.batch < 1 or self.val_every < 1:
             raise ClipsepError("train config: steps, batch_size and val_every must be positive")
 
@@ -196,8 +205,15 @@ def make_targets(batch: MixtureBatch, front_end: SpectralFrontEnd, device, frame
     return targets._replace(weight=targets.weight * frame_weights.to(targets.weight.device))
 
 
+class StepResult(NamedTuple):
+    loss: torch.Tensor  # scalar
+    query_activation: float  # mean query mask of the mixture's own queries
+    noise_activation: float  # mean noise-head mask (nit), else 0
+    negative_activation: float | None  # mean query mask of the negative queries, None without them
+
+
 class _Step:
-    """Forward + loss for one model type: returns (loss, query activation, noise activation)."""
+    """Forward + loss for one model type."""
 
     def __init__(self, config: TrainConfig, model: torch.nn.Module, queries: QueryTable | None, classes: list[str]):
         self.config = config
@@ -205,24 +221,36 @@ class _Step:
         self.queries = queries
         self.class_row = {name: i for i, name in enumerate(classes)}
 
-    def __call__(self, batch: MixtureBatch, targets: MixBatch, device) -> tuple[torch.Tensor, float, float]:
+    def __call__(self, batch: MixtureBatch, targets: MixBatch, device) -> StepResult:
         kind = self.config.model_type
         recipe = self.config.recipe
         if kind == "pit":
             logits = self.model(targets.log_mag).float()
             loss = pit_loss(logits, targets.masks, targets.weight).loss
-            return loss, torch.sigmoid(logits).mean().item(), 0.0
+            return StepResult(loss, torch.sigmoid(logits).mean().item(), 0.0, None)
+        use_negatives = self.config.negative_weight > 0 and batch.negative_queries is not None
         if kind == "labelsep":
             labels = torch.tensor([[self.class_row[c] for c in item] for item in batch.classes], device=device)
             out = self.model(targets.log_mag, labels)
         else:
-            embeddings = self.queries.lookup(batch.queries).to(device)
+            queries = batch.queries
+            if use_negatives:  # the absent class rides along as one more source slot: (B, S + 1, D)
+                queries = [[*item, negative] for item, negative in zip(batch.queries, batch.negative_queries)]
+            embeddings = self.queries.lookup(queries).to(device)
             out = source_logits(self.model, targets.log_mag, embeddings, noise_heads=(kind == "nit"))
         query = out.query.float()
+        noise = out.noise.float()
+        extra, negative_activation = 0.0, None
+        if use_negatives:
+            negative = query[:, -1]  # (B, F, T)
+            query, noise = query[:, :-1], noise[:, :-1]
+            extra = self.config.negative_weight * negative_query_loss(negative, targets.weight)
+            negative_activation = torch.sigmoid(negative).mean().item()
         if kind == "nit":
-            result = nit_loss(query, out.noise.float(), targets.masks, targets.weight, recipe.gamma, recipe.reg_weight)
-            return result.loss, torch.sigmoid(query).mean().item(), result.noise_activation.item()
-        return clipsep_loss(query, targets.masks, targets.weight), torch.sigmoid(query).mean().item(), 0.0
+            result = nit_loss(query, noise, targets.masks, targets.weight, recipe.gamma, recipe.reg_weight)
+            return StepResult(result.loss + extra, torch.sigmoid(query).mean().item(), result.noise_activation.item(), negative_activation)
+        loss = clipsep_loss(query, targets.masks, targets.weight) + extra
+        return StepResult(loss, torch.sigmoid(query).mean().item(), 0.0, negative_activation)
 
 
 def _warm_start(separator: CLIPSepSeparator, path: Path, encoder_id: str | None) -> None:
@@ -315,7 +343,10 @@ def train(
         log("no val split in the index: validating on fixed train batches")
     val_data = ClipDataset(clips, val_split, config.clip_samples, config.seed + 1, spectral.sample_rate)
     augment = Augmenter(config.augment, spectral.sample_rate) if config.augment.enabled else None
-    sampler = MixtureSampler(train_data, config.batch, config.noisy, config.seed, sampling=config.sampling, augment=augment)
+    negatives = config.negative_weight > 0
+    sampler = MixtureSampler(
+        train_data, config.batch, config.noisy, config.seed, sampling=config.sampling, augment=augment, negatives=negatives
+    )
     query_type = sampler.query_type
 
     classes = sorted({class_key(c) for c in clips})
@@ -357,7 +388,9 @@ def train(
     scheduler = make_scheduler(optimizer, config.recipe)
     step_fn = _Step(config, model, queries, classes)
 
-    val_sampler = MixtureSampler(val_data, config.batch, config.noisy, config.seed + 1, sampling=config.sampling)
+    val_sampler = MixtureSampler(
+        val_data, config.batch, config.noisy, config.seed + 1, sampling=config.sampling, negatives=negatives
+    )
     val_set = [val_sampler.sample() for _ in range(config.val_batches)]
 
     last_ckpt, last_state, best_ckpt = out / "last.safetensors", out / "last.state.pt", out / "best.safetensors"
@@ -405,7 +438,7 @@ def train(
     def validate() -> float:
         model.eval()
         with torch.no_grad():
-            losses = [forward(batch)[0].item() for batch in val_set]
+            losses = [forward(batch).loss.item() for batch in val_set]
         model.train()
         return float(np.mean(losses))
 
@@ -430,7 +463,7 @@ def train(
             for step in range(start + 1, config.total_steps + 1):
                 lr = optimizer.param_groups[0]["lr"]
                 batch = sampler.sample()
-                loss, query_act, noise_act = forward(batch)
+                loss, query_act, noise_act, negative_act = forward(batch)
                 if not torch.isfinite(loss):
                     raise ClipsepError(f"training diverged at step {step}: loss is {loss.item()}")
                 optimizer.zero_grad(set_to_none=True)
@@ -447,11 +480,13 @@ def train(
                     log(f"step {step}: loss {loss.item():.4f} val {val_loss:.4f} (best {best_val:.4f})")
                 writer.writerow(
                     [step, f"{lr:.6g}", f"{loss.item():.6f}", "" if val_loss is None else f"{val_loss:.6f}",
-                     f"{query_act:.4f}", f"{noise_act:.4f}"]
+                     f"{query_act:.4f}", f"{noise_act:.4f}", "" if negative_act is None else f"{negative_act:.4f}"]
                 )
                 handle.flush()
                 if board is not None:
                     scalars = {"lr": lr, "loss": loss.item(), "query_activation": query_act, "noise_activation": noise_act}
+                    if negative_act is not None:
+                        scalars["negative_activation"] = negative_act
                     if val_loss is not None:
                         scalars["val_loss"] = val_loss
                     for name, value in scalars.items():

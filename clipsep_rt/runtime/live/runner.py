@@ -17,6 +17,12 @@ agrees with the measured delay within a device period or so.
 
 The recordings are written incrementally to temporary files that are moved into place when
 the run ends, also after Ctrl-C or SIGTERM (`stop_signals`).
+
+Stopping: input is refused from then on, the worker finishes and the recordings are completed
+first, and only then are the devices stopped, within `DEVICE_STOP_TIMEOUT_S`: a sound server
+that stops answering (PortAudio's stop then waits for a callback that never comes) costs the
+run that long, never its recordings. `device_unresponsive` then says so; the process should
+exit without PortAudio's exit handler, which would wait on the same device.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from clipsep_rt.runtime.live.stop_signals import StopSignals
 from clipsep_rt.runtime.live.worker import LiveWorker
 from clipsep_rt.runtime.stream_stats import write_stats_json
 from clipsep_rt.runtime.streaming import StreamingSeparator
+
+DEVICE_STOP_TIMEOUT_S = 5.0  # the most the devices get to stop and close once the files are done
 
 
 class LiveRunner:
@@ -160,6 +168,8 @@ class LiveRunner:
         self._input_frames = 0
         self._limit_frames: int | None = None
         self._input_done = threading.Event()
+        self._accept_lock = threading.Lock()  # input is accepted, or refused for good (stopping)
+        self.device_unresponsive = False  # the devices did not stop within DEVICE_STOP_TIMEOUT_S
         self._worker_stop = threading.Event()
         self._feeder_stop = threading.Event()
         self._streams: list = []
@@ -344,22 +354,26 @@ class LiveRunner:
     def _input_callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
             self.input_overflows += 1
-        if self._input_done.is_set():
+        if self._input_done.is_set():  # stopping (checked again, under the lock, by _accept)
             return
         mono = indata.mean(axis=1, dtype=np.float32) if indata.shape[1] > 1 else indata[:, 0].copy()
         self._accept(mono)
 
     def _accept(self, mono: np.ndarray) -> None:
-        """Queue input up to the duration limit (input callback or file feeder)."""
-        if self._limit_frames is not None:
-            room = self._limit_frames - self._input_frames
-            if room <= len(mono):
-                mono = mono[: max(0, room)]
-                self._done_reason = "duration reached"
-                self._input_done.set()
-        self._input_frames += len(mono)
-        if len(mono):
-            self.worker.put(mono)
+        """Queue input up to the duration limit (input callback or file feeder); none once
+        the run is stopping."""
+        with self._accept_lock:
+            if self._input_done.is_set():
+                return
+            if self._limit_frames is not None:
+                room = self._limit_frames - self._input_frames
+                if room <= len(mono):
+                    mono = mono[: max(0, room)]
+                    self._done_reason = "duration reached"
+                    self._input_done.set()
+            self._input_frames += len(mono)
+            if len(mono):
+                self.worker.put(mono)
 
     def _output_callback(self, outdata, frames, time_info, status) -> None:
         if status.output_underflow:
@@ -390,25 +404,24 @@ class LiveRunner:
     # -- stopping ----------------------------------------------------------------------------
 
     def _close(self, failed: BaseException | None = None) -> None:
-        """Stop the input, let the worker finish, stop the output, complete (or on failure
-        discard) the files. Raises the worker's error, if it had one."""
+        """Refuse further input, let the worker finish, complete (or on failure discard) the
+        files, then stop the devices (bounded: see the module docstring). Raises the worker's
+        error, if it had one."""
         if self._closed:
             return
         self._closed = True
-        self._input_done.set()
+        with self._accept_lock:  # after this no callback queues input: the worker sees all there is
+            self._input_done.set()
         self._feeder_stop.set()
-        for stream in reversed(self._streams):  # the input (opened last) first
-            try:
-                if isinstance(stream, self._sd.OutputStream):
-                    stream.abort()  # no need to play out what is queued
-                else:
-                    stream.stop()
-                stream.close()
-            except Exception:  # noqa: BLE001 - stopping is best effort; the files matter more
-                pass
         self._worker_stop.set()
         for thread in self._threads:
             thread.join()
+        try:
+            self._finish_files(failed)
+        finally:
+            self._stop_devices()
+
+    def _finish_files(self, failed: BaseException | None) -> None:
         error = failed or self.worker.error
         if error is None:
             try:
@@ -423,6 +436,30 @@ class LiveRunner:
                 self._files.__exit__(type(error), error, error.__traceback__)
         if failed is None and error is not None:
             raise error
+
+    def _stop_devices(self) -> None:
+        """Stop and close the streams on a helper thread, waiting at most DEVICE_STOP_TIMEOUT_S."""
+        if not self._streams:
+            return
+
+        def stop_all() -> None:
+            for stream in reversed(self._streams):  # the input (opened last) first
+                try:
+                    if isinstance(stream, self._sd.OutputStream):
+                        stream.abort()  # no need to play out what is queued
+                    else:
+                        stream.stop()
+                    stream.close()
+                except Exception:  # noqa: BLE001 - stopping is best effort: the files are done
+                    pass
+
+        stopper = threading.Thread(target=stop_all, name="clipsep-live-stop", daemon=True)
+        stopper.start()
+        stopper.join(DEVICE_STOP_TIMEOUT_S)
+        if stopper.is_alive():
+            self.device_unresponsive = True
+            self._notes.put(f"warning: the audio device did not stop within {DEVICE_STOP_TIMEOUT_S:.0f} s "
+                            "(its sound server stopped answering?); the recordings are complete")
 
     def _emit_notes(self) -> None:
         while True:
