@@ -19,6 +19,11 @@ Summaries: mean, SEM over distinct mixtures, median, mean of the class means. Wi
     python benchmarks/separation_quality.py --data corpus/index.csv --split test --split cross_source
     python benchmarks/separation_quality.py --checkpoint runs/v2/best.safetensors \
         --compare clipsep_rt/model/weights/clipsep-nit-minilm-w16.safetensors --count 100
+    python benchmarks/separation_quality.py --engine engines/ --precision int8 --stream-count 0
+
+`--engine` scores an exported engine folder on ONNX Runtime (`--precision int8` for its INT8
+graph); runs with the same --data, --split, --count and --seed score the same mixtures, so two
+runs' rows pair by `index`.
 """
 
 from __future__ import annotations
@@ -143,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("corpus/index.csv"), help="corpus index CSV")
     parser.add_argument("--split", action="append", help="index split(s) to draw from (default: test)")
-    parser.add_argument("--checkpoint", type=Path, help="the model (default: the bundled model)")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", type=Path, help="the model (default: the bundled model)")
+    model.add_argument("--engine", type=Path, metavar="DIR", help="an exported engine folder, run on ONNX Runtime")
     parser.add_argument("--compare", type=Path, help="a second model scored on the same mixtures")
     parser.add_argument("--count", type=int, default=100, help="mixtures per split (default 100)")
     parser.add_argument("--seed", type=int, default=SEED)
@@ -153,19 +160,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="of those, the first N are also streamed through every preset (default 40: the low preset "
                              "runs the network every 32 ms of audio, so streaming dominates the run time)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"),
+                        help="bf16: torch on CPUs with native bf16; int8: an --engine folder's INT8 graph")
     parser.add_argument("--json", type=Path, help="results JSON (default benchmarks/results/separation_quality-<machine>.json)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     splits = args.split or ["test"]
     presets = args.preset or list(PRESETS)
-    models = {"model": args.checkpoint}
+    if args.precision == "int8" and args.engine is None:
+        parser.error("--precision int8 needs --engine DIR (an engine folder exported with --int8)")
+    if args.engine is not None:
+        separators = {"model": Separator.open(engine_dir=args.engine, backend="onnxruntime", device="cpu",
+                                              precision=args.precision, threads=args.threads)}
+    else:
+        separators = {"model": Separator.open(checkpoint=args.checkpoint, backend="torch", device="cpu",
+                                              precision=args.precision)}
     if args.compare:
-        models["compare"] = args.compare
-    separators = {
-        name: Separator.open(checkpoint=path, backend="torch", device="cpu", precision=args.precision)
-        for name, path in models.items()
-    }
+        separators["compare"] = Separator.open(checkpoint=args.compare, backend="torch", device="cpu",
+                                               precision="fp32" if args.precision == "int8" else args.precision)
     results = {"count": args.count, "stream_count": args.stream_count, "seed": args.seed, "tir_db": list(args.tir), "presets": presets,
                "threads": args.threads, "precision": args.precision, "machine": machine_info(args.threads),
                "models": {name: s.name for name, s in separators.items()}, "splits": {}}

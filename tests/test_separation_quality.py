@@ -52,3 +52,29 @@ def test_a_small_run_scores_batch_and_stream_on_real_sounds(tmp_path):
     # the bundled model separates these held-out corpus sounds: better than doing nothing
     assert summary["label"]["mean"] > 0
     assert "balanced minus batch, same 1 mixtures" in out.with_suffix(".md").read_text()
+
+
+def test_an_engine_folder_scores_the_same_mixtures_as_its_checkpoint(tmp_path):
+    from clipsep_rt.export.pipeline import ExportOptions, export_engines
+    from clipsep_rt.model.weights import default_checkpoint
+
+    write_index(tmp_path / "index.csv", [
+        Clip(EXAMPLE / "violin.wav", None, 0, "violin|a violin playing|someone playing the violin", "test", "v", 4.0),
+        Clip(EXAMPLE / "cow.wav", None, 0, "cow mooing|a cow|cattle lowing in a field", "test", "c", 4.0),
+    ])
+    export_engines(default_checkpoint(), tmp_path / "engines", ExportOptions(fp16=False), log=lambda _: None)
+    common = ["--data", str(tmp_path / "index.csv"), "--count", "2", "--stream-count", "0", "--threads", "1"]
+    rows = {}
+    for name, extra in (("torch", []), ("onnx", ["--engine", str(tmp_path / "engines")])):
+        out = tmp_path / f"{name}.json"
+        done = subprocess.run([sys.executable, "benchmarks/separation_quality.py", *common, *extra, "--json", str(out)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        rows[name] = {row["index"]: row for row in json.loads(out.read_text())["splits"]["test"]["model"]["rows"]}
+    assert rows["torch"].keys() == rows["onnx"].keys() and len(rows["torch"]) == 2
+    for index, row in rows["torch"].items():
+        assert row["tir_db"] == rows["onnx"][index]["tir_db"]
+        assert abs(row["label"] - rows["onnx"][index]["label"]) < 0.01, (row, rows["onnx"][index])
+    refused = subprocess.run([sys.executable, "benchmarks/separation_quality.py", *common, "--precision", "int8"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--precision int8 needs --engine" in refused.stderr

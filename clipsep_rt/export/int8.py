@@ -2,7 +2,12 @@
 
 ONNX Runtime's `quantize_static` in QDQ format (QuantizeLinear / DequantizeLinear pairs around
 each quantised op; ONNX Runtime's CPU provider fuses them into integer kernels) with
-per-channel int8 weights and uint8 activations whose ranges come from calibration.
+per-channel int8 weights and uint8 activations whose ranges come from calibration: each
+activation's central 99.99% of values over the calibration windows (0.005% cut from each
+end). On the default model
+with 32 corpus training mixtures, those ranges gave INT8 masks 22.5 dB from FP32 on held-out
+windows; the extremes (MinMax) gave 19.9 dB, an outlier stretching a range costs every value
+in it resolution.
 
 Only the U-Net's nodes are quantised (Conv, Resize, Concat, the activations). The query heads
 stay FP32: they are a few small matrix products on the query embedding (no time to gain),
@@ -19,6 +24,8 @@ to a torch build and a second serialisation format.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +45,7 @@ from clipsep_rt.runtime.engines.contract import EMBEDDINGS, LOG_MAG, SEPARATOR_O
 UNET_SCOPE = "/model/unet/"  # node-name prefix of the U-Net in the exported separator graph
 CALIBRATION_HOP_FRAMES = 32  # windows start every 32 frames (0.5 s): more ranges from short clips
 MIN_CALIBRATION_WINDOWS = 4
+CALIBRATION_PERCENTILE = 99.99  # percent of each activation's values inside its range (see the module docstring)
 INT8_MIN_MASK_SNR_DB = 20.0  # the export refuses a graph whose masks are further from FP32
 
 
@@ -64,7 +72,7 @@ class Int8Report:
     check_windows: int
     mask_snr_db: float  # worst output's mask SNR against the FP32 graph on the check windows
     quantised_nodes: int
-    method: str = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations (MinMax)"
+    method: str = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations (99.99th-percentile ranges)"
 
     def to_json(self) -> dict:
         return {
@@ -157,18 +165,19 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
         unet_nodes = [node.name for node in model.graph.node if node.name.startswith(UNET_SCOPE)]
         if not unet_nodes:
             raise ClipsepError(f"{fp32_path}: no U-Net nodes ({UNET_SCOPE}*) to quantise; re-export it with this version")
-        quantization.quantize_static(
-            str(prepared),
-            str(int8_path),
-            _calibration_reader(calibrate, _graph_query_dim(model)),
-            quant_format=quantization.QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=quantization.QuantType.QUInt8,
-            weight_type=quantization.QuantType.QInt8,
-            calibrate_method=quantization.CalibrationMethod.MinMax,
-            nodes_to_quantize=unet_nodes,
-            extra_options={"CalibTensorRangeSymmetric": False},
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its settings
+            quantization.quantize_static(
+                str(prepared),
+                str(int8_path),
+                _calibration_reader(calibrate, _graph_query_dim(model)),
+                quant_format=quantization.QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=quantization.QuantType.QUInt8,
+                weight_type=quantization.QuantType.QInt8,
+                calibrate_method=quantization.CalibrationMethod.Percentile,
+                nodes_to_quantize=unet_nodes,
+                extra_options={"CalibTensorRangeSymmetric": False, "CalibPercentile": CALIBRATION_PERCENTILE},
+            )
     snr = compare_int8(fp32_path, int8_path, check, _graph_query_dim(model))
     return Int8Report(calibration.files, len(calibrate), len(check), snr, len(unet_nodes))
 
