@@ -14,6 +14,13 @@ calibrated on --calibration audio (default: the shipped examples/violin_cow soun
     python benchmarks/int8.py                       # default model, 2 threads
     python benchmarks/int8.py --full-size           # also the ngf 64 U-Net (speed)
     python benchmarks/int8.py --quick               # smoke test
+    python benchmarks/int8.py --calibration-corpus corpus/index.csv --keep-engines engines-int8/
+    python benchmarks/separation_quality.py --engine engines-int8/ --precision int8 --stream-count 0 \
+        --split test --split cross_source     # and --precision fp32: corpus SDRi, same mixtures
+
+--calibration-corpus calibrates on two-source mixtures of the corpus's train split
+(`write_training_mixtures`) instead of the example sounds, so the SDRi of held-out corpus
+mixtures (separation_quality.py, test and cross_source splits) is not flattered by it.
 """
 
 from __future__ import annotations
@@ -54,10 +61,44 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--full-size", action="store_true", help="also time the ngf 64 U-Net (random weights)")
     p.add_argument("--calibration", type=Path, nargs="+", default=sorted(EXAMPLE.glob("*.wav")))
+    p.add_argument("--calibration-corpus", type=Path, metavar="INDEX",
+                   help="calibrate on --calibration-mixtures two-source mixtures of this corpus index's train split "
+                        "instead (written to a temporary folder)")
+    p.add_argument("--calibration-mixtures", type=int, default=32)
+    p.add_argument("--keep-engines", type=Path, metavar="DIR",
+                   help="export the default model's engine folder here and keep it (e.g. for separation_quality.py --engine)")
     p.add_argument("--quick", action="store_true", help="1 repeat of 10 s")
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/int8.json"))
     p.add_argument("--markdown", type=Path, default=None)
     return p.parse_args()
+
+
+def write_training_mixtures(index: Path, folder: Path, count: int, seed: int = 7) -> list[Path]:
+    """`count` mixtures of two train-split clips of different classes (up to 4 s, the second at
+    a target-to-interference ratio uniform in -5..+5 dB, peak-limited), as 16 kHz WAV files."""
+    from clipsep_rt.io.media import load_audio
+    from clipsep_rt.training.index import read_index
+
+    by_label: dict[str, list[Path]] = {}
+    for clip in read_index(index):
+        if clip.split == "train":
+            by_label.setdefault(clip.label, []).append(clip.audio)
+    labels = sorted(by_label)
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(count):
+        first, second = (by_label[labels[i]] for i in rng.choice(len(labels), 2, replace=False))
+        a = load_audio(first[rng.integers(len(first))], 16000).samples
+        b = load_audio(second[rng.integers(len(second))], 16000).samples
+        n = min(len(a), len(b), 4 * 16000)
+        a, b = a[:n], b[:n]
+        b = b * (np.sqrt(np.mean(a**2)) + 1e-9) / (np.sqrt(np.mean(b**2)) + 1e-9) * 10 ** (-rng.uniform(-5, 5) / 20)
+        mixture = a + b
+        mixture /= max(1.0, float(np.abs(mixture).max()) / 0.99)
+        paths.append(folder / f"train_mixture_{k:02d}.wav")
+        sf.write(paths[-1], mixture.astype(np.float32), 16000)
+    return paths
 
 
 def _read(name: str) -> np.ndarray:
@@ -79,9 +120,11 @@ def _speed(separator: Separator, mixture: np.ndarray, embedding: np.ndarray, rep
 def measure_model(name: str, checkpoint: Path, args, quality: bool, log) -> tuple[list[dict], dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="clipsep-int8-bench-") as folder:
-        engine_dir = Path(folder) / "engines"
+        engine_dir, keep = Path(folder) / "engines", quality and args.keep_engines is not None
+        if keep:  # the default model's folder, with its text encoder, for separation_quality.py --engine
+            engine_dir = args.keep_engines
         manifest = export_engines(checkpoint, engine_dir, ExportOptions(
-            fp16=False, text_encoder=False, int8=True, calibration=tuple(args.calibration)), log=log)
+            fp16=False, text_encoder=keep, int8=True, calibration=tuple(args.calibration)), log=log)
         mixture, violin, cow = _read("mixture"), _read("violin"), _read("cow")
         long_mix = np.resize(mixture, int(args.seconds * 16000))
         reference = None
@@ -142,6 +185,13 @@ def main() -> None:
     if args.quick:
         args.seconds, args.repeats = 10.0, 1
     torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="clipsep-int8-calibration-") as scratch:
+        if args.calibration_corpus is not None:
+            args.calibration = write_training_mixtures(args.calibration_corpus, Path(scratch), args.calibration_mixtures)
+        run(args)
+
+
+def run(args) -> None:
     log = lambda line: print(line, flush=True)  # noqa: E731
     rows, records = measure_model("default (ngf 16)", default_checkpoint(), args, True, log)
     int8_records = {"default (ngf 16)": records}

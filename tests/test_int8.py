@@ -127,3 +127,32 @@ def test_auto_keeps_int8_as_an_option_and_says_why():
         choose_backend("torch", "cpu", FOLDER, CPU_ENV, precision="int8")
     with pytest.raises(OptionError, match="CPU only"):
         choose_backend("auto", "cuda", FOLDER, CPU_ENV, precision="int8")
+
+
+def test_benchmark_calibration_mixtures_come_from_the_train_split(tmp_path):
+    import sys
+
+    from clipsep_rt.training.index import Clip, write_index
+
+    root = Path(__file__).resolve().parents[1]
+    example = root / "examples" / "violin_cow"
+    write_index(tmp_path / "index.csv", [
+        Clip(example / "violin.wav", None, 0, "violin", "train", "v", 4.0),
+        Clip(example / "cow.wav", None, 0, "cow mooing", "train", "c", 4.0),
+        Clip(example / "mixture.wav", None, 0, "a held-out mixture", "test", "m", 4.0),
+    ])
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        from int8 import write_training_mixtures
+    finally:
+        sys.path.pop(0)
+    first = write_training_mixtures(tmp_path / "index.csv", tmp_path / "a", 3)
+    again = write_training_mixtures(tmp_path / "index.csv", tmp_path / "b", 3)
+    violin, _ = sf.read(example / "violin.wav", dtype="float32")
+    for path, same in zip(first, again):
+        samples, rate = sf.read(path, dtype="float32")
+        assert rate == 16000 and 0 < len(samples) <= 4 * 16000 and np.abs(samples).max() <= 0.99 + 1e-6
+        np.testing.assert_array_equal(samples, sf.read(same, dtype="float32")[0])  # seeded
+        # violin + cow only (the test clip is never used): the mixture correlates with the violin
+        corr = np.dot(samples, violin[: len(samples)]) / np.linalg.norm(samples) / np.linalg.norm(violin[: len(samples)])
+        assert corr > 0.1, corr

@@ -72,7 +72,7 @@ class Int8Report:
     check_windows: int
     mask_snr_db: float  # worst output's mask SNR against the FP32 graph on the check windows
     quantised_nodes: int
-    method: str = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations (99.99th-percentile ranges)"
+    method: str = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations (ranges holding the central 99.99% of calibration values)"
 
     def to_json(self) -> dict:
         return {
