@@ -1,11 +1,16 @@
-"""`clipsep-rt bench` (clipsep_rt.bench): streaming latency rows on a tiny model."""
+"""`clipsep-rt bench` (clipsep_rt.bench): streaming latency rows on a tiny model; the
+whole-process benchmark (benchmarks/whole_process.py) on tiny sizes."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 from clipsep_rt.config import ModelConfig
@@ -13,8 +18,11 @@ from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
 from clipsep_rt.bench.results import format_table, rows_to_json
 from clipsep_rt.bench.streaming import run_bench, synthetic_sources
+from clipsep_rt.model.device import cpu_has_native_bf16
 from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.streaming import PRESETS, StreamingOptions, StreamingSeparator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +94,40 @@ def test_synthetic_sources_are_seeded_and_distinct():
     assert melody.shape == bursts.shape == (32000,)
     assert (melody == again).all() and 0.1 < abs(melody).max() <= 0.2 + 1e-6
     assert abs(float((melody * bursts).mean())) < 1e-3
+
+
+def test_whole_process_benchmark_times_both_pipelines_on_the_same_input(tmp_path):
+    work, result = tmp_path / "work", tmp_path / "whole_process.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/whole_process.py", "--quick", "--work", str(work), "--json", str(result)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(result.read_text())
+    samples = sf.info(work / "mixture_3s.wav").frames
+    assert samples == 3 * 16000 and data["settings"]["model"]["ngf"] == 8
+    rows = data["rows"]
+    assert [row["name"] for row in rows] == [
+        "original pipeline", "clipsep-rt: defaults (precision auto, batch 4, overlap 64)", "clipsep-rt: fp32",
+        "clipsep-rt: the original's settings", "clipsep-rt: onnxruntime fp32", "clipsep-rt: onnxruntime int8",
+    ]
+    for row in rows:
+        assert row["status"] == "ok", row
+        assert row["output_samples"] == samples and len(row["runs_s"]) == 1 and row["best_s"] == row["runs_s"][0]
+        assert row["x_realtime"] == pytest.approx(3.0 / row["best_s"])
+        assert row["speedup"] == pytest.approx(rows[0]["best_s"] / row["best_s"])
+    # Both pipelines wrote a wav of the input's length, and they ran the same network: with the
+    # original's settings (fp32, no crossfade; one window here) clipsep-rt reproduces its output.
+    original, rate = sf.read(work / "out" / "original" / "separated.wav")
+    (same,) = (work / "out" / "clipsep-rt-2").glob("*.wav")
+    assert rate == 16000 and original.shape == sf.read(same)[0].shape == (samples,)
+    assert 0 < abs(original).max() and rows[3]["snr_vs_original_db"] > 40
+    assert rows[1]["ran_as"] == f"torch on cpu in {'bf16' if cpu_has_native_bf16() else 'fp32'}"
+    assert rows[5]["ran_as"] == "onnxruntime (CPUExecutionProvider) on cpu in int8"
+    startup = {row["name"]: row for row in data["startup"]}
+    assert all(row["status"] == "ok" and row["best_s"] > 0 for row in startup.values())
+    assert startup["clipsep-rt -q violin one_s.wav -o out/"]["output_samples"] == 16000
+    assert data["targets"][0]["passed"] is None  # measured at tiny sizes, not the target's
+    report = result.with_suffix(".md").read_text()
+    assert report.count("| clipsep-rt: ") == 5 and "| original pipeline | `--threads 2" in report
+    assert "recorded on another machine, not measured here" in report and "| 15.5 |" in report
