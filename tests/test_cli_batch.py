@@ -226,3 +226,19 @@ def test_output_file_for_one_input_and_one_output(files, capsys):
     assert separate(files, str(files / "mix.wav"), str(files / "other.wav"), "-o", str(files / "x.wav"), "--quiet") == 2
     assert "x.wav names one file, but 2 inputs were given" in capsys.readouterr().err
     assert not (files / "two.wav").exists() and not (files / "x.wav").exists()
+
+
+def test_threads_sets_the_network_threads_and_refuses_zero(files, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert separate(files, str(files / "mix.wav"), "-o", str(files / "one"), "--threads", "1", "--quiet") == 0
+        assert torch.get_num_threads() == 1
+        assert (files / "one" / "mix_violin.wav").is_file()
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()
+    assert separate(files, str(files / "mix.wav"), "-o", str(files / "zero"), "--threads", "0") == 2
+    assert "--threads: must be at least 1, got 0" in capsys.readouterr().err
+    assert not (files / "zero").exists()

@@ -48,6 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
     p.add_argument("--compile", action="store_true", help="torch backend: run the U-Net through torch.compile (slow start)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the network (default: the backend's choice)")
     p.add_argument("--mask", default="soft", choices=("soft", "binary"), help="soft (sigmoid) or binary (> 0.5) masks (default: soft)")
     p.add_argument("--noise-heads", action="store_true", help="also write CLIPSep-NIT's two noise-head outputs per query")
     p.add_argument("--residual", action="store_true", help="also write the mixture minus each selection")

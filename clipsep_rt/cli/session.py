@@ -42,7 +42,8 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
     windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=batch, mask=args.mask)
     separator = Separator.open(
         checkpoint=args.checkpoint, engine_dir=args.engine, backend=args.backend, device=args.device,
-        precision=args.precision, compile=args.compile, windowing=windowing, encoder=encoder_options(args),
+        precision=args.precision, compile=args.compile, threads=args.threads, windowing=windowing,
+        encoder=encoder_options(args),
     )
     names, embeddings = separator.embed_queries(args.query, args.query_image, args.query_embedding)
     prepared = separator.prepare_queries(embeddings, noise_heads)

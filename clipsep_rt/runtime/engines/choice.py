@@ -119,20 +119,25 @@ def engine_files(manifest: dict | None) -> dict[str, bool]:
 
 
 def probe_environment(engine_dir_manifest: dict | None = None) -> Environment:
-    """Inspect this machine (torch CUDA, onnxruntime, TensorRT) and the engine folder."""
+    """Inspect this machine (torch CUDA, onnxruntime, TensorRT) and the engine folder.
+    Without an ONNX graph in the folder onnxruntime is not looked at (importing it and listing
+    the installed packages costs about 80 ms): no option it could run has a graph to run."""
     import torch
 
     from clipsep_rt.model.device import cpu_has_native_bf16
 
     torch_cuda = bool(torch.cuda.is_available())
-    ort_version, providers = None, ()
-    try:
-        import onnxruntime
+    files = engine_files(engine_dir_manifest)
+    ort_version, providers, ort_packages = None, (), ()
+    if files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]:
+        try:
+            import onnxruntime
 
-        ort_version = str(onnxruntime.__version__)
-        providers = tuple(onnxruntime.get_available_providers())
-    except Exception:  # noqa: BLE001, S110 - ImportError, or a broken install: not installed
-        pass
+            ort_version = str(onnxruntime.__version__)
+            providers = tuple(onnxruntime.get_available_providers())
+        except Exception:  # noqa: BLE001, S110 - ImportError, or a broken install: not installed
+            pass
+        ort_packages = installed_onnxruntime_packages()
     trt_version = trt_error = None
     if importlib.util.find_spec("tensorrt") is not None:
         try:
@@ -147,10 +152,10 @@ def probe_environment(engine_dir_manifest: dict | None = None) -> Environment:
         cpu_native_bf16=cpu_has_native_bf16(),
         onnxruntime_version=ort_version,
         onnxruntime_providers=providers,
-        onnxruntime_packages=installed_onnxruntime_packages(),
+        onnxruntime_packages=ort_packages,
         tensorrt_version=trt_version,
         tensorrt_error=trt_error,
-        **engine_files(engine_dir_manifest),
+        **files,
     )
 
 
@@ -196,19 +201,17 @@ def _cuda_options(env: Environment) -> list[_Option]:
         problem = None
     options.append(_Option("tensorrt", "fp16", "tensorrt_plan", None, problem, "tensorrt"))
     # onnxruntime + TensorRT execution provider (needs the TensorRT libraries too).
-    problem = _onnxruntime_gpu_problem(env, TRT_EP)
+    problem = None if env.has_onnx else f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    problem = problem or _onnxruntime_gpu_problem(env, TRT_EP)
     if problem is None and env.tensorrt_version is None:
         problem = "the TensorRT libraries are not installed (pip install tensorrt)"
-    if problem is None and not env.has_onnx:
-        problem = f"no ONNX file in the engine dir ({EXPORT_HINT})"
     options.append(_Option("onnxruntime", "fp16", "onnx", TRT_EP, problem, "onnxruntime TensorRT provider"))
     # torch fp16.
     problem = None if env.torch_cuda else "PyTorch sees no CUDA GPU (CPU-only build or no driver)"
     options.append(_Option("torch", "fp16", None, None, problem, "torch fp16"))
     # onnxruntime + CUDA execution provider: fp16 only with the FP16 ONNX file.
-    problem = _onnxruntime_gpu_problem(env, CUDA_EP)
-    if problem is None and not (env.has_onnx or env.has_onnx_fp16):
-        problem = f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    problem = None if (env.has_onnx or env.has_onnx_fp16) else f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    problem = problem or _onnxruntime_gpu_problem(env, CUDA_EP)
     precision, artifact = ("fp16", "onnx_fp16") if env.has_onnx_fp16 else ("fp32", "onnx")
     options.append(_Option("onnxruntime", precision, artifact, CUDA_EP, problem, "onnxruntime CUDA provider"))
     return options
@@ -216,10 +219,10 @@ def _cuda_options(env: Environment) -> list[_Option]:
 
 def _cpu_options(env: Environment) -> list[_Option]:
     bf16 = None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)"
-    if not env.onnxruntime_installed:
-        ort = "not installed (pip install 'clipsep-rt[onnx]')"
-    elif not env.has_onnx:
+    if not env.has_onnx:
         ort = f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    elif not env.onnxruntime_installed:
+        ort = "not installed (pip install 'clipsep-rt[onnx]')"
     else:
         ort = None
     return [
@@ -234,10 +237,10 @@ INT8_NOT_AUTO = ("not picked by auto: not reliably faster than torch bf16 or fp3
 
 
 def _int8_option(env: Environment) -> _Option:
-    if not env.onnxruntime_installed:
-        problem = "onnxruntime is not installed (pip install 'clipsep-rt[onnx]')"
-    elif not env.has_onnx_int8:
+    if not env.has_onnx_int8:
         problem = f"no INT8 graph in the engine dir ({EXPORT_HINT} --int8 --calibration AUDIO...)"
+    elif not env.onnxruntime_installed:
+        problem = "onnxruntime is not installed (pip install 'clipsep-rt[onnx]')"
     else:
         problem = None
     return _Option("onnxruntime", "int8", "onnx_int8", CPU_EP, problem, "onnxruntime int8")
@@ -258,7 +261,7 @@ def choose_backend(
     """
     if requested not in BACKENDS:
         raise OptionError("backend", f"expected one of {', '.join(BACKENDS)}, got {requested!r}")
-    env = replace(environment or probe_environment(), **engine_files(engine_dir_manifest))
+    env = replace(environment or probe_environment(engine_dir_manifest), **engine_files(engine_dir_manifest))
     if precision == "int8":
         return _decide_int8(requested, device, env)
     choice = _decide(requested, device, env)

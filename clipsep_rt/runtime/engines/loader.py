@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
-from clipsep_rt.errors import ClipsepError
+from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.files import file_sha256
 from clipsep_rt.model.checkpoint import Checkpoint, load_checkpoint
 from clipsep_rt.query.encoders.exported import ExportedTextEncoder
@@ -75,11 +75,16 @@ def open_engine(
 ) -> Engine:
     """The engine for `choice`; `files` are the engine folder's (`ModelSource.files`),
     `checkpoint` loads the weights (only the torch backend needs them). An explicit
-    `precision` overrides the choice's. `log` hears of a TensorRT plan (re)build (default:
-    `logging`)."""
+    `precision` overrides the choice's. `threads`: CPU threads of onnxruntime's session, or of
+    torch (`torch.set_num_threads`, for the whole process). `log` hears of a TensorRT plan
+    (re)build (default: `logging`)."""
     precision = choice.precision if precision == "auto" else precision
     device = choice.device if device == "auto" else device
     if choice.name == "torch":
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         return TorchEngine(checkpoint().build(), device, precision, compile=compile)
     if choice.name == "onnxruntime":
         from clipsep_rt.runtime.engines.onnx_engine import OnnxRuntimeEngine
@@ -120,6 +125,8 @@ def load_separator(
 ) -> LoadedSeparator:
     """`open_source` (the bundled default model when given neither), then the engine of the
     backend `choose_backend` picks for it here."""
+    if threads is not None and threads < 1:
+        raise OptionError("threads", f"must be at least 1, got {threads}")
     if checkpoint is None and engine_dir is None:
         from clipsep_rt.model.weights import default_checkpoint
 
