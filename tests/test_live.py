@@ -481,7 +481,7 @@ def _live_audio_missing() -> str | None:
 
 
 def _jack_env(name: str) -> dict[str, str]:
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1", PYTHONFAULTHANDLER="1")  # stacks on SIGABRT
     env.pop("PYTHONPATH", None)
     return env
 
@@ -711,6 +711,18 @@ def test_stop_signals_always_finish_the_recording_under_input_overflow(jack_serv
     assert names == sorted(f"rec{k}.wav" for k in range(16)), names  # no temporaries left
 
 
+def _wait_or_dump(process: subprocess.Popen, timeout: float, lines: list[str], reader: threading.Thread) -> None:
+    """Wait for a `clipsep-rt` started with PYTHONFAULTHANDLER=1; if it does not exit in time,
+    SIGABRT makes it print every thread's stack, and the test fails with them."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        process.wait(10)
+        reader.join(5)
+        raise AssertionError(f"clipsep-rt did not exit within {timeout:.0f} s; its stacks:\n{''.join(lines)[-6000:]}") from None
+
+
 def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_path, tiny_checkpoint):
     """The reported case: `clipsep-rt --input mic -o rec.wav` on a JACK dummy server that
     xruns (2 ms cycles: input overflows), fed by another client, stopped with Ctrl-C
@@ -747,7 +759,7 @@ def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_
                 for sig in signals:
                     process.send_signal(sig)
                     time.sleep(0.002)
-                process.wait(timeout=30)
+                _wait_or_dump(process, 30, lines, reader)
             finally:
                 process.kill()
                 process.wait()
@@ -794,7 +806,7 @@ def test_cli_live_recording_is_complete_when_the_sound_server_stops_answering(ja
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         started = time.monotonic()
-        process.wait(timeout=DEVICE_STOP_TIMEOUT_S + 20)
+        _wait_or_dump(process, DEVICE_STOP_TIMEOUT_S + 20, lines, reader)
         waited = time.monotonic() - started
     finally:
         os.kill(jackd, signal.SIGCONT)
