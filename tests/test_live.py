@@ -711,6 +711,13 @@ def test_stop_signals_always_finish_the_recording_under_input_overflow(jack_serv
     assert names == sorted(f"rec{k}.wav" for k in range(16)), names  # no temporaries left
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT back to its default. A test suite started in the
+    background by a non-interactive shell (`make test &`) inherits SIGINT ignored (POSIX), and
+    clipsep-rt rightly keeps an ignored SIGINT ignored: Ctrl-C from a terminal is what is tested."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_or_dump(process: subprocess.Popen, timeout: float, lines: list[str], reader: threading.Thread) -> None:
     """Wait for a `clipsep-rt` started with PYTHONFAULTHANDLER=1; if it does not exit in time,
     SIGABRT makes it print every thread's stack, and the test fails with them."""
@@ -743,7 +750,7 @@ def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_
                  "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2",
                  "--stats", str(tmp_path / f"{name}.json")],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                cwd=HERE.parent.parent)
+                cwd=HERE.parent.parent, preexec_fn=_sigint_as_in_a_terminal)
             lines: list[str] = []
             reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
             reader.start()
@@ -793,7 +800,7 @@ def test_cli_live_recording_is_complete_when_the_sound_server_stops_answering(ja
          "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2",
          "--stats", str(tmp_path / "stats.json")],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=HERE.parent.parent)
+        cwd=HERE.parent.parent, preexec_fn=_sigint_as_in_a_terminal)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
     reader.start()
