@@ -711,6 +711,29 @@ def test_stop_signals_always_finish_the_recording_under_input_overflow(jack_serv
     assert names == sorted(f"rec{k}.wav" for k in range(16)), names  # no temporaries left
 
 
+def _start_live_recording(env: dict, record: Path, tiny_checkpoint, stats: Path):
+    """A real `clipsep-rt --input mic -o record` on the tiny checkpoint, its stderr read into
+    `lines` by `reader`: (process, lines, reader)."""
+    checkpoint, vector = tiny_checkpoint
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clipsep_rt.cli", "--input", "mic", "-o", str(record), "-c", str(checkpoint),
+         "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2", "--stats", str(stats)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=HERE.parent.parent, preexec_fn=_sigint_as_in_a_terminal)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
+    reader.start()
+    return process, lines, reader
+
+
+def _wait_for_status(process: subprocess.Popen, lines: list[str], matches, timeout_s: float = 60) -> None:
+    """Until a "clipsep-rt: live" status line for which `matches(line)` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not any(line.startswith("clipsep-rt: live ") and matches(line) for line in lines):
+        assert process.poll() is None and time.monotonic() < deadline, f"no status line: {''.join(lines)}"
+        time.sleep(0.05)
+
+
 def _sigint_as_in_a_terminal() -> None:
     """In the child before exec: SIGINT back to its default. A test suite started in the
     background by a non-interactive shell (`make test &`) inherits SIGINT ignored (POSIX), and
@@ -736,7 +759,6 @@ def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_
     delivered twice in a row (what `timeout -s INT` does), or with SIGTERM: the command exits
     0 having written a complete recording. (Before: exit 130 and no file, or killed by SIGTERM.)"""
     server = jack_servers(RATE, period=32)
-    checkpoint, vector = tiny_checkpoint
     env = _jack_env(server)
     feeder = subprocess.Popen([sys.executable, str(HERE), "feed"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, env=env)
@@ -745,20 +767,9 @@ def test_cli_live_recording_survives_ctrl_c_twice_and_sigterm(jack_servers, tmp_
         for name, signals in (("int", [signal.SIGINT, signal.SIGINT]), ("term", [signal.SIGTERM])):
             record = tmp_path / f"rec-{name}.wav"
             before = set(subprocess.run(["jack_lsp"], capture_output=True, text=True, env=env).stdout.split())
-            process = subprocess.Popen(
-                [sys.executable, "-m", "clipsep_rt.cli", "--input", "mic", "-o", str(record), "-c", str(checkpoint),
-                 "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2",
-                 "--stats", str(tmp_path / f"{name}.json")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                cwd=HERE.parent.parent, preexec_fn=_sigint_as_in_a_terminal)
-            lines: list[str] = []
-            reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-            reader.start()
+            process, lines, reader = _start_live_recording(env, record, tiny_checkpoint, tmp_path / f"{name}.json")
             try:
-                deadline = time.monotonic() + 60
-                while not any(line.startswith("clipsep-rt: live ") for line in lines):  # a status line: it is live
-                    assert process.poll() is None and time.monotonic() < deadline, f"no status line: {''.join(lines)}"
-                    time.sleep(0.05)
+                _wait_for_status(process, lines, lambda line: True)  # a status line: it is live
                 ports = set(subprocess.run(["jack_lsp"], capture_output=True, text=True, env=env).stdout.split())
                 subprocess.run(["jack_connect", feeder_out, next(p for p in ports - before if ":in_" in p)], env=env,
                                check=True)
@@ -791,24 +802,12 @@ def test_cli_live_recording_is_complete_when_the_sound_server_stops_answering(ja
     from clipsep_rt.runtime.live.runner import DEVICE_STOP_TIMEOUT_S
 
     server = jack_servers(RATE, period=128)  # a server of its own: it is frozen below
-    checkpoint, vector = tiny_checkpoint
     env = _jack_env(server)
     jackd = int(subprocess.run(["pgrep", "-f", f"jackd -n {server} "], capture_output=True, text=True).stdout.split()[0])
     record = tmp_path / "rec.wav"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clipsep_rt.cli", "--input", "mic", "-o", str(record), "-c", str(checkpoint),
-         "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2",
-         "--stats", str(tmp_path / "stats.json")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=HERE.parent.parent, preexec_fn=_sigint_as_in_a_terminal)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
+    process, lines, reader = _start_live_recording(env, record, tiny_checkpoint, tmp_path / "stats.json")
     try:
-        deadline = time.monotonic() + 60
-        while not any(line.startswith("clipsep-rt: live ") and " 1." in line for line in lines):  # 1 s of input
-            assert process.poll() is None and time.monotonic() < deadline, f"no status line: {''.join(lines)}"
-            time.sleep(0.05)
+        _wait_for_status(process, lines, lambda line: " 1." in line)  # 1 s of input
         os.kill(jackd, signal.SIGSTOP)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
