@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := demo_out
 
-.PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus label-audit
+.PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus label-audit default-engine
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ browser-deps:
 	apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) >/dev/null \
 		|| { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \
 		|| echo "make test: could not install $(BROWSER_PACKAGES): the browser rendering test will skip"
+
+# The bundled default model's folder is also its engine folder: its FP32 ONNX graph (for
+# --backend onnxruntime, which runs without PyTorch) and manifest.json, exported from the
+# checkpoint beside them and checked against torch. Re-run when the bundled weights change.
+default-engine: $(STAMP)
+	$(BIN)/clipsep-rt export -o clipsep_rt/model/weights --no-fp16 --no-text-encoder --overwrite
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/offline.py

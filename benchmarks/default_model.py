@@ -53,7 +53,7 @@ from clipsep_rt.model.checkpoint import (
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.bench.results import format_table, result_stem, write_results
 from clipsep_rt.bench.streaming import BenchRow, run_bench
-from clipsep_rt.runtime.offline import WindowingOptions
+from clipsep_rt.runtime.offline import CPU_BATCH, WindowingOptions
 
 SEED = 0
 SAMPLE_RATE = 16000
@@ -307,7 +307,7 @@ def main() -> None:
         "stream_seconds": args.stream_seconds,
         "repeats": args.repeats,
         "quick": args.quick,
-        "windowing": asdict(WindowingOptions()),
+        "windowing": asdict(WindowingOptions(batch_windows=CPU_BATCH)),  # the defaults, as resolved on the CPU
         "width_base": WIDTH_BASE.to_dict(),
     }
     report = markdown(command, info, settings, offline_runs, stream, widths, targets)

@@ -63,17 +63,21 @@ def _device(dry: bool) -> str:
 def _sync(device: str) -> None:
     import torch
 
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def _median_seconds(call, device: str, repeats: int, warmup: int = 2) -> float:
+def _median_seconds(call, device: str | None, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of `call`; `device` "cuda": synchronised around each call (work queued on
+    the GPU). Engine calls pass None: `engine.probabilities` returns with the masks in host memory."""
     times = []
     for index in range(warmup + repeats):
-        _sync(device)
+        if device:
+            _sync(device)
         start = time.perf_counter()
         call()
-        _sync(device)
+        if device:
+            _sync(device)
         if index >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -95,12 +99,14 @@ def _models(dry: bool) -> list[tuple[str, object]]:
             ("default (ngf 16)", default.eval())]
 
 
-def _window_inputs(batch: int, frames: int, query_dim: int, device: str):
+def _window_inputs(batch: int, frames: int, query_dim: int):
+    """(batch, 1, 256, frames) log magnitudes and a (1, query_dim) unit query: numpy float32,
+    in host memory, as engines take them."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
     log_mag = torch.randn(batch, 1, 256, frames, generator=generator) * 2 - 3
-    return log_mag.to(device), torch.nn.functional.normalize(torch.randn(1, query_dim, generator=generator), dim=1).numpy()
+    return log_mag.numpy(), torch.nn.functional.normalize(torch.randn(1, query_dim, generator=generator), dim=1).numpy()
 
 
 def part_offline(dry: bool) -> dict:
@@ -116,9 +122,9 @@ def part_offline(dry: bool) -> dict:
             for batch in batches:
                 row = {"model": name, "precision": precision, "batch": batch}
                 try:
-                    log_mag, embedding = _window_inputs(batch, frames, model.config.query_dim, device)
+                    log_mag, embedding = _window_inputs(batch, frames, model.config.query_dim)
                     queries = engine.prepare_queries(embedding, noise_heads=False)
-                    seconds = _median_seconds(lambda: engine.probabilities(log_mag, queries), device, 3 if dry else 10)
+                    seconds = _median_seconds(lambda: engine.probabilities(log_mag, queries), None, 3 if dry else 10)
                     row.update(ms=1000 * seconds, windows_per_s=batch / seconds, x_realtime=batch * audio_per_window / seconds)
                 except RuntimeError as error:  # out of memory at a large batch: keep the others
                     row["error"] = " ".join(str(error).split())[:200]
@@ -156,10 +162,10 @@ def part_engines(dry: bool) -> dict:
         try:
             engine = make()
             for size, key in ((1, "latency_ms"), (batch, f"batch{batch}_ms")):
-                log_mag, embedding = _window_inputs(size, frames, model.config.query_dim, device)
+                log_mag, embedding = _window_inputs(size, frames, model.config.query_dim)
                 queries = engine.prepare_queries(embedding, noise_heads=False)
-                where = getattr(engine, "execution_device", device)
-                row[key] = 1000 * _median_seconds(lambda: engine.probabilities(log_mag, queries), str(where), 3 if dry else 10)
+                row["device"] = engine.device  # where the network ran ("cpu" or "cuda:N")
+                row[key] = 1000 * _median_seconds(lambda: engine.probabilities(log_mag, queries), None, 3 if dry else 10)
             row["windows_per_s"] = batch / row[f"batch{batch}_ms"] * 1000
         except Exception as error:  # noqa: BLE001 - recorded: one engine's failure is not the check's
             row["error"] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
@@ -210,7 +216,8 @@ def part_training(dry: bool) -> dict:
     model = model.to(device).train()
     batch, frames, steps = (2, 128, 3) if dry else (8, 256, 20)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    log_mag, embedding = _window_inputs(batch, frames, model.config.query_dim, device)
+    log_mag, embedding = _window_inputs(batch, frames, model.config.query_dim)
+    log_mag = torch.from_numpy(log_mag).to(device)
     embeddings = torch.as_tensor(embedding, device=device).repeat(2, 1)
     target = (torch.rand(batch, 2, 256, frames, generator=torch.Generator().manual_seed(1)) > 0.5).float().to(device)
 

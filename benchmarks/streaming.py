@@ -132,7 +132,7 @@ def benchmark_engine(engine: TorchEngine, spectral: SpectralConfig, args, descri
     results = []
     for preset in PRESETS:
         options = StreamingOptions.preset(preset)
-        row = BenchRow("torch", engine.device.type, engine.precision, preset, model=description,
+        row = BenchRow("torch", engine.device.split(":")[0], engine.precision, preset, model=description,
                        hop_frames=options.hop_frames, lookahead_frames=options.lookahead_frames)
         try:
             run = stream_timed(engine, queries, spectral, options, mixture)

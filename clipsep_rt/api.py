@@ -135,7 +135,7 @@ class Separator:
                 f"{self.name} does not say which query encoder it was trained with: "
                 "choose one (--query-encoder), or give query vectors (--query-embedding)"
             )
-        device = "cuda" if self.engine.device.type == "cuda" else "cpu"
+        device = "cuda" if self.engine.device.startswith("cuda") else "cpu"
         if self.text_encoder_onnx and not self.encoder.spec:
             exported = self.text_encoder_onnx
             return QueryEmbedder(spec, self.encoder, device, encoder_id=exported.encoder_id, factory=exported.build)

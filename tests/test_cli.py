@@ -217,7 +217,8 @@ def test_video_in_video_out(workspace, golden):
         (["-c", "nothing.safetensors", "mix.wav", "--query-embedding", "violin.npy"], "nothing.safetensors: no such file"),
         (["-c", "mix.wav", "mix.wav", "--query-embedding", "violin.npy"], "mix.wav: cannot be read as a PyTorch checkpoint"),
         (["-c", "model.safetensors", "mix.wav", "--query-embedding", "violin.npy", "--overlap", "300"], "overlap"),
-        (["-c", "model.safetensors", "mix.wav", "--query-embedding", "violin.npy", "-d", "tpu"], "device 'tpu'"),
+        (["-c", "model.safetensors", "mix.wav", "--query-embedding", "violin.npy", "-d", "tpu"],
+         "--device: expected cpu, cuda, cuda:N or auto, got 'tpu'"),
     ],
 )
 def test_usage_errors_are_one_line(workspace, capsys, monkeypatch, args, message):

@@ -134,47 +134,49 @@ def _embeddings(count: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("batch", [1, 7])
 def test_onnxruntime_matches_torch(torch_engine, ort_engine, batch, queries, noise_heads):
     embeddings = _embeddings(queries, seed=queries)
-    log_mag = torch.randn(batch, 1, 256, T, generator=torch.Generator().manual_seed(batch))
+    log_mag = np.random.default_rng(batch).standard_normal((batch, 1, 256, T)).astype(np.float32)
     expected = torch_engine.probabilities(log_mag, torch_engine.prepare_queries(embeddings, noise_heads))
     prepared = ort_engine.prepare_queries(embeddings, noise_heads)
     got = ort_engine.probabilities(log_mag, prepared)
     rows = queries * (1 + CONFIG.noise_heads) if noise_heads else queries
     assert prepared.rows == rows
     assert got.shape == expected.shape == (batch, rows, 256, T)
-    assert got.dtype == torch.float32 and got.device == ort_engine.device == torch.device("cpu")
+    assert isinstance(got, np.ndarray) and isinstance(expected, np.ndarray)
+    assert got.dtype == expected.dtype == np.float32 and ort_engine.device == torch_engine.device == "cpu"
     assert float(expected.std()) > 0.01  # the comparison means something
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
 
 
 def test_onnxruntime_row_layout_is_query_then_its_noise_heads(ort_engine, tiny_model):
     embeddings = _embeddings(3)
     log_mag = torch.randn(2, 1, 256, T)
-    got = ort_engine.probabilities(log_mag, ort_engine.prepare_queries(embeddings, True))
+    got = ort_engine.probabilities(log_mag.numpy(), ort_engine.prepare_queries(embeddings, True))
     with torch.no_grad():
         logits = tiny_model(log_mag, torch.from_numpy(embeddings))
     heads = 1 + CONFIG.noise_heads
     for q in range(3):
-        torch.testing.assert_close(got[:, q * heads], logits.query[:, q].sigmoid(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(got[:, q * heads], logits.query[:, q].sigmoid().numpy(), atol=1e-4, rtol=0)
         for h in range(CONFIG.noise_heads):
-            torch.testing.assert_close(got[:, q * heads + 1 + h], logits.noise[:, q, h].sigmoid(), atol=1e-4, rtol=0)
+            np.testing.assert_allclose(got[:, q * heads + 1 + h], logits.noise[:, q, h].sigmoid().numpy(), atol=1e-4, rtol=0)
 
 
 def test_onnxruntime_splits_calls_beyond_the_profile(ort_engine, torch_engine):
     """With the TensorRT provider, batches and query sets beyond the profile are split."""
     embeddings = _embeddings(5)
-    log_mag = torch.randn(5, 1, 256, T)
+    log_mag = torch.randn(5, 1, 256, T).numpy()
     whole = ort_engine.probabilities(log_mag, ort_engine.prepare_queries(embeddings, True))
     ort_engine._batch_limit, ort_engine._query_limit = 2, 2
     try:
         split = ort_engine.probabilities(log_mag, ort_engine.prepare_queries(embeddings, True))
     finally:
         ort_engine._batch_limit = ort_engine._query_limit = None
-    torch.testing.assert_close(split, whole, atol=1e-5, rtol=0)
+    assert split.shape == whole.shape == (5, 5 * (1 + CONFIG.noise_heads), 256, T)
+    np.testing.assert_allclose(split, whole, atol=1e-5, rtol=0)
 
 
 def test_onnxruntime_engine_reports_where_it_runs(ort_engine):
     assert ort_engine.providers == [CPU_EP]
-    assert ort_engine.execution_device == "cpu" and ort_engine.precision == "fp32"
+    assert ort_engine.device == "cpu" and ort_engine.precision == "fp32"
 
 
 def test_onnxruntime_engine_refusals(tiny_onnx, tmp_path):
@@ -265,7 +267,7 @@ def test_cuda_request_with_cpu_only_onnxruntime_is_explained(tiny_onnx, monkeypa
     with pytest.raises(ClipsepError, match="shadows the GPU one"):
         OnnxRuntimeEngine(tiny_onnx, "cuda", "fp32")
     # auto: the CPU is fine.
-    assert OnnxRuntimeEngine(tiny_onnx, "auto").execution_device == "cpu"
+    assert OnnxRuntimeEngine(tiny_onnx, "auto").device == "cpu"
 
 
 def test_silent_fallback_to_cpu_is_caught(tiny_onnx, monkeypatch, tmp_path):
@@ -284,7 +286,7 @@ def test_silent_fallback_to_cpu_is_caught(tiny_onnx, monkeypatch, tmp_path):
     with pytest.warns(UserWarning):
         engine = OnnxRuntimeEngine(tiny_onnx, "auto", "auto")
     assert engine.requested_providers == [CUDA_EP, CPU_EP] and engine.providers == [CPU_EP]
-    assert engine.execution_device == "cpu" and engine.precision == "fp32"
+    assert engine.device == "cpu" and engine.precision == "fp32"
     assert any("FP16 ONNX file" in note for note in engine.notes)
     assert any("could not start" in note for note in engine.notes)
 
@@ -295,12 +297,12 @@ def test_silent_fallback_to_cpu_is_caught(tiny_onnx, monkeypatch, tmp_path):
         OnnxRuntimeEngine(tiny_onnx, "cuda:0", "fp16", cache_dir=tmp_path)
     with pytest.warns(UserWarning):
         engine = OnnxRuntimeEngine(tiny_onnx, "auto", "fp16", cache_dir=tmp_path)
-    assert engine.requested_providers == [TRT_EP, CUDA_EP, CPU_EP] and engine.execution_device == "cpu"
+    assert engine.requested_providers == [TRT_EP, CUDA_EP, CPU_EP] and engine.device == "cpu"
     assert engine.precision == "fp32" and engine._batch_limit is None  # no TensorRT: no splitting
     (cache,) = tmp_path.iterdir()
     assert cache.name.endswith(f"-ort{onnxruntime.__version__}")
     embeddings = _embeddings(2)
-    assert engine.probabilities(torch.zeros(1, 1, 256, T), engine.prepare_queries(embeddings, True)).shape == (1, 6, 256, T)
+    assert engine.probabilities(np.zeros((1, 1, 256, T), np.float32), engine.prepare_queries(embeddings, True)).shape == (1, 6, 256, T)
 
 
 def test_fp16_onnx_file_is_recognised(tmp_path, tiny_onnx):
@@ -557,17 +559,19 @@ def test_tensorrt_engine_calls_split_and_rows(tiny_model, torch_engine, monkeypa
     monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: types.SimpleNamespace(cuda_stream=0))
     engine = TensorRTEngine.__new__(TensorRTEngine)
-    engine.device, engine.precision, engine.plan_path = torch.device("cpu"), "fp32", Path("separator.plan")
+    engine.torch_device, engine.device = torch.device("cpu"), "cpu"
+    engine.precision, engine.plan_path = "fp32", Path("separator.plan")
     engine.context = _FakeContext(tiny_model)
     engine._dtypes = dict.fromkeys(["log_mag", "embeddings", "query_logits", "noise_logits"], torch.float32)
     engine._batch_limit, engine._query_limit, engine._noise_count = 2, 2, CONFIG.noise_heads
-    embeddings, log_mag = _embeddings(3), torch.randn(5, 1, 256, T)
+    embeddings, log_mag = _embeddings(3), torch.randn(5, 1, 256, T).numpy()
     for noise_heads in (False, True):
         prepared = engine.prepare_queries(embeddings, noise_heads)
         got = engine.probabilities(log_mag, prepared)
         expected = torch_engine.probabilities(log_mag, torch_engine.prepare_queries(embeddings, noise_heads))
         assert prepared.rows == expected.shape[1]
-        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+        assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     assert engine.context.calls[:6] == [(2, 2), (2, 1), (2, 2), (2, 1), (1, 2), (1, 1)]
     engine._batch_limit = None  # a shape the profile refuses
     with pytest.raises(ClipsepError, match="does not accept log_mag"):

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import snr_db
 
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
+from clipsep_rt.dsp.block_spectral import BlockFrontEnd
 from clipsep_rt.dsp.spectral import SpectralFrontEnd
 
 COMMON = 65280  # the original iSTFT returns (frames - 1) * hop samples
 
 
-def test_stft_and_log_warp(golden):
+def _torch_magnitude_and_warp(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training's front end (torch)."""
     front_end = SpectralFrontEnd()
-    magnitude = front_end.stft(torch.from_numpy(golden["mixture_wav"])).abs()
-    np.testing.assert_allclose(magnitude.numpy(), golden["stft_mag"], atol=1e-4, rtol=0)
-    warped = front_end.warped_log_magnitude(magnitude).numpy()
+    magnitude = front_end.stft(torch.from_numpy(wav)).abs()
+    return magnitude.numpy(), front_end.warped_log_magnitude(magnitude).numpy()
+
+
+def _block_magnitude_and_warp(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime's front end (numpy): the full centred STFT is frames [0, 1 + n // hop)."""
+    front_end = BlockFrontEnd()
+    magnitude = np.abs(front_end.stft_frames(wav, 0, 0, 1 + len(wav) // front_end.config.hop_length))
+    return magnitude, front_end.warped_log_magnitude(magnitude)
+
+
+@pytest.mark.parametrize("front_end", [_torch_magnitude_and_warp, _block_magnitude_and_warp], ids=["torch", "block"])
+def test_stft_and_log_warp(golden, front_end):
+    magnitude, warped = front_end(golden["mixture_wav"])
+    assert magnitude.shape == golden["stft_mag"].shape and warped.dtype == np.float32
+    np.testing.assert_allclose(magnitude, golden["stft_mag"], atol=1e-4, rtol=0)
     error = np.abs(warped - golden["warped_log_mag"])
     assert error.max() < 5e-3
     assert np.quantile(error, 0.99) < 1e-4
@@ -31,9 +47,9 @@ def test_network_logits(golden, reference_checkpoint):
 
 
 def test_linear_masks(golden):
-    front_end = SpectralFrontEnd()
+    front_end = BlockFrontEnd()
     logits = torch.from_numpy(np.concatenate([golden["query_mask_logits"][None], golden["noise_mask_logits"]]))
-    masks = front_end.linear_masks(torch.sigmoid(logits)).numpy()
+    masks = front_end.linear_masks(torch.sigmoid(logits).numpy())
     np.testing.assert_allclose(masks[0], golden["query_mask_linear"], atol=1e-3, rtol=0)
     np.testing.assert_allclose(masks[1:], golden["noise_masks_linear"], atol=1e-3, rtol=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -29,6 +30,13 @@ def test_dry_run_writes_both_reports(tmp_path):
     assert {row["model"] for row in offline["rows"]} == {"tiny (ngf 4, dry run)", "default (ngf 16)"}
     assert all(row["windows_per_s"] > 0 for row in offline["rows"])
     assert report["parts"]["cuda_tests"]["status"] == "ok" and "--collect-only" in report["parts"]["cuda_tests"]["command"]
+    engines = report["parts"]["engines"]  # numpy in, numpy out: every engine timed on the CPU
+    assert engines["status"] == "ok" and engines["device"] == "cpu"
+    timed = [row for row in engines["rows"] if "error" not in row]
+    assert timed and timed[0]["engine"] == "torch fp32 eager", engines["rows"]
+    assert all(row["device"] == "cpu" and row["windows_per_s"] > 0 for row in timed)
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+        assert [row["engine"] for row in timed] == ["torch fp32 eager", "onnxruntime CPU fp32"], engines["rows"]
     training = report["parts"]["training"]
     assert training["status"] != "ok" or training["steps_per_s"] > 0
 

@@ -69,6 +69,39 @@ def test_export_records_the_int8_graph_in_the_manifest(engine_dir):
     assert (engine_dir / "separator.int8.onnx").stat().st_size < (engine_dir / "separator.onnx").stat().st_size / 2
 
 
+def test_the_int8_graph_says_what_it_is_in_its_metadata(engine_dir):
+    """The runtime tells the graph kinds apart on the CPU from the session's metadata (no `onnx`)."""
+    import onnxruntime as ort
+
+    from clipsep_rt.runtime.engines.contract import FP16_METADATA_KEY, INT8_METADATA_KEY
+    from clipsep_rt.runtime.engines.onnx_engine import graph_info_from_session
+
+    quantised = ort.InferenceSession(str(engine_dir / "separator.int8.onnx"), providers=["CPUExecutionProvider"])
+    metadata = quantised.get_modelmeta().custom_metadata_map
+    assert INT8_METADATA_KEY in metadata and FP16_METADATA_KEY not in metadata
+    info = graph_info_from_session(quantised)
+    assert info is not None and info.int8 and not info.fp16
+    plain = ort.InferenceSession(str(engine_dir / "separator.onnx"), providers=["CPUExecutionProvider"])
+    assert INT8_METADATA_KEY not in plain.get_modelmeta().custom_metadata_map
+    info = graph_info_from_session(plain)  # exported by clipsep-rt: its metadata is enough
+    assert info is not None and not info.int8 and not info.fp16
+
+
+def test_an_int8_graph_exported_before_its_metadata_key_still_runs_as_int8(engine_dir, tmp_path):
+    import onnx
+
+    from clipsep_rt.runtime.engines.contract import INT8_METADATA_KEY
+    from clipsep_rt.runtime.engines.onnx_engine import OnnxRuntimeEngine
+
+    model = onnx.load(str(engine_dir / "separator.int8.onnx"))
+    kept = [entry for entry in model.metadata_props if entry.key != INT8_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    old = tmp_path / "old.int8.onnx"
+    onnx.save(model, str(old))
+    assert OnnxRuntimeEngine(old, "cpu", "int8").precision == "int8"
+
+
 def test_int8_separation_stays_within_0_2_db_sdri_of_fp32(engine_dir):
     mixture, violin, cow = _read("mixture"), _read("violin"), _read("cow")
     scores = {}

@@ -75,7 +75,7 @@ class _Rows:
 class IdentityEngine:
     """Masks of one everywhere (the output is the input, `latency` later); `slow` seconds per call."""
 
-    device = torch.device("cpu")
+    device = "cpu"
     precision = "fp32"
 
     def __init__(self, slow: float = 0.0):
@@ -89,7 +89,7 @@ class IdentityEngine:
         self.calls += 1
         if self.slow:
             time.sleep(self.slow)
-        return torch.ones(log_mag.shape[0], queries.rows, *log_mag.shape[2:])
+        return np.ones((log_mag.shape[0], queries.rows, *log_mag.shape[2:]), np.float32)
 
 
 class Sink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,14 +45,16 @@ def test_cuda_graphs_need_cuda():
 
 def test_queries_prepared_once_give_row_layout_per_query():
     engine = TorchEngine(tiny(), "cpu", "fp32")
+    assert engine.device == "cpu" and engine.torch_device == torch.device("cpu")
     embeddings = torch.randn(3, 8).numpy()
     prepared = engine.prepare_queries(embeddings, noise_heads=True)
     assert prepared.rows == 9
-    log_mag = torch.randn(2, 1, 256, 256)
+    log_mag = torch.randn(2, 1, 256, 256).numpy()
     masks = engine.probabilities(log_mag, prepared)
+    assert isinstance(masks, np.ndarray) and masks.dtype == np.float32 and masks.shape == (2, 9, 256, 256)
     alone = engine.probabilities(log_mag, engine.prepare_queries(embeddings[1:2], noise_heads=True))
-    torch.testing.assert_close(masks[:, 3:6], alone)  # query 1: its mask, then its two noise heads
+    np.testing.assert_allclose(masks[:, 3:6], alone, atol=1e-5, rtol=1.3e-6)  # query 1: its mask, then its two noise heads
     with torch.no_grad():
-        logits = engine.model(log_mag, torch.from_numpy(embeddings))
-    torch.testing.assert_close(masks[:, 0::3], torch.sigmoid(logits.query), atol=1e-6, rtol=0)
-    torch.testing.assert_close(masks[:, 4], torch.sigmoid(logits.noise[:, 1, 0]), atol=1e-6, rtol=0)
+        logits = engine.model(torch.from_numpy(log_mag), torch.from_numpy(embeddings))
+    np.testing.assert_allclose(masks[:, 0::3], torch.sigmoid(logits.query).numpy(), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(masks[:, 4], torch.sigmoid(logits.noise[:, 1, 0]).numpy(), atol=1e-6, rtol=0)

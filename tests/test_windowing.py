@@ -11,6 +11,7 @@ from clipsep_rt.model import CLIPSepSeparator
 from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
+from clipsep_rt.dsp.block_spectral import BlockFrontEnd
 from clipsep_rt.dsp.spectral import SpectralFrontEnd
 
 HOP = 256
@@ -23,7 +24,8 @@ def test_window_grid():
     assert window_starts(600, 256, 192) == [0, 192, 344]  # last window ends on the last frame
     weights = crossfade_weights(256, 64)
     # Ramps of neighbouring windows (192 frames apart) sum to one.
-    np.testing.assert_allclose((weights[192:] + weights[:64]).numpy(), 1.0)
+    assert isinstance(weights, np.ndarray) and weights.dtype == np.float32 and weights.shape == (256,)
+    np.testing.assert_allclose(weights[192:] + weights[:64], 1.0)
     assert (weights[64:192] == 1).all()
     with pytest.raises(ValueError):
         crossfade_weights(256, 129)
@@ -58,15 +60,16 @@ def test_matches_single_window_processing_in_the_middle_of_each_window(long_mixt
     separator = OfflineSeparator(fp32_engine, options=WindowingOptions(overlap_frames=overlap, batch_windows=3))
     vectors = _vectors(fp32_engine, 1)
     windowed = separator.separate(long_mixture, vectors)[0]
-    front_end = SpectralFrontEnd()
+    front_end = SpectralFrontEnd()  # torch's STFT/iSTFT: an independent reference
     spec = front_end.stft(torch.from_numpy(long_mixture))
-    log_mag = front_end.warped_log_magnitude(spec.abs())
+    log_mag = front_end.warped_log_magnitude(spec.abs()).numpy()
     starts = window_starts(spec.shape[-1], 256, 256 - overlap)
     assert len(starts) >= 5
+    block_front_end = BlockFrontEnd()  # the masks' unwarp lives in the runtime front end only
     for index, start in enumerate(starts):
         probability = fp32_engine.probabilities(log_mag[None, None, :, start : start + 256], vectors)[0]
         mask = torch.zeros(1, 513, spec.shape[-1])
-        mask[..., start : start + 256] = front_end.linear_masks(probability)
+        mask[..., start : start + 256] = torch.from_numpy(block_front_end.linear_masks(probability))
         alone = front_end.istft(spec * mask, len(long_mixture))[0].numpy()
         # Samples built only from frames no other window covers with weight (an STFT frame
         # spans two hops either side of its centre); the last window, moved left to end on
@@ -144,10 +147,10 @@ def test_union_row_is_the_max_of_the_query_masks(golden, fp32_engine):
     vectors = _vectors(fp32_engine, 2)
     out = OfflineSeparator(fp32_engine).separate(mixture, vectors, union_rows=[0, 1])
     assert out.shape == (3, len(mixture))
-    front_end = SpectralFrontEnd()
+    front_end = SpectralFrontEnd()  # torch's STFT/iSTFT: an independent reference
     spec = front_end.stft(torch.from_numpy(mixture))
-    probability = fp32_engine.probabilities(front_end.warped_log_magnitude(spec.abs())[None, None], vectors)[0]
-    union = front_end.linear_masks(probability).amax(dim=0)
+    probability = fp32_engine.probabilities(front_end.warped_log_magnitude(spec.abs()).numpy()[None, None], vectors)[0]
+    union = torch.from_numpy(BlockFrontEnd().linear_masks(probability).max(axis=0))
     np.testing.assert_allclose(out[2], front_end.istft(spec * union, len(mixture)).numpy(), atol=1e-5, rtol=0)
 
 
@@ -170,10 +173,11 @@ def test_channels_are_masked_by_the_mono_masks(long_mixture, fp32_engine):
     np.testing.assert_allclose(out.mean(axis=2), mono, atol=2e-6, rtol=0)
     assert np.abs(out[..., 0] - out[..., 1]).max() > 0.05  # the channels stay apart
     # One channel alone, under the masks of the downmix (computed here from the mono STFT).
-    front_end = SpectralFrontEnd()
+    front_end, block_front_end = SpectralFrontEnd(), BlockFrontEnd()  # torch's STFT/iSTFT: an independent reference
     downmix = torch.from_numpy(stereo.mean(axis=1))
-    masks_of = lambda spec, start: front_end.linear_masks(  # noqa: E731
-        fp32_engine.probabilities(front_end.warped_log_magnitude(spec.abs())[None, None, :, start : start + 256], vectors)[0])
+    masks_of = lambda spec, start: torch.from_numpy(block_front_end.linear_masks(  # noqa: E731
+        fp32_engine.probabilities(front_end.warped_log_magnitude(spec.abs()).numpy()[None, None, :, start : start + 256],
+                                  vectors)[0]))
     spec_mono, spec_right = front_end.stft(downmix), front_end.stft(torch.from_numpy(right))
     masks = masks_of(spec_mono, 0)  # the first window; its middle is that window's own output
     alone = front_end.istft(spec_right[:, :256] * masks, 255 * HOP)[0].numpy()

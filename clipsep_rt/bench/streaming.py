@@ -168,9 +168,9 @@ def _source(checkpoint: Path | None, engine_dir: Path | None, random_weights: bo
     if checkpoint is not None or engine_dir is not None:
         return open_source(checkpoint, engine_dir)
     if not random_weights:
-        from clipsep_rt.model.weights import default_checkpoint
+        from clipsep_rt.model.weights import default_checkpoint, default_engine_dir
 
-        source = open_source(default_checkpoint())
+        source = open_source(default_checkpoint(), default_engine_dir())  # with its ONNX graph for onnxruntime
         source.description = f"the bundled default model (ngf {source.model_config.ngf}, {default_checkpoint().name})"
         return source
     from clipsep_rt.model.checkpoint import checkpoint_from_model
@@ -266,7 +266,7 @@ def run_bench(
                     rows += [_row(name, where, label_precision, preset, options[preset], source, status=reason) for preset in presets]
                     log(f"{name} {label_precision}: {reason}")
                     continue
-                where = str(getattr(engine, "execution_device", engine.device)).split(":")[0]
+                where = engine.device.split(":")[0]
                 if choice.provider:
                     note = "; ".join(filter(None, [choice.provider, note]))
                 queries = random_queries(engine, source.model_config.query_dim)

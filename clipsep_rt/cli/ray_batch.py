@@ -41,7 +41,7 @@ def wants_ray(args: argparse.Namespace) -> bool:
 
 
 def run_ray_batch(args: argparse.Namespace, specs: list[str]) -> int:
-    from clipsep_rt.cli.session import CPU_BATCH, CUDA_BATCH, open_session
+    from clipsep_rt.cli.session import open_session
     from clipsep_rt.io.media import expand_inputs
     from clipsep_rt.io.path_lists import flatten_specs
     from clipsep_rt.runtime.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
@@ -61,13 +61,12 @@ def run_ray_batch(args: argparse.Namespace, specs: list[str]) -> int:
         say_error(message)
     if not args.quiet:
         print(session.describe(), file=sys.stderr)
-    batch = args.batch_size or (CUDA_BATCH if cluster.gpus_per_worker else CPU_BATCH)
     spec = SeparatorSpec(
         checkpoint=args.checkpoint.resolve() if args.checkpoint else None,
         engine_dir=args.engine.resolve() if args.engine else None,
         backend=args.backend, device=args.device, precision=args.precision, compile=args.compile,
         threads=max(1, int(cluster.cpus_per_worker)),
-        windowing=WindowingOptions(overlap_frames=args.overlap, batch_windows=batch, mask=args.mask),
+        windowing=WindowingOptions(overlap_frames=args.overlap, batch_windows=args.batch_size, mask=args.mask),
     )
     job = DistributedJob(spec, session.queries.names, session.embeddings, options, output,
                          noise_heads=args.noise_heads, overwrite=args.overwrite)

@@ -10,14 +10,8 @@ import numpy as np
 
 from clipsep_rt.api import Separator
 from clipsep_rt.cli.common import encoder_options
-from clipsep_rt.model.device import resolve_device
 from clipsep_rt.runtime.jobs.batch import QuerySet
 from clipsep_rt.runtime.offline import WindowingOptions
-
-# Windows per network call: 4 is near the best in the CPU benchmark; 16 on CUDA is not yet
-# measured (no GPU run so far), only chosen to fill a GPU better than 4.
-CPU_BATCH, CUDA_BATCH = 4, 16
-
 
 @dataclass
 class Session:
@@ -38,8 +32,7 @@ class Session:
 def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
     """The separator of --checkpoint/--engine/--backend/... with the --query, --query-image and
     --query-embedding queries prepared (with their noise heads if `noise_heads`)."""
-    batch = args.batch_size or (CUDA_BATCH if resolve_device(args.device).type == "cuda" else CPU_BATCH)
-    windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=batch, mask=args.mask)
+    windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=args.batch_size, mask=args.mask)
     separator = Separator.open(
         checkpoint=args.checkpoint, engine_dir=args.engine, backend=args.backend, device=args.device,
         precision=args.precision, compile=args.compile, threads=args.threads, windowing=windowing,

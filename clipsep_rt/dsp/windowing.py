@@ -10,7 +10,7 @@ from the ramps) the result is exactly that window's own output.
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 
 def window_starts(total_frames: int, window: int, hop: int) -> list[int]:
@@ -22,16 +22,16 @@ def window_starts(total_frames: int, window: int, hop: int) -> list[int]:
     return starts
 
 
-def crossfade_weights(window: int, overlap: int) -> torch.Tensor:
-    """(window,) trapezoid: (i + 0.5) / overlap rising over `overlap` frames, flat 1, falling.
+def crossfade_weights(window: int, overlap: int) -> np.ndarray:
+    """(window,) float32 trapezoid: (i + 0.5) / overlap rising over `overlap` frames, flat 1, falling.
 
     Rising and falling ramps of neighbouring windows (offset by window - overlap) sum to 1.
     """
     if not 0 <= overlap <= window // 2:
         raise ValueError(f"overlap must be between 0 and {window // 2} frames, got {overlap}")
-    weights = torch.ones(window)
+    weights = np.ones(window, dtype=np.float32)
     if overlap:
-        ramp = (torch.arange(overlap) + 0.5) / overlap
+        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
         weights[:overlap] = ramp
-        weights[window - overlap:] = ramp.flip(0)
+        weights[window - overlap:] = ramp[::-1]
     return weights

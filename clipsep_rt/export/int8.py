@@ -14,7 +14,7 @@ stay FP32: they are a few small matrix products on the query embedding (no time 
 and the CLIPSep heads fuse the query late (an inner product with the U-Net's features), so the
 U-Net's activations, hence the calibration ranges, do not depend on the queries at all.
 Calibration therefore needs only mixtures: real sounds, cut into the network's windows exactly
-as offline separation does (`SpectralFrontEnd.warped_log_magnitude` of the STFT).
+as offline separation does (the runtime front end, `BlockFrontEnd`).
 
 Why ONNX Runtime and not torch.ao: the runtime already loads ONNX graphs through
 `OnnxRuntimeEngine`, so the INT8 graph needs no new engine, and ONNX Runtime's x86 int8
@@ -32,15 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from clipsep_rt.config import SpectralConfig
-from clipsep_rt.dsp.spectral import SpectralFrontEnd
+from clipsep_rt.dsp.block_spectral import BlockFrontEnd
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.io.files import file_sha256
+from clipsep_rt.io.files import atomic_output, file_sha256
 from clipsep_rt.io.media import load_audio
 from clipsep_rt.optional import import_optional
-from clipsep_rt.runtime.engines.contract import EMBEDDINGS, LOG_MAG, SEPARATOR_OUTPUTS
+from clipsep_rt.runtime.engines.contract import EMBEDDINGS, INT8_METADATA_KEY, LOG_MAG, SEPARATOR_OUTPUTS
 
 UNET_SCOPE = "/model/unet/"  # node-name prefix of the U-Net in the exported separator graph
 CALIBRATION_HOP_FRAMES = 32  # windows start every 32 frames (0.5 s): more ranges from short clips
@@ -96,17 +95,17 @@ def calibration_windows(
     """
     if not paths:
         raise ClipsepError("INT8 calibration needs audio files (real sounds, e.g. examples/violin_cow/*.wav)")
-    front_end = SpectralFrontEnd(spectral)
+    front_end = BlockFrontEnd(spectral)  # the runtime's own front end
     window = spectral.window_frames
     windows, files = [], []
     for path in paths:
         audio = load_audio(path, spectral.sample_rate)
-        samples = torch.from_numpy(audio.samples)
+        samples = audio.samples
         minimum = (window - 1) * spectral.hop_length
         if len(samples) < minimum:
-            samples = torch.nn.functional.pad(samples, (0, minimum - len(samples)))
-        log_mag = front_end.warped_log_magnitude(front_end.stft(samples).abs())  # (256, frames)
-        frames = log_mag.shape[-1]
+            samples = np.pad(samples, (0, minimum - len(samples)))
+        frames = 1 + len(samples) // spectral.hop_length  # of the centred STFT
+        log_mag = front_end.warped_log_magnitude(np.abs(front_end.stft_frames(samples, 0, 0, frames)))  # (256, frames)
         for start in range(0, frames - window + 1, hop_frames):
             windows.append(log_mag[None, :, start : start + window])
         files.append({"name": Path(path).name, "sha256": file_sha256(Path(path)), "seconds": round(audio.duration_s, 2)})
@@ -115,7 +114,7 @@ def calibration_windows(
             f"INT8 calibration: {len(windows)} windows of {window} frames from {len(files)} file(s), "
             f"need at least {MIN_CALIBRATION_WINDOWS}; give more or longer audio"
         )
-    return CalibrationSet(torch.stack(windows).numpy().astype(np.float32), files)
+    return CalibrationSet(np.stack(windows).astype(np.float32), files)
 
 
 def _query_embeddings(query_dim: int, count: int = 2, seed: int = 0) -> np.ndarray:
@@ -178,6 +177,11 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
                 nodes_to_quantize=unet_nodes,
                 extra_options={"CalibTensorRangeSymmetric": False, "CalibPercentile": CALIBRATION_PERCENTILE},
             )
+    quantised = onnx.load(str(int8_path))  # marked, so the runtime knows it without `onnx`
+    entry = quantised.metadata_props.add()
+    entry.key, entry.value = INT8_METADATA_KEY, Int8Report.method
+    with atomic_output(int8_path, overwrite=True) as temporary:
+        onnx.save(quantised, str(temporary))
     snr = compare_int8(fp32_path, int8_path, check, _graph_query_dim(model))
     return Int8Report(calibration.files, len(calibrate), len(check), snr, len(unet_nodes))
 

@@ -8,6 +8,10 @@ reference before the manifest is written, by scale-free figures that the manifes
 (`parity`): the separator's masks in dB SNR, the text embeddings' cosine. An FP16 graph
 that does not hold up against FP32 is left out (and said so); an FP32 graph that does not
 match its reference fails the export. Without a checkpoint, the bundled default model.
+
+Exported into the folder that holds the checkpoint (a project-format .safetensors), the
+manifest lists the checkpoint itself instead of writing a copy of it: that is how the bundled
+default model's folder (`model/weights/`, `make default-engine`) is also its engine folder.
 """
 
 from __future__ import annotations
@@ -74,14 +78,17 @@ def export_engines(checkpoint_path: str | Path | None, out_dir: str | Path, opti
     out_dir.mkdir(parents=True, exist_ok=True)
     model = checkpoint.build("cpu")
 
-    save_checkpoint(checkpoint, out_dir / SEPARATOR_WEIGHTS, overwrite=True)
+    in_place = checkpoint_path.suffix == ".safetensors" and checkpoint_path.resolve().parent == out_dir.resolve()
+    weights = checkpoint_path.name if in_place else SEPARATOR_WEIGHTS
+    if not in_place:
+        save_checkpoint(checkpoint, out_dir / SEPARATOR_WEIGHTS, overwrite=True)
     with atomic_output(out_dir / SEPARATOR_ONNX, overwrite=True) as temp:
         export_separator_onnx(model, temp, opset=options.opset, window_frames=checkpoint.spectral_config.window_frames)
         check_onnx(temp)
         snr = min(verify_separator_onnx(model, temp).values())
     log(f"{SEPARATOR_ONNX}: masks {_db(snr)} SNR against torch (batch 1 and 7, 1 and 5 queries)")
     parity = {SEPARATOR_ONNX: {"against": "torch", "mask_snr_db": snr, "kept": True}}
-    separator = SeparatorFiles(weights=SEPARATOR_WEIGHTS, onnx=SEPARATOR_ONNX, window_frames=checkpoint.spectral_config.window_frames)
+    separator = SeparatorFiles(weights=weights, onnx=SEPARATOR_ONNX, window_frames=checkpoint.spectral_config.window_frames)
 
     if options.fp16:
         fp16_path = out_dir / SEPARATOR_FP16_ONNX

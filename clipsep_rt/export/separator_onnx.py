@@ -85,6 +85,7 @@ from clipsep_rt.optional import describe_exception, import_optional
 from clipsep_rt.runtime.engines.contract import (
     CPU_EP,
     EMBEDDINGS,
+    FP16_METADATA_KEY,
     LOG_MAG,
     NOISE_LOGITS,
     QUERY_LOGITS,
@@ -442,7 +443,7 @@ def convert_separator_fp16(
         raise ClipsepError(f"{src}: FP16 conversion failed ({describe_exception(error)})") from error
     _restore_float_resize_params(converted)
     entry = converted.metadata_props.add()
-    entry.key, entry.value = "clipsep_rt.fp16_keep_fp32", json.dumps(list(keep_fp32))
+    entry.key, entry.value = FP16_METADATA_KEY, json.dumps(list(keep_fp32))
     with atomic_output(dst, overwrite=True) as temporary:
         onnx.save(converted, str(temporary))
         check_onnx(temporary)

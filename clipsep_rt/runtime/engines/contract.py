@@ -23,6 +23,9 @@ QUERY_LOGITS = "query_logits"
 NOISE_LOGITS = "noise_logits"
 SEPARATOR_INPUTS = (LOG_MAG, EMBEDDINGS)
 SEPARATOR_OUTPUTS = (QUERY_LOGITS, NOISE_LOGITS)
+# Metadata keys of the converted separator graphs: what `clipsep-rt export` made of them.
+FP16_METADATA_KEY = "clipsep_rt.fp16_keep_fp32"  # the FP16 graph: the ops it kept in fp32 (JSON list)
+INT8_METADATA_KEY = "clipsep_rt.int8"  # the INT8 graph: how it was quantised
 
 # The one optimization profile of TensorRT (native plans and ONNX Runtime's TensorRT
 # provider): (min, opt, max) windows per call and queries per call, and the build workspace.

@@ -3,25 +3,38 @@
 `open_source` reads what the separator is (configs, query encoder, the folder's files) and
 loads weights only when asked; `open_engine` builds the engine a backend choice names;
 `load_separator` does both, with the bundled default model when given neither.
+
+Nothing here imports torch until the torch backend is chosen or weights are loaded, so an
+engine folder on onnxruntime opens without it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.files import file_sha256
-from clipsep_rt.model.checkpoint import Checkpoint, load_checkpoint
 from clipsep_rt.query.encoders.exported import ExportedTextEncoder
 from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
 from clipsep_rt.runtime.engines.contract import SEPARATOR_PLAN, TIMING_CACHE
 from clipsep_rt.runtime.engines.manifest import read_manifest
 from clipsep_rt.runtime.engines.protocol import Engine
-from clipsep_rt.runtime.engines.torch_engine import TorchEngine
+
+if TYPE_CHECKING:
+    from clipsep_rt.model.checkpoint import Checkpoint
+
+
+def load_checkpoint(path: str | Path) -> "Checkpoint":
+    """`model.checkpoint.load_checkpoint`, imported (with torch) only when weights are read."""
+    from clipsep_rt.model.checkpoint import load_checkpoint as load
+
+    return load(path)
 
 
 @dataclass
@@ -34,7 +47,7 @@ class ModelSource:
     spectral: SpectralConfig
     query_encoder: str | None  # encoder id the separator was trained with
     files: dict[str, str]  # engine folder: {"onnx", "onnx_fp16", "onnx_int8", "tensorrt_plan"} -> path; {} for a checkpoint
-    weights: Callable[[], Checkpoint]  # the weights (torch backend, ONNX export), loaded on first call
+    weights: Callable[[], "Checkpoint"]  # the weights (torch backend, ONNX export), loaded on first call
     text_encoder_onnx: ExportedTextEncoder | None = None  # the engine folder's ONNX text encoder, if any
 
 
@@ -66,7 +79,7 @@ def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | N
 def open_engine(
     choice: BackendChoice,
     files: dict[str, str],
-    checkpoint: Callable[[], Checkpoint],
+    checkpoint: Callable[[], "Checkpoint"],
     device: str,
     precision: str = "auto",
     compile: bool = False,
@@ -81,9 +94,11 @@ def open_engine(
     precision = choice.precision if precision == "auto" else precision
     device = choice.device if device == "auto" else device
     if choice.name == "torch":
-        if threads is not None:
-            import torch
+        import torch
 
+        from clipsep_rt.runtime.engines.torch_engine import TorchEngine
+
+        if threads is not None:
             torch.set_num_threads(threads)
         return TorchEngine(checkpoint().build(), device, precision, compile=compile)
     if choice.name == "onnxruntime":
@@ -128,10 +143,13 @@ def load_separator(
     if threads is not None and threads < 1:
         raise OptionError("threads", f"must be at least 1, got {threads}")
     if checkpoint is None and engine_dir is None:
-        from clipsep_rt.model.weights import default_checkpoint
+        from clipsep_rt.model.weights import default_checkpoint, default_engine_dir
 
         checkpoint = default_checkpoint()
-    source = open_source(checkpoint, engine_dir)
+        bundled = open_source(checkpoint, default_engine_dir())  # its ONNX graph serves onnxruntime
+        source = dataclasses.replace(bundled, name=str(checkpoint), description=f"the bundled default model {checkpoint.name}")
+    else:
+        source = open_source(checkpoint, engine_dir)
     choice = choose_backend(backend, device, source.files, precision=precision)
     engine = open_engine(choice, source.files, source.weights, device, precision, compile=compile, threads=threads)
     choice.precision = engine.precision  # an explicit precision overrides the choice's

@@ -5,11 +5,11 @@ The graph (runtime/engines/contract.py) maps `log_mag` (B, 1, 256, T) and `embed
 engine feeds it numpy arrays, applies the sigmoid and lays the rows out like
 TorchEngine: per query, its mask, then its H noise-head masks when asked for.
 
-`engine.device` is always the CPU, even when ONNX Runtime runs the graph on the GPU:
-`probabilities` takes and returns CPU tensors and ONNX Runtime copies them to and from
-the GPU inside `session.run` (the rest of the pipeline - STFT, blending - then stays on
-the CPU). `engine.execution_device` says where the graph really runs and
-`engine.providers` which execution providers ONNX Runtime actually uses.
+`probabilities` takes and returns numpy arrays in host memory, as every engine does; on a GPU,
+ONNX Runtime copies them to and from it inside `session.run`. `engine.device` says where the
+graph really runs ("cpu", or the CUDA device when a GPU execution provider started) and
+`engine.providers` which execution providers ONNX Runtime actually uses. Nothing here
+imports torch: with this engine a separation runs without it.
 
 GPU use needs `onnxruntime-gpu` (never together with the CPU-only `onnxruntime`
 package). A GPU execution provider that ONNX Runtime could not start (missing CUDA,
@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.files import file_sha256
@@ -38,7 +37,9 @@ from clipsep_rt.runtime.engines.contract import (
     CPU_EP,
     CUDA_EP,
     EMBEDDINGS,
+    FP16_METADATA_KEY,
     GPU_EPS,
+    INT8_METADATA_KEY,
     LOG_MAG,
     NOISE_LOGITS,
     PROFILE_BATCH,
@@ -183,6 +184,16 @@ def inspect_graph(onnx_path: str | Path) -> GraphInfo | None:
     return GraphInfo(fp16, inputs, int8)
 
 
+def graph_info_from_session(session) -> GraphInfo | None:
+    """The same facts from a session, for graphs `clipsep-rt export` wrote (their metadata names
+    the FP16 and INT8 conversions); None for other graphs."""
+    metadata = session.get_modelmeta().custom_metadata_map
+    if not any(key.startswith("clipsep_rt.") for key in metadata):
+        return None
+    inputs = {item.name: [dim if isinstance(dim, int) else None for dim in item.shape] for item in session.get_inputs()}
+    return GraphInfo(FP16_METADATA_KEY in metadata, inputs, INT8_METADATA_KEY in metadata)
+
+
 def default_trt_cache_root() -> Path:
     """$XDG_CACHE_HOME/clipsep-rt/ort-tensorrt, else ~/.cache/clipsep-rt/ort-tensorrt."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -246,15 +257,13 @@ class OnnxRuntimeEngine:
             raise OptionError("precision", "fp16 needs device cuda; the onnxruntime CPU backend runs fp32 or int8")
         if precision == "int8" and device != "cpu":
             raise OptionError("precision", "int8 runs on the CPU only (device cpu); on CUDA use fp16")
-        info = inspect_graph(self.onnx_path)
-        self._fp16_model = info.fp16 if info is not None else None
-        if self._fp16_model and precision in ("fp32", "int8"):
-            raise ClipsepError(f"{self.onnx_path}: this is the FP16 ONNX file; use precision fp16 or the fp32 ONNX file")
-        if info is not None and (precision == "int8") != info.int8:
-            wanted = "the INT8 ONNX file (clipsep-rt export --int8)" if precision == "int8" else "precision int8"
-            raise ClipsepError(f"{self.onnx_path}: {'not ' if precision == 'int8' else ''}an INT8 graph; use {wanted}")
+        # A GPU session starts slowly: check the graph's kind first with `onnx` (about 0.6 s to
+        # import). On the CPU the session starts quickly and its metadata says the same.
+        info = inspect_graph(self.onnx_path) if device.startswith("cuda") else None
+        self._fp16_model: bool | None = None
+        if info is not None:
+            self._check_graph_kind(info, precision)
 
-        self.device = torch.device("cpu")  # where probabilities() takes and returns tensors
         self.precision = precision
         self.notes: list[str] = []  # what did not go as asked (device/precision auto only)
         requested = session_providers(device, precision, available, allowed=providers)
@@ -278,6 +287,12 @@ class OnnxRuntimeEngine:
             self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options, providers=requested)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph types
             raise ClipsepError(f"{self.onnx_path}: onnxruntime cannot load this file ({exc})") from None
+        if info is None:
+            info = graph_info_from_session(self.session)
+            if info is None or (precision == "int8" and not info.int8):  # not ours, or INT8 from before the key
+                info = inspect_graph(self.onnx_path) or info
+            if info is not None:
+                self._check_graph_kind(info, precision)
         self.providers = list(self.session.get_providers())
         self.requested_providers = provider_names(requested)
         if device.startswith("cuda"):
@@ -286,8 +301,8 @@ class OnnxRuntimeEngine:
                 raise ClipsepError(f"onnxruntime on {device}: {reason}")
             if reason:
                 self.notes.append(reason)
-        self.execution_device = device if any(name in self.providers for name in GPU_EPS) else "cpu"
-        if self.execution_device == "cpu" and self.precision != "int8":
+        self.device = device if any(name in self.providers for name in GPU_EPS) else "cpu"  # where it runs
+        if self.device == "cpu" and self.precision != "int8":
             self.precision = "fp16" if self._fp16_model else "fp32"
         elif TRT_EP in self.requested_providers and TRT_EP not in self.providers:
             self.notes.append("the TensorRT execution provider did not start; running on the CUDA execution provider")
@@ -308,6 +323,15 @@ class OnnxRuntimeEngine:
         noise_dims = self._outputs[NOISE_LOGITS].shape
         if len(noise_dims) == 5 and isinstance(noise_dims[2], int):
             self._noise_count = noise_dims[2]
+
+    def _check_graph_kind(self, info: GraphInfo, precision: str) -> None:
+        """Refuse a graph of the wrong kind for `precision` (FP16 or INT8 file, or not)."""
+        self._fp16_model = info.fp16
+        if info.fp16 and precision in ("fp32", "int8"):
+            raise ClipsepError(f"{self.onnx_path}: this is the FP16 ONNX file; use precision fp16 or the fp32 ONNX file")
+        if (precision == "int8") != info.int8:
+            wanted = "the INT8 ONNX file (clipsep-rt export --int8)" if precision == "int8" else "precision int8"
+            raise ClipsepError(f"{self.onnx_path}: {'not ' if precision == 'int8' else ''}an INT8 graph; use {wanted}")
 
     def _check_fp16(self, providers: list[ProviderSpec], explicit: bool) -> None:
         """fp16 without TensorRT needs the FP16 ONNX file: refuse, or run fp32 if fp16 was only `auto`."""
@@ -351,21 +375,33 @@ class OnnxRuntimeEngine:
             self._noise_count = int(noise.shape[2])
         return OnnxQueries(embeddings, bool(noise_heads), self._noise_count)
 
-    def probabilities(self, log_mag: torch.Tensor, queries: OnnxQueries) -> torch.Tensor:
-        """(B, 1, F, T) -> (B, rows, F, T) float32 sigmoid masks, on the CPU."""
-        x = log_mag.detach().to("cpu", torch.float32).contiguous().numpy().astype(self._dtype(LOG_MAG), copy=False)
+    def probabilities(self, log_mag: np.ndarray, queries: OnnxQueries) -> np.ndarray:
+        """(B, 1, F, T) -> (B, rows, F, T) float32 sigmoid masks, in host memory."""
+        x = np.ascontiguousarray(log_mag, dtype=np.float32).astype(self._dtype(LOG_MAG), copy=False)
         run = functools.partial(self._run, noise_heads=queries.noise_heads)
-        return run_in_chunks(run, x, queries.embeddings, self._batch_limit, self._query_limit).sigmoid_()
+        logits = run_in_chunks(run, x, queries.embeddings, self._batch_limit, self._query_limit)
+        return sigmoid(logits)
 
-    def _run(self, log_mag: np.ndarray, embeddings: np.ndarray, noise_heads: bool) -> torch.Tensor:
-        """Logits of one call, rows interleaved per query: (B, Q * (1 + H) or Q, F, T)."""
+    def _run(self, log_mag: np.ndarray, embeddings: np.ndarray, noise_heads: bool) -> np.ndarray:
+        """Logits of one call, rows interleaved per query: (B, Q * (1 + H) or Q, F, T) float32."""
         names = [QUERY_LOGITS, NOISE_LOGITS] if noise_heads else [QUERY_LOGITS]
         outputs = self.session.run(names, {LOG_MAG: log_mag, EMBEDDINGS: embeddings})
-        query = torch.from_numpy(np.asarray(outputs[0], dtype=np.float32))
+        query = np.asarray(outputs[0], dtype=np.float32)
         if not noise_heads:
             return query
-        noise = torch.from_numpy(np.asarray(outputs[1], dtype=np.float32))
-        return torch.cat([query[:, :, None], noise], dim=2).flatten(1, 2)
+        noise = np.asarray(outputs[1], dtype=np.float32)  # (B, Q, H, F, T)
+        rows = np.concatenate([query[:, :, None], noise], axis=2)
+        return rows.reshape(rows.shape[0], -1, *rows.shape[3:])
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function, in place, without overflow warnings for large |x|:
+    1 / (1 + exp(-x)) computed as 0.5 * (1 + tanh(x / 2))."""
+    logits *= 0.5
+    np.tanh(logits, out=logits)
+    logits += 1.0
+    logits *= 0.5
+    return logits
 
 
 __all__ = [

@@ -2,7 +2,8 @@
 
 An engine is stateless apart from its weights: batch and streaming separation own the
 buffers, prepare their queries once (`prepare_queries`) and call `probabilities` once per
-batch of windows. Output rows are laid out per query: its mask, then (if asked for) its
+batch of windows. Arrays cross this interface as numpy on the CPU, so the frame loops
+around it need no torch; an engine on a GPU moves them there and back itself. Output rows are laid out per query: its mask, then (if asked for) its
 noise-head masks. Every backend (torch, ONNX Runtime, TensorRT) implements `Engine`.
 """
 
@@ -11,22 +12,22 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-import torch
 
 class PreparedQueries(Protocol):
     rows: int  # output rows: Q * (1 + noise heads) or Q
 
 
 class Engine(Protocol):
-    device: torch.device  # where `probabilities` takes and returns tensors
+    device: str  # where the network runs: "cpu" or "cuda:N"
     precision: str
 
     def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool) -> PreparedQueries:
         """(Q, D) float32 query embeddings -> whatever this engine needs per batch."""
         ...
 
-    def probabilities(self, log_mag: torch.Tensor, queries: PreparedQueries) -> torch.Tensor:
-        """(B, 1, F, T) float32 warped log magnitude -> (B, rows, F, T) float32 sigmoid masks."""
+    def probabilities(self, log_mag: np.ndarray, queries: PreparedQueries) -> np.ndarray:
+        """(B, 1, F, T) float32 warped log magnitude -> (B, rows, F, T) float32 sigmoid masks,
+        both numpy arrays in host memory (the result is complete when it returns)."""
         ...
 
 

@@ -92,16 +92,17 @@ class TensorRTEngine:
         self.plan_path = Path(plan_path)
         if not self.plan_path.is_file():
             raise ClipsepError(f"{self.plan_path}: TensorRT plan not found (build it with clipsep-rt export --tensorrt)")
-        self.device = resolve_device("cuda" if device == "auto" else device)
-        if self.device.type != "cuda":
+        self.torch_device = resolve_device("cuda" if device == "auto" else device)
+        if self.torch_device.type != "cuda":
             raise OptionError("device", f"the tensorrt backend runs on CUDA only, got {device!r}")
+        self.device = str(self.torch_device)
         metadata = read_metadata(self.plan_path)
-        check_plan_metadata(self.plan_path, metadata, current_machine(self.device.index or 0))
+        check_plan_metadata(self.plan_path, metadata, current_machine(self.torch_device.index or 0))
         self.metadata = metadata
         self.precision = "fp16" if metadata.get(PLAN_FP16) else "fp32"
         self._batch_limit, self._query_limit = profile_limits(metadata)
 
-        with torch.cuda.device(self.device):
+        with torch.cuda.device(self.torch_device):
             self._logger = trt.Logger(trt.Logger.WARNING)
             self._runtime = trt.Runtime(self._logger)
             self.engine = self._runtime.deserialize_cuda_engine(self.plan_path.read_bytes())
@@ -119,7 +120,7 @@ class TensorRTEngine:
         array = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
         if array.ndim != 2:
             raise ClipsepError(f"query embeddings must be (Q, D), got shape {array.shape}")
-        tensor = torch.from_numpy(array).to(self.device, self._dtypes[EMBEDDINGS]).contiguous()
+        tensor = torch.from_numpy(array).to(self.torch_device, self._dtypes[EMBEDDINGS]).contiguous()
         if self._noise_count < 0:  # dynamic H: ask the context once
             self._set_shapes((1, 1, *self._window_shape()), (1, tensor.shape[1]))
             self._noise_count = int(self.context.get_tensor_shape(NOISE_LOGITS)[2])
@@ -133,13 +134,14 @@ class TensorRTEngine:
         if not (self.context.set_input_shape(LOG_MAG, tuple(log_mag)) and self.context.set_input_shape(EMBEDDINGS, tuple(embeddings))):
             raise ClipsepError(f"TensorRT plan {self.plan_path.name} does not accept log_mag {tuple(log_mag)} with embeddings {tuple(embeddings)}")
 
-    def probabilities(self, log_mag: torch.Tensor, queries: TensorRTQueries) -> torch.Tensor:
-        """(B, 1, F, T) -> (B, rows, F, T) float32 sigmoid masks on the engine's device."""
-        with torch.cuda.device(self.device):
-            x = log_mag.to(self.device, self._dtypes[LOG_MAG]).contiguous()
+    def probabilities(self, log_mag: np.ndarray, queries: TensorRTQueries) -> np.ndarray:
+        """(B, 1, F, T) float32 -> (B, rows, F, T) float32 sigmoid masks, numpy in host memory."""
+        with torch.cuda.device(self.torch_device):
+            x = torch.from_numpy(np.ascontiguousarray(log_mag, dtype=np.float32))
+            x = x.to(self.torch_device, self._dtypes[LOG_MAG]).contiguous()
             run = functools.partial(self._run, noise_heads=queries.noise_heads)
-            logits = run_in_chunks(run, x, queries.embeddings, self._batch_limit, self._query_limit)
-            return logits.float().sigmoid_()
+            logits = run_in_chunks(run, x, queries.embeddings, self._batch_limit, self._query_limit, torch.cat)
+            return logits.float().sigmoid_().cpu().numpy()
 
     def _run(self, log_mag: torch.Tensor, embeddings: torch.Tensor, noise_heads: bool) -> torch.Tensor:
         """Logits of one enqueue, rows interleaved per query: (B, Q * (1 + H) or Q, F, T)."""
@@ -148,10 +150,10 @@ class TensorRTEngine:
         buffers = {LOG_MAG: log_mag, EMBEDDINGS: embeddings}
         for name in SEPARATOR_OUTPUTS:
             shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
-            buffers[name] = torch.empty(shape, dtype=self._dtypes[name], device=self.device)
+            buffers[name] = torch.empty(shape, dtype=self._dtypes[name], device=self.torch_device)
         for name, tensor in buffers.items():
             self.context.set_tensor_address(name, tensor.data_ptr())
-        stream = torch.cuda.current_stream(self.device)
+        stream = torch.cuda.current_stream(self.torch_device)
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise ClipsepError(f"TensorRT plan {self.plan_path.name}: execution failed (see the TensorRT log above)")
         query = buffers[QUERY_LOGITS]

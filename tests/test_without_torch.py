@@ -1,0 +1,102 @@
+"""A separation on ONNX Runtime runs without importing torch: the bundled model's ONNX graph,
+the numpy front end, and a backend choice that leaves torch alone where it cannot matter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import snr_db
+
+from clipsep_rt.api import Separator
+from clipsep_rt.model.weights import default_checkpoint, default_engine_dir
+from clipsep_rt.runtime.engines.choice import Environment, choose_backend, torch_can_change_the_choice
+from clipsep_rt.runtime.engines.contract import CPU_EP, CUDA_EP
+from clipsep_rt.runtime.engines.loader import open_source
+
+pytest.importorskip("onnxruntime")
+EXAMPLE = default_checkpoint().parents[3] / "examples" / "violin_cow" / "mixture.wav"
+
+# Runs the CLI in a fresh interpreter and says whether torch got imported.
+RUN_CLI = textwrap.dedent("""
+    import sys
+    from clipsep_rt.cli.main import main
+    code = main(sys.argv[1:])
+    print("TORCH_IMPORTED" if any(m == "torch" or m.startswith("torch.") for m in sys.modules) else "NO_TORCH")
+    sys.exit(code)
+""")
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", RUN_CLI, *args], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
+
+
+@pytest.fixture(scope="module")
+def short_mixture(tmp_path_factory):
+    samples, rate = sf.read(EXAMPLE, dtype="float32")
+    path = tmp_path_factory.mktemp("mix") / "mix_3s.wav"
+    sf.write(path, samples[: 3 * rate], rate, subtype="FLOAT")
+    return path
+
+
+def test_the_bundled_model_folder_is_its_engine_folder():
+    """The manifest names the bundled checkpoint by hash (open_source refuses a mismatch) and its
+    graph gives the torch fp32 masks."""
+    folder = default_engine_dir()
+    assert folder is not None and folder == default_checkpoint().parent
+    source = open_source(default_checkpoint(), folder)
+    assert set(source.files) == {"onnx"}
+    torch_run = Separator.open(backend="torch", device="cpu", precision="fp32")
+    onnx_run = Separator.open(backend="onnxruntime", device="cpu")
+    assert onnx_run.backend.name == "onnxruntime" and onnx_run.engine.device == "cpu"
+    log_mag = np.random.default_rng(0).normal(-4, 2, (2, 1, 256, 256)).astype(np.float32)
+    embeddings = np.random.default_rng(1).standard_normal((2, source.model_config.query_dim)).astype(np.float32)
+    masks = [run.engine.probabilities(log_mag, run.engine.prepare_queries(embeddings, True)) for run in (torch_run, onnx_run)]
+    assert masks[0].shape == masks[1].shape == (2, 6, 256, 256)
+    assert snr_db(masks[0], masks[1]) > 60
+
+
+def test_a_separation_on_onnxruntime_imports_no_torch(tmp_path, short_mixture):
+    """A cached text query and a vector query, the bundled model, --backend onnxruntime: the
+    process never imports torch, and its audio is the torch fp32 backend's."""
+    torch_run = Separator.open(backend="torch", device="cpu", precision="fp32")
+    vector = torch_run.embed_text(["violin"])  # fills the (test's own) embedding cache
+    np.save(tmp_path / "violin.npy", vector)
+    for query in (["-q", "violin"], ["--query-embedding", str(tmp_path / "violin.npy")]):
+        out = tmp_path / query[0].strip("-")
+        done = _run_cli(str(short_mixture), *query, "--backend", "onnxruntime", "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "NO_TORCH"
+        assert "onnxruntime (CPUExecutionProvider) on cpu in fp32" in done.stderr
+        (written,) = out.glob("*.wav")
+        audio, _ = sf.read(written, dtype="float32")
+        expected = torch_run.separate(*sf.read(short_mixture, dtype="float32"), embeddings={"violin": vector[0]}).sources["violin"]
+        assert audio.shape == expected.shape
+        assert snr_db(expected, audio) > 50
+
+
+def test_torch_is_probed_only_where_it_can_change_the_choice():
+    cpu_only = Environment(onnxruntime_version="1.20", onnxruntime_providers=(CPU_EP,))
+    gpu_build = Environment(onnxruntime_version="1.20", onnxruntime_providers=(CUDA_EP, CPU_EP))
+    assert not torch_can_change_the_choice("onnxruntime", "cpu", "auto", gpu_build)
+    assert not torch_can_change_the_choice("onnxruntime", "auto", "auto", cpu_only)
+    assert torch_can_change_the_choice("onnxruntime", "auto", "auto", gpu_build)  # is there a GPU?
+    assert not torch_can_change_the_choice("auto", "auto", "int8", cpu_only)
+    assert torch_can_change_the_choice("auto", "auto", "auto", cpu_only)
+    assert torch_can_change_the_choice("torch", "cpu", "fp32", cpu_only)
+
+
+def test_without_torch_installed_auto_runs_onnxruntime_or_says_why_not():
+    no_torch = Environment(torch_installed=False, cpu_native_bf16=True, onnxruntime_version="1.20",
+                           onnxruntime_providers=(CPU_EP,))
+    choice = choose_backend("auto", "auto", {"onnx": "separator.onnx"}, no_torch)
+    assert (choice.name, choice.device, choice.precision) == ("onnxruntime", "cpu", "fp32")
+    assert any("PyTorch is not installed" in reason for reason in choice.reasons)
+    with pytest.raises(Exception, match="torch bf16: PyTorch is not installed.*torch fp32: PyTorch is not installed"):
+        choose_backend("auto", "cpu", {}, no_torch)
