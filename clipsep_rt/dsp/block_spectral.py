@@ -13,22 +13,29 @@ samples either side of its centre.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.dsp.warp import MAG_EPS, inverse_log_warp_matrix, log_warp_matrix
 
 MASK_MODES = ("soft", "binary")
 ENVELOPE_FLOOR = 1e-11  # torch.istft's bound on the summed squared window
-# scipy's FFT threads pay off for long transforms only (2 cores: 7,500 frames 42 -> 16 ms on
-# two threads, 16 frames 23 -> 55 us): streaming hops stay on one.
-THREADED_FFT_FROM_FRAMES = 256
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
-def _workers(frames: int) -> int:
-    return -1 if frames >= THREADED_FFT_FROM_FRAMES else 1
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`a @ b` on one BLAS thread. numpy's OpenBLAS threads spin on after each call and take
+    the cores from the network's threads: on 2 cores the bundled model's offline speed fell
+    from 190x to 79x real time (torch bf16) with them; the warps are small enough for one."""
+    with _blas().limit(limits=1, user_api="blas"):
+        return np.matmul(a, b)
 
 
 class BlockFrontEnd:
@@ -60,7 +67,7 @@ class BlockFrontEnd:
         if hi > lo:
             segment[..., lo - begin : hi - begin] = samples[..., lo - sample_base : hi - sample_base]
         frames = sliding_window_view(segment, self.config.n_fft, axis=-1)[..., ::hop, :]  # (..., T, n_fft)
-        spec = scipy.fft.rfft(frames * self.window, axis=-1, workers=_workers(stop - first))  # (..., T, 513)
+        spec = scipy.fft.rfft(frames * self.window, axis=-1)  # (..., T, 513); scipy's pocketfft: ~2x numpy's
         return np.swapaxes(spec, -1, -2)  # a view: transposing 7,500 frames would cost as much as the FFT
 
     def istft(self, spec: np.ndarray, length: int) -> np.ndarray:
@@ -70,7 +77,7 @@ class BlockFrontEnd:
         """
         n_fft, hop = self.config.n_fft, self.config.hop_length
         frames_count = spec.shape[-1]
-        frames = scipy.fft.irfft(np.swapaxes(spec, -1, -2), n=n_fft, axis=-1, workers=_workers(frames_count))
+        frames = scipy.fft.irfft(np.swapaxes(spec, -1, -2), n=n_fft, axis=-1)
         frames = frames.astype(np.float32, copy=False)
         frames *= self.window  # (..., T, n_fft)
         signal = self._overlap_add(frames)
@@ -115,7 +122,7 @@ class BlockFrontEnd:
 
         magnitude: float32 (..., 513, T) -> float32 (..., 256, T).
         """
-        return np.log(np.matmul(self.warp, magnitude + np.float32(MAG_EPS)))
+        return np.log(_matmul(self.warp, magnitude + np.float32(MAG_EPS)))
 
     def linear_masks(self, probability: np.ndarray, union_rows: list[int] | None = None, mode: str = "soft") -> np.ndarray:
         """Masks on the linear STFT grid from probabilities on the log grid, as the original does.
@@ -126,7 +133,7 @@ class BlockFrontEnd:
         """
         if mode not in MASK_MODES:
             raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
-        masks = np.matmul(self.unwarp, probability)
+        masks = _matmul(self.unwarp, probability)
         if union_rows:
             masks = np.concatenate([masks, masks[union_rows].max(axis=0, keepdims=True)])
         if mode == "binary":
