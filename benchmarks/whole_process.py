@@ -8,11 +8,13 @@ imports, model load, reading, separation, writing. Best of --repeats (2) per con
   - `clipsep-rt` with one lever changed at a time from its defaults: precision (bf16, fp32),
     windows per network call (--batch-size), crossfade (--overlap), torch.compile
     (--compile), and the ONNX Runtime backend on an engine folder made by `clipsep-rt export`
-    (fp32, and the int8 graph, with and without crossfade; these processes never import
-    torch); the export is set-up, not timed;
+    (fp32, and the int8 graph, with and without crossfade) and OpenVINO on the same folder's
+    FP32 graph (bf16 on CPUs with native bf16); these processes never import torch; the export
+    is set-up, not timed;
   - start-up: `python -c "import torch"` (for context), `clipsep-rt --help` and `--version`,
     and a 1 s file separated by the bundled default model with a cached text query, on its
-    default backend (torch) and with --backend onnxruntime (its bundled ONNX graph, no torch).
+    default backend (auto), with --backend torch, and with --backend onnxruntime (its bundled
+    ONNX graph, no torch).
 
 Both pipelines run the same network: the full-size CLIPSep-NIT (depth 7, ngf 64) with random
 weights (seed 0), saved once as a checkpoint, and one fixed random unit query vector (.npy);
@@ -87,6 +89,8 @@ CONFIGS = (
            engine=True),
     Config("onnxruntime int8, no crossfade", ("--backend", "onnxruntime", "--precision", "int8", "--overlap", "0"),
            engine=True, quick=True),
+    Config("openvino (bf16 where native)", ("--backend", "openvino"), engine=True, quick=True),
+    Config("openvino, no crossfade", ("--backend", "openvino", "--overlap", "0"), engine=True, quick=True),
 )
 RAN_AS = re.compile(r"([\w-]+(?: \(\w+\))? on [\w:]+ in \w+); queries")  # "torch on cpu in bf16; queries: q"
 
@@ -283,7 +287,7 @@ def startup_rows(inputs: Inputs, args: argparse.Namespace, env: dict, work: Path
                 "--cache-dir", str(work / "query-cache")]
     fill = subprocess.run(separate, env=env, cwd=work, capture_output=True, text=True, timeout=args.timeout)
     options = "the bundled default model, the query cached"
-    for extra in ([], ["--backend", "onnxruntime"]):
+    for extra in ([], ["--backend", "torch"], ["--backend", "onnxruntime"]):
         name = shlex.join(["clipsep-rt", "-q", "violin", "one_s.wav", "-o", "out/", *extra])
         if fill.returncode != 0:
             rows.append(Row(name, options, shlex.join(separate), status=f"error filling the query cache: {_last_line(fill.stderr)}"))

@@ -110,7 +110,8 @@ def test_whole_process_benchmark_times_both_pipelines_on_the_same_input(tmp_path
     assert [row["name"] for row in rows] == [
         "original pipeline", "clipsep-rt: defaults (precision auto, batch 4, overlap 64)", "clipsep-rt: fp32",
         "clipsep-rt: the original's settings", "clipsep-rt: onnxruntime fp32", "clipsep-rt: onnxruntime int8",
-        "clipsep-rt: onnxruntime int8, no crossfade",
+        "clipsep-rt: onnxruntime int8, no crossfade", "clipsep-rt: openvino (bf16 where native)",
+        "clipsep-rt: openvino, no crossfade",
     ]
     for row in rows:
         assert row["status"] == "ok", row
@@ -126,11 +127,13 @@ def test_whole_process_benchmark_times_both_pipelines_on_the_same_input(tmp_path
     assert rows[1]["ran_as"] == f"torch on cpu in {'bf16' if cpu_has_native_bf16() else 'fp32'}"
     assert rows[4]["ran_as"] == "onnxruntime (CPUExecutionProvider) on cpu in fp32"
     assert rows[5]["ran_as"] == rows[6]["ran_as"] == "onnxruntime (CPUExecutionProvider) on cpu in int8"
+    assert rows[7]["ran_as"] == rows[8]["ran_as"] == f"openvino on cpu in {'bf16' if cpu_has_native_bf16() else 'fp32'}"
     startup = {row["name"]: row for row in data["startup"]}
     assert all(row["status"] == "ok" and row["best_s"] > 0 for row in startup.values())
     assert startup["clipsep-rt -q violin one_s.wav -o out/"]["output_samples"] == 16000
     assert startup["clipsep-rt -q violin one_s.wav -o out/ --backend onnxruntime"]["output_samples"] == 16000
+    assert startup["clipsep-rt -q violin one_s.wav -o out/ --backend torch"]["ran_as"].startswith("torch on cpu")
     assert data["targets"][0]["passed"] is None  # measured at tiny sizes, not the target's
     report = result.with_suffix(".md").read_text()
-    assert report.count("| clipsep-rt: ") == 6 and "| original pipeline | `--threads 2" in report
+    assert report.count("| clipsep-rt: ") == 8 and "| original pipeline | `--threads 2" in report
     assert "recorded on another machine, not measured here" in report and "| 15.5 |" in report

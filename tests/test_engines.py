@@ -622,7 +622,8 @@ def test_auto_on_cpu():
     assert _pick(bf16_box) == ("torch", None, "cpu", "bf16")
     choice = choose_backend("auto", "auto", FILES, CPU_BOX)
     assert (choice.name, choice.provider, choice.precision) == ("onnxruntime", CPU_EP, "fp32")
-    assert choice.reasons == ["cuda: PyTorch sees no CUDA GPU", "torch bf16: this CPU has no native bf16 (AVX512-BF16 or AMX)"]
+    assert choice.reasons == ["cuda: PyTorch sees no CUDA GPU", "openvino bf16: not installed (pip install 'clipsep-rt[openvino]')",
+                              "torch bf16: this CPU has no native bf16 (AVX512-BF16 or AMX)"]
     choice = choose_backend("auto", "cpu", None, CPU_BOX)
     assert (choice.name, choice.precision) == ("torch", "fp32")
     assert "onnxruntime CPU: no ONNX file in the engine dir (run clipsep-rt export)" in choice.reasons

@@ -10,7 +10,8 @@ from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.model import CLIPSepSeparator
 from clipsep_rt.runtime.engines.torch_engine import TorchEngine
-from clipsep_rt.model.device import cpu_has_native_bf16, resolve_device, resolve_precision
+from clipsep_rt.model.device import resolve_device, resolve_precision
+from clipsep_rt.model.hardware import cpu_has_native_bf16
 
 
 def tiny():

@@ -81,6 +81,21 @@ def test_a_separation_on_onnxruntime_imports_no_torch(tmp_path, short_mixture):
         assert snr_db(expected, audio) > 50
 
 
+def test_the_default_command_needs_no_torch_where_openvino_runs_bf16(tmp_path, short_mixture):
+    """Plain `clipsep-rt mix.wav -q violin` (backend auto): with openvino installed, a bf16 CPU and
+    no NVIDIA driver, auto picks openvino bf16 on the bundled graph and the process never imports torch."""
+    pytest.importorskip("openvino")
+    from clipsep_rt.model.hardware import cpu_has_native_bf16, nvidia_gpu_possible
+
+    if not cpu_has_native_bf16() or nvidia_gpu_possible():
+        pytest.skip("auto picks openvino bf16 only on a bf16 CPU, and probes torch where a GPU may be")
+    Separator.open(backend="torch", device="cpu", precision="fp32").embed_text(["violin"])  # cached
+    done = _run_cli(str(short_mixture), "-q", "violin", "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "openvino on cpu in bf16" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "NO_TORCH"
+
+
 def test_torch_is_probed_only_where_it_can_change_the_choice():
     cpu_only = Environment(onnxruntime_version="1.20", onnxruntime_providers=(CPU_EP,))
     gpu_build = Environment(onnxruntime_version="1.20", onnxruntime_providers=(CUDA_EP, CPU_EP))
@@ -88,6 +103,8 @@ def test_torch_is_probed_only_where_it_can_change_the_choice():
     assert not torch_can_change_the_choice("onnxruntime", "auto", "auto", cpu_only)
     assert torch_can_change_the_choice("onnxruntime", "auto", "auto", gpu_build)  # is there a GPU?
     assert not torch_can_change_the_choice("auto", "auto", "int8", cpu_only)
+    assert not torch_can_change_the_choice("auto", "auto", "auto", cpu_only, gpu_possible=False)  # no NVIDIA driver
+    assert not torch_can_change_the_choice("openvino", "auto", "auto", cpu_only)
     assert torch_can_change_the_choice("auto", "auto", "auto", cpu_only)
     assert torch_can_change_the_choice("torch", "cpu", "fp32", cpu_only)
 

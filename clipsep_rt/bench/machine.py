@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from clipsep_rt.model.device import cpu_has_native_bf16
+from clipsep_rt.model.hardware import cpu_has_native_bf16
 
 
 def machine_info(threads: int | None = None) -> dict:

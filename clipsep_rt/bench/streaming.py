@@ -41,7 +41,7 @@ from clipsep_rt.runtime.streaming import PRESETS, LatencyAligner, StreamingOptio
 SEED = 0
 BLOCK_S = 0.016  # audio block handed to process(), like a 16 ms audio callback
 WARMUP_STEPS = 3  # network steps run (and discarded) before timing: first calls are slow
-DEFAULT_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
 
 
 @dataclass

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from clipsep_rt.cli.common import EXIT_FAILURES, device_argument, say
+from clipsep_rt.runtime.engines.choice import BACKENDS
 from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
@@ -22,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export`")
     p.add_argument("--random-weights", action="store_true",
                    help="time the full-size architecture (ngf 64) with seeded random weights instead of a trained model")
-    p.add_argument("-b", "--backend", action="append", choices=("torch", "onnxruntime", "tensorrt"), help="repeatable; default: all")
+    p.add_argument("-b", "--backend", action="append", choices=BACKENDS[1:], help="repeatable; default: all")
     p.add_argument("--preset", action="append", choices=sorted(PRESETS), help="repeatable; default: all")
     p.add_argument("--seconds", type=float, default=10.0, help="audio streamed per measurement (default: 10)")
     device_argument(p)

@@ -21,6 +21,7 @@ from clipsep_rt.cli.common import (
 from clipsep_rt.cli.ray_batch import ray_arguments, run_ray_batch, wants_ray
 from clipsep_rt.cli.stream import run_stream, streaming_arguments
 from clipsep_rt.errors import ClipsepError
+from clipsep_rt.runtime.engines.choice import BACKENDS
 
 
 def add_parser(sub) -> None:
@@ -42,7 +43,7 @@ def add_parser(sub) -> None:
                         "file; streaming: a .wav file and/or 'speakers' (repeatable)")
     p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt (default: the bundled model, see clipsep_rt/model/weights/MODEL_CARD.md)")
     p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export` (needs nothing else)")
-    p.add_argument("-b", "--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+    p.add_argument("-b", "--backend", default="auto", choices=BACKENDS,
                    help="auto picks the fastest available and says why faster ones were skipped (default: auto)")
     device_argument(p)
     p.add_argument("--precision", default="auto", choices=PRECISIONS,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import ThreadpoolController
 
@@ -67,7 +66,9 @@ class BlockFrontEnd:
         if hi > lo:
             segment[..., lo - begin : hi - begin] = samples[..., lo - sample_base : hi - sample_base]
         frames = sliding_window_view(segment, self.config.n_fft, axis=-1)[..., ::hop, :]  # (..., T, n_fft)
-        spec = scipy.fft.rfft(frames * self.window, axis=-1)  # (..., T, 513); scipy's pocketfft: ~2x numpy's
+        # numpy's FFT, not scipy's: scipy.fft is ~2x faster (2 cores, 7,500 frames: 76 -> 42 ms)
+        # but takes 0.15 s to import, more than it saves on files shorter than minutes.
+        spec = np.fft.rfft(frames * self.window, axis=-1)  # (..., T, 513)
         return np.swapaxes(spec, -1, -2)  # a view: transposing 7,500 frames would cost as much as the FFT
 
     def istft(self, spec: np.ndarray, length: int) -> np.ndarray:
@@ -77,7 +78,7 @@ class BlockFrontEnd:
         """
         n_fft, hop = self.config.n_fft, self.config.hop_length
         frames_count = spec.shape[-1]
-        frames = scipy.fft.irfft(np.swapaxes(spec, -1, -2), n=n_fft, axis=-1)
+        frames = np.fft.irfft(np.swapaxes(spec, -1, -2), n=n_fft, axis=-1)
         frames = frames.astype(np.float32, copy=False)
         frames *= self.window  # (..., T, n_fft)
         signal = self._overlap_add(frames)

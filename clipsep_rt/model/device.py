@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from clipsep_rt.errors import ClipsepError
+from clipsep_rt.model.hardware import cpu_has_native_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on x86 CPUs with AVX512-BF16 or AMX, where bf16 convolutions are fast."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def resolve_device(device: str) -> torch.device:

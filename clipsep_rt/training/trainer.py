@@ -33,7 +33,7 @@ from clipsep_rt.model.checkpoint import checkpoint_from_model, load_checkpoint, 
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.optional import import_optional
 from clipsep_rt.query.vectors import save_query_embeddings
-from clipsep_rt.model.device import cpu_has_native_bf16
+from clipsep_rt.model.hardware import cpu_has_native_bf16
 from clipsep_rt.dsp.spectral import SpectralFrontEnd
 from clipsep_rt.training.augment import AugmentConfig, Augmenter
 from clipsep_rt.training.baselines import LabelSepSeparator, PITSeparator, source_logits

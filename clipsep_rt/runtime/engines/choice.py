@@ -1,18 +1,21 @@
-"""Which backend runs the separator: torch, onnxruntime or native TensorRT, and why.
+"""Which backend runs the separator: torch, onnxruntime, openvino or native TensorRT, and why.
 
 `probe_environment` looks at the machine and the engine folder once;
 `choose_backend` is pure decision logic over that result. `auto` picks the fastest
 backend that can run, in this order:
 
   CUDA: TensorRT plan > onnxruntime TensorRT provider > torch fp16 > onnxruntime CUDA provider
-  CPU:  torch bf16 (CPUs with native bf16, ~2x fp32) > onnxruntime CPU > torch fp32
+  CPU:  openvino bf16 > torch bf16 (CPUs with native bf16, ~2x fp32) > onnxruntime CPU > torch fp32
+        > openvino fp32 (OpenVINO bf16 computes as fast as torch bf16 and starts without torch)
 
 and explains every faster option it skipped. A named backend is checked the same way
 and refused (ClipsepError) with the reason when it cannot run.
 
-PyTorch is imported only where it can change the answer: not for backend onnxruntime on the
-CPU (nor for device auto when onnxruntime has no GPU provider), not for precision int8, and
-not when it is not installed (then torch's options cannot run and device auto is the CPU).
+PyTorch is imported only where it can change the answer (whether it sees a CUDA GPU): not on
+a Linux machine with no NVIDIA driver, not for backend onnxruntime on the CPU (nor for device
+auto when onnxruntime has no GPU provider), not for precision int8, and not when it is not
+installed (then torch's options cannot run and device auto is the CPU). The torch backend
+imports it when its engine is built.
 That keeps a separation on onnxruntime free of torch's start-up (BENCHMARKS.md, start-up).
 
 INT8 (the engine folder's INT8 graph, `clipsep-rt export --int8`) runs on onnxruntime CPU
@@ -34,9 +37,10 @@ import re
 from dataclasses import dataclass, field, replace
 
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.model.hardware import cpu_has_native_bf16, nvidia_gpu_possible
 from clipsep_rt.runtime.engines.contract import CPU_EP, CUDA_EP, TRT_EP
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
 DEVICES = ("auto", "cpu", "cuda")
 ENGINE_FILE_KEYS = ("onnx", "onnx_fp16", "onnx_int8", "tensorrt_plan")  # the engine-folder files a backend can load
 
@@ -60,6 +64,7 @@ TORCH_MISSING = "PyTorch is not installed (pip install torch)"
 class Environment:
     """What can run here (probe_environment fills it; tests build fake ones)."""
 
+    gpu_possible: bool = True  # False: no NVIDIA driver here (model.hardware), so torch was not asked
     torch_installed: bool = True
     torch_cuda: bool = False
     cuda_device_name: str | None = None
@@ -67,6 +72,7 @@ class Environment:
     onnxruntime_version: str | None = None  # None: `import onnxruntime` fails
     onnxruntime_providers: tuple[str, ...] = ()
     onnxruntime_packages: tuple[str, ...] = ()  # installed distributions from ONNXRUNTIME_VARIANTS
+    openvino_installed: bool = False  # the `openvino` package is there (not imported to check)
     tensorrt_version: str | None = None  # None: `import tensorrt` fails
     tensorrt_error: str | None = None  # why the import failed, when the package is there
     has_onnx: bool = False
@@ -125,14 +131,21 @@ def engine_files(manifest: dict | None) -> dict[str, bool]:
     return {f"has_{key}": bool(manifest.get(key)) for key in ENGINE_FILE_KEYS}
 
 
-def probe_environment(engine_dir_manifest: dict | None = None, probe_torch: bool = True) -> Environment:
+def probe_environment(engine_dir_manifest: dict | None = None, probe_torch: bool = True,
+                      gpu_possible: bool = True) -> Environment:
     """Inspect this machine (torch CUDA, onnxruntime, TensorRT) and the engine folder.
     Without an ONNX graph in the folder onnxruntime is not looked at (importing it and listing
     the installed packages costs about 80 ms): no option it could run has a graph to run.
-    `probe_torch=False` leaves torch unimported (torch_cuda False); `probe_torch_fields` adds it."""
+    `probe_torch=False` leaves torch unimported (torch_cuda False); `probe_torch_fields` adds it.
+    `gpu_possible=False` (no NVIDIA driver): onnxruntime is not imported either, only found; its
+    providers then count as the CPU one, which every build has (GPU providers cannot start)."""
     files = engine_files(engine_dir_manifest)
     ort_version, providers, ort_packages = None, (), ()
-    if files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]:
+    if (files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]) and not gpu_possible:
+        ort_packages = installed_onnxruntime_packages()
+        if ort_packages and importlib.util.find_spec("onnxruntime") is not None:
+            ort_version, providers = importlib.metadata.version(ort_packages[0]), (CPU_EP,)
+    elif files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]:
         try:
             import onnxruntime
 
@@ -151,6 +164,8 @@ def probe_environment(engine_dir_manifest: dict | None = None, probe_torch: bool
             trt_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return Environment(
         **(probe_torch_fields() if probe_torch else {"torch_installed": importlib.util.find_spec("torch") is not None}),
+        cpu_native_bf16=cpu_has_native_bf16(),
+        openvino_installed=importlib.util.find_spec("openvino") is not None,
         onnxruntime_version=ort_version,
         onnxruntime_providers=providers,
         onnxruntime_packages=ort_packages,
@@ -161,27 +176,23 @@ def probe_environment(engine_dir_manifest: dict | None = None, probe_torch: bool
 
 
 def probe_torch_fields() -> dict:
-    """Environment fields about PyTorch: installed, whether it sees a CUDA GPU (this imports
-    torch, about 2 s on a small CPU), and the CPU's native bf16 (only torch runs bf16)."""
+    """Environment fields about PyTorch: installed, and whether it sees a CUDA GPU (this
+    imports torch, about 2 s on a small CPU)."""
     if importlib.util.find_spec("torch") is None:
         return {"torch_installed": False}
     import torch
 
-    from clipsep_rt.model.device import cpu_has_native_bf16
-
     torch_cuda = bool(torch.cuda.is_available())
-    return {
-        "torch_installed": True,
-        "torch_cuda": torch_cuda,
-        "cuda_device_name": torch.cuda.get_device_name(0) if torch_cuda else None,
-        "cpu_native_bf16": cpu_has_native_bf16(),
-    }
+    return {"torch_installed": True, "torch_cuda": torch_cuda,
+            "cuda_device_name": torch.cuda.get_device_name(0) if torch_cuda else None}
 
 
-def torch_can_change_the_choice(requested: str, device: str, precision: str, env: Environment) -> bool:
-    """Whether `choose_backend` needs torch probed: not for int8 (onnxruntime CPU), nor for
-    onnxruntime on the CPU, nor for onnxruntime with device auto and no GPU provider."""
-    if precision == "int8":
+def torch_can_change_the_choice(requested: str, device: str, precision: str, env: Environment,
+                                gpu_possible: bool = True) -> bool:
+    """Whether `choose_backend` needs torch probed, which only tells whether PyTorch sees a CUDA
+    GPU: not without an NVIDIA driver (`gpu_possible` False), nor for int8 (onnxruntime CPU),
+    nor for onnxruntime on the CPU or with device auto and no GPU provider."""
+    if precision == "int8" or not gpu_possible or requested == "openvino":
         return False
     if requested == "onnxruntime":
         gpu_provider = any(name in env.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
@@ -259,10 +270,19 @@ def _cpu_options(env: Environment) -> list[_Option]:
         ort = "not installed (pip install 'clipsep-rt[onnx]')"
     else:
         ort = None
+    if not env.has_onnx:
+        openvino = f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    elif not env.openvino_installed:
+        openvino = "not installed (pip install 'clipsep-rt[openvino]')"
+    else:
+        openvino = None
+    openvino_bf16 = openvino or (None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)")
     return [
+        _Option("openvino", "bf16", "onnx", None, openvino_bf16, "openvino bf16"),
         _Option("torch", "bf16", None, None, bf16, "torch bf16"),
         _Option("onnxruntime", "fp32", "onnx", CPU_EP, ort, "onnxruntime CPU"),
         _Option("torch", "fp32", None, None, fp32, "torch fp32"),
+        _Option("openvino", "fp32", "onnx", None, openvino, "openvino fp32"),
     ]
 
 
@@ -296,8 +316,11 @@ def choose_backend(
     if requested not in BACKENDS:
         raise OptionError("backend", f"expected one of {', '.join(BACKENDS)}, got {requested!r}")
     if environment is None:
-        environment = probe_environment(engine_dir_manifest, probe_torch=False)
-        if environment.torch_installed and torch_can_change_the_choice(requested, device, precision, environment):
+        gpu_possible = nvidia_gpu_possible()
+        environment = replace(probe_environment(engine_dir_manifest, probe_torch=False, gpu_possible=gpu_possible),
+                              gpu_possible=gpu_possible)
+        if environment.torch_installed and torch_can_change_the_choice(requested, device, precision, environment,
+                                                                       environment.gpu_possible):
             environment = replace(environment, **probe_torch_fields())
     env = replace(environment, **engine_files(engine_dir_manifest))
     if precision == "int8":
@@ -326,6 +349,11 @@ def _decide(
         gpu_provider = any(name in env.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
         if requested == "tensorrt" or env.torch_cuda:
             kind = "cuda"
+        elif requested == "openvino":
+            kind = "cpu"
+        elif not env.gpu_possible:
+            kind = "cpu"
+            reasons.append("cuda: no NVIDIA driver on this machine")
         elif requested == "onnxruntime" and not gpu_provider:
             kind = "cpu"
             reasons.append("cuda: this onnxruntime has no GPU execution provider (pip install 'clipsep-rt[gpu]')")
@@ -338,6 +366,8 @@ def _decide(
                            "(--device cuda runs onnxruntime-gpu without it)")
     if requested == "tensorrt" and kind == "cpu":
         raise OptionError("backend", "tensorrt needs an NVIDIA GPU (device cuda)")
+    if requested == "openvino" and kind == "cuda":
+        raise OptionError("backend", "openvino runs on the CPU here (device cpu); on CUDA use tensorrt, torch or onnxruntime")
 
     options = _cuda_options(env) if kind == "cuda" else _cpu_options(env)
     if requested != "auto":

@@ -101,6 +101,10 @@ def open_engine(
         if threads is not None:
             torch.set_num_threads(threads)
         return TorchEngine(checkpoint().build(), device, precision, compile=compile)
+    if choice.name == "openvino":
+        from clipsep_rt.runtime.engines.openvino_engine import OpenVinoEngine
+
+        return OpenVinoEngine(files["onnx"], precision, threads=threads)
     if choice.name == "onnxruntime":
         from clipsep_rt.runtime.engines.onnx_engine import OnnxRuntimeEngine
 

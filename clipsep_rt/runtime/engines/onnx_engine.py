@@ -33,6 +33,7 @@ from clipsep_rt.io.files import file_sha256
 from clipsep_rt.optional import import_optional
 from clipsep_rt.runtime.engines.choice import ONNXRUNTIME_FIX, installed_onnxruntime_packages
 from clipsep_rt.runtime.engines.chunking import run_in_chunks
+from clipsep_rt.runtime.engines.graph_outputs import GraphQueries, rows_per_query, sigmoid
 from clipsep_rt.runtime.engines.contract import (
     CPU_EP,
     CUDA_EP,
@@ -200,19 +201,6 @@ def default_trt_cache_root() -> Path:
     return base / "clipsep-rt" / "ort-tensorrt"
 
 
-@dataclass(frozen=True)
-class OnnxQueries:
-    """Prepared queries: the embeddings fed to the graph, and whether noise rows are kept."""
-
-    embeddings: np.ndarray  # (Q, D) in the graph's input dtype
-    noise_heads: bool
-    noise_count: int  # H of the graph
-
-    @property
-    def rows(self) -> int:
-        return self.embeddings.shape[0] * (1 + (self.noise_count if self.noise_heads else 0))
-
-
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
@@ -363,7 +351,7 @@ class OnnxRuntimeEngine:
     def _dtype(self, name: str):
         return _NUMPY_TYPES.get(self._inputs[name].type, np.float32)
 
-    def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool) -> OnnxQueries:
+    def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool) -> GraphQueries:
         embeddings = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32)).astype(self._dtype(EMBEDDINGS), copy=False)
         dims = self._inputs[EMBEDDINGS].shape
         if embeddings.ndim != 2 or (isinstance(dims[1], int) and embeddings.shape[1] != dims[1]):
@@ -373,9 +361,9 @@ class OnnxRuntimeEngine:
             log_mag = np.zeros((1, 1, int(dims[2]), int(dims[3])), dtype=self._dtype(LOG_MAG))
             (noise,) = self.session.run([NOISE_LOGITS], {LOG_MAG: log_mag, EMBEDDINGS: embeddings[:1]})
             self._noise_count = int(noise.shape[2])
-        return OnnxQueries(embeddings, bool(noise_heads), self._noise_count)
+        return GraphQueries(embeddings, bool(noise_heads), self._noise_count)
 
-    def probabilities(self, log_mag: np.ndarray, queries: OnnxQueries) -> np.ndarray:
+    def probabilities(self, log_mag: np.ndarray, queries: GraphQueries) -> np.ndarray:
         """(B, 1, F, T) -> (B, rows, F, T) float32 sigmoid masks, in host memory."""
         x = np.ascontiguousarray(log_mag, dtype=np.float32).astype(self._dtype(LOG_MAG), copy=False)
         run = functools.partial(self._run, noise_heads=queries.noise_heads)
@@ -386,26 +374,10 @@ class OnnxRuntimeEngine:
         """Logits of one call, rows interleaved per query: (B, Q * (1 + H) or Q, F, T) float32."""
         names = [QUERY_LOGITS, NOISE_LOGITS] if noise_heads else [QUERY_LOGITS]
         outputs = self.session.run(names, {LOG_MAG: log_mag, EMBEDDINGS: embeddings})
-        query = np.asarray(outputs[0], dtype=np.float32)
-        if not noise_heads:
-            return query
-        noise = np.asarray(outputs[1], dtype=np.float32)  # (B, Q, H, F, T)
-        rows = np.concatenate([query[:, :, None], noise], axis=2)
-        return rows.reshape(rows.shape[0], -1, *rows.shape[3:])
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Elementwise logistic function, in place, without overflow warnings for large |x|:
-    1 / (1 + exp(-x)) computed as 0.5 * (1 + tanh(x / 2))."""
-    logits *= 0.5
-    np.tanh(logits, out=logits)
-    logits += 1.0
-    logits *= 0.5
-    return logits
+        return rows_per_query(outputs[0], outputs[1] if noise_heads else None)
 
 
 __all__ = [
-    "OnnxQueries",
     "OnnxRuntimeEngine",
     "explain_provider_fallback",
     "profile_shape_strings",
