@@ -119,6 +119,9 @@ def engines(model: CLIPSepSeparator, onnx_dir: Path, args) -> list[tuple[str, ob
         if cpu_has_native_bf16():
             listed.append(("torch bf16 compiled", torch_engine("cpu", "bf16", compile=True)))
     listed.append(("onnxruntime cpu fp32", lambda: OnnxRuntimeEngine(onnx_dir / "separator.onnx", "cpu", "fp32", threads=args.threads)))
+    listed.append(("openvino cpu fp32", lambda: _openvino(onnx_dir, "fp32", args.threads)))
+    if cpu_has_native_bf16():
+        listed.append(("openvino cpu bf16", lambda: _openvino(onnx_dir, "bf16", args.threads)))
     if torch.cuda.is_available():
         listed += [
             ("torch cuda fp32", torch_engine("cuda", "fp32", cuda_graphs=False)),
@@ -127,6 +130,12 @@ def engines(model: CLIPSepSeparator, onnx_dir: Path, args) -> list[tuple[str, ob
             ("onnxruntime cuda fp16", lambda: OnnxRuntimeEngine(onnx_dir / "separator.fp16.onnx", "cuda", "fp16")),
         ]
     return listed
+
+
+def _openvino(onnx_dir: Path, precision: str, threads: int):
+    from clipsep_rt.runtime.engines.openvino_engine import OpenVinoEngine  # needs the openvino extra
+
+    return OpenVinoEngine(onnx_dir / "separator.onnx", precision, threads=threads)
 
 
 def _copy(model: CLIPSepSeparator) -> CLIPSepSeparator:
