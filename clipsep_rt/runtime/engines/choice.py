@@ -19,9 +19,9 @@ imports it when its engine is built.
 That keeps a separation on onnxruntime free of torch's start-up (BENCHMARKS.md, start-up).
 
 INT8 (the engine folder's INT8 graph, `clipsep-rt export --int8`) runs on onnxruntime CPU
-when precision int8 is asked for. `auto` does not pick it: on the CPU measured it was not
-reliably faster than torch bf16 or fp32 (BENCHMARKS.md, "INT8 CPU graph"), although its
-SDRi stayed within 0.2 dB of fp32; `auto` says so when the folder has the graph.
+when precision int8 is asked for. `auto` does not pick it: on the CPU measured it separated
+slower than torch bf16 (BENCHMARKS.md, "INT8 CPU graph"), although its SDRi stayed within
+0.2 dB of fp32; `auto` says so when the folder has the graph.
 
 Engine folder: `engine_dir_manifest` is a dict naming the exported files, e.g.
 {"onnx": "separator.onnx", "onnx_fp16": "separator.fp16.onnx", "tensorrt_plan": "separator.plan"}
@@ -259,24 +259,19 @@ def _cuda_options(env: Environment) -> list[_Option]:
     return options
 
 
+def _graph_runner_problem(env: Environment, installed: bool, extra: str) -> str | None:
+    """Why a backend that runs the folder's ONNX graph cannot: no graph, or not installed."""
+    if not env.has_onnx:
+        return f"no ONNX file in the engine dir ({EXPORT_HINT})"
+    return None if installed else f"not installed (pip install 'clipsep-rt[{extra}]')"
+
+
 def _cpu_options(env: Environment) -> list[_Option]:
-    bf16 = None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)"
-    fp32 = None
-    if not env.torch_installed:
-        bf16 = fp32 = TORCH_MISSING
-    if not env.has_onnx:
-        ort = f"no ONNX file in the engine dir ({EXPORT_HINT})"
-    elif not env.onnxruntime_installed:
-        ort = "not installed (pip install 'clipsep-rt[onnx]')"
-    else:
-        ort = None
-    if not env.has_onnx:
-        openvino = f"no ONNX file in the engine dir ({EXPORT_HINT})"
-    elif not env.openvino_installed:
-        openvino = "not installed (pip install 'clipsep-rt[openvino]')"
-    else:
-        openvino = None
-    openvino_bf16 = openvino or (None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)")
+    no_bf16 = None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+    bf16, fp32 = (no_bf16, None) if env.torch_installed else (TORCH_MISSING, TORCH_MISSING)
+    ort = _graph_runner_problem(env, env.onnxruntime_installed, "onnx")
+    openvino = _graph_runner_problem(env, env.openvino_installed, "openvino")
+    openvino_bf16 = openvino or no_bf16
     return [
         _Option("openvino", "bf16", "onnx", None, openvino_bf16, "openvino bf16"),
         _Option("torch", "bf16", None, None, bf16, "torch bf16"),
@@ -286,8 +281,8 @@ def _cpu_options(env: Environment) -> list[_Option]:
     ]
 
 
-INT8_NOT_AUTO = ("not picked by auto: not reliably faster than torch bf16 or fp32 on the CPU measured "
-                 "(BENCHMARKS.md, INT8 CPU graph); precision int8 runs it")
+INT8_NOT_AUTO = ("not picked by auto: on the CPU measured it separated at 0.40x the speed of torch bf16 "
+                 "(0.54x for the full-size U-Net; BENCHMARKS.md, INT8 CPU graph); precision int8 runs it")
 
 
 def _int8_option(env: Environment) -> _Option:
