@@ -117,3 +117,29 @@ def test_without_torch_installed_auto_runs_onnxruntime_or_says_why_not():
     assert any("PyTorch is not installed" in reason for reason in choice.reasons)
     with pytest.raises(Exception, match="torch bf16: PyTorch is not installed.*torch fp32: PyTorch is not installed"):
         choose_backend("auto", "cpu", {}, no_torch)
+
+
+def test_no_nvidia_driver_means_no_cuda_gpu_on_linux(monkeypatch):
+    from clipsep_rt.model import hardware
+
+    present: set[str] = set()
+    monkeypatch.setattr(hardware.os.path, "exists", lambda path: path in present)
+    monkeypatch.setattr(hardware.sys, "platform", "linux")
+    assert not hardware.nvidia_gpu_possible()
+    present.add("/proc/driver/nvidia/version")
+    assert hardware.nvidia_gpu_possible()
+    present.clear()
+    present.add("/dev/dxg")  # WSL: CUDA without /proc/driver/nvidia
+    assert hardware.nvidia_gpu_possible()
+    present.clear()
+    monkeypatch.setattr(hardware.sys, "platform", "win32")  # cannot tell: ask CUDA
+    assert hardware.nvidia_gpu_possible()
+
+
+def test_without_a_gpu_onnxruntime_is_found_not_probed():
+    from clipsep_rt.runtime.engines.choice import probe_environment
+
+    env = probe_environment({"onnx": "separator.onnx"}, probe_torch=False, gpu_possible=False)
+    assert env.onnxruntime_installed and env.onnxruntime_providers == (CPU_EP,)
+    assert env.onnxruntime_packages  # the installed distribution, found by its metadata
+    assert not env.torch_cuda
