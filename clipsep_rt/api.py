@@ -135,7 +135,10 @@ class Separator:
                 f"{self.name} does not say which query encoder it was trained with: "
                 "choose one (--query-encoder), or give query vectors (--query-embedding)"
             )
-        device = "cuda" if self.engine.device.startswith("cuda") else "cpu"
+        # A torch encoder goes to CUDA only beside a torch-CUDA engine (torch, tensorrt): onnxruntime-gpu
+        # may run with a CPU-only PyTorch, and asking torch here would import it for cached queries too.
+        on_torch_cuda = self.engine.device.startswith("cuda") and (self.backend is None or self.backend.name in ("torch", "tensorrt"))
+        device = "cuda" if on_torch_cuda else "cpu"
         if self.text_encoder_onnx and not self.encoder.spec:
             exported = self.text_encoder_onnx
             return QueryEmbedder(spec, self.encoder, device, encoder_id=exported.encoder_id, factory=exported.build)

@@ -40,6 +40,17 @@ def fp32_engine(reference_checkpoint):
     return TorchEngine(reference_checkpoint.build(), "cpu", "fp32")
 
 
+def torch_istft(spec: torch.Tensor, length: int) -> torch.Tensor:
+    """The reference iSTFT: torch.istft, centred, periodic Hann, exactly `length` samples
+    (the runtime's numpy iSTFT must match it). spec: complex (..., 513, T) -> (..., length)."""
+    from clipsep_rt.config import SpectralConfig
+
+    config = SpectralConfig()
+    wav = torch.istft(spec.reshape(-1, *spec.shape[-2:]), n_fft=config.n_fft, hop_length=config.hop_length,
+                      win_length=config.win_length, window=torch.hann_window(config.win_length), center=True, length=length)
+    return wav.reshape(*spec.shape[:-2], length)
+
+
 def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(reference**2) / max(np.sum((reference - estimate) ** 2), 1e-30)))
 

@@ -52,14 +52,21 @@ def test_each_shape_compiles_once_and_smaller_batches_are_padded(torch_fp32):
         got = engine.probabilities(log_mag, queries)
         assert got.shape == (batch, 2, 256, 256)
         assert snr_db(torch_fp32.probabilities(log_mag, reference), got) > 60  # padding never leaks into the rows
-    assert sorted(key[0] for key in engine._compiled) == [4]  # 2 and 1 ran padded to 4
+    assert sorted(key[0] for key in engine._compiled) == [1, 4]  # 2 ran padded to 4; 1 would have been 4x the work
     engine.probabilities(_inputs(6, 2)[0], queries)  # larger: compiled for its own shape
-    assert sorted(key[0] for key in engine._compiled) == [4, 6]
+    assert sorted(key[0] for key in engine._compiled) == [1, 4, 6]
 
 
-def test_refusals(tmp_path):
+def test_refusals(tmp_path, monkeypatch):
     with pytest.raises(OptionError, match="bf16 or fp32"):
         OpenVinoEngine(GRAPH, "int8")
+    from clipsep_rt.runtime.engines import openvino_engine
+
+    monkeypatch.setattr(openvino_engine, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(OptionError, match="native bf16"):  # OpenVINO would run fp32 and report bf16
+        OpenVinoEngine(GRAPH, "bf16")
+    assert OpenVinoEngine(GRAPH).precision == "fp32"
+    monkeypatch.undo()
     with pytest.raises(ClipsepError, match="not found"):
         OpenVinoEngine(tmp_path / "missing.onnx")
     engine = OpenVinoEngine(GRAPH, "fp32")

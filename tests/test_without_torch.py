@@ -106,7 +106,9 @@ def test_torch_is_probed_only_where_it_can_change_the_choice():
     assert not torch_can_change_the_choice("auto", "auto", "auto", cpu_only, gpu_possible=False)  # no NVIDIA driver
     assert not torch_can_change_the_choice("openvino", "auto", "auto", cpu_only)
     assert torch_can_change_the_choice("auto", "auto", "auto", cpu_only)
-    assert torch_can_change_the_choice("torch", "cpu", "fp32", cpu_only)
+    assert not torch_can_change_the_choice("torch", "cpu", "fp32", cpu_only)  # the CPU options never ask CUDA
+    assert not torch_can_change_the_choice("auto", "cpu", "auto", gpu_build)
+    assert torch_can_change_the_choice("torch", "auto", "fp32", cpu_only)
 
 
 def test_without_torch_installed_auto_runs_onnxruntime_or_says_why_not():
@@ -136,10 +138,14 @@ def test_no_nvidia_driver_means_no_cuda_gpu_on_linux(monkeypatch):
     assert hardware.nvidia_gpu_possible()
 
 
-def test_without_a_gpu_onnxruntime_is_found_not_probed():
-    from clipsep_rt.runtime.engines.choice import probe_environment
-
-    env = probe_environment({"onnx": "separator.onnx"}, probe_torch=False, gpu_possible=False)
-    assert env.onnxruntime_installed and env.onnxruntime_providers == (CPU_EP,)
-    assert env.onnxruntime_packages  # the installed distribution, found by its metadata
-    assert not env.torch_cuda
+def test_without_a_gpu_onnxruntime_is_found_not_imported():
+    script = textwrap.dedent("""
+        import sys
+        from clipsep_rt.runtime.engines.choice import probe_environment
+        env = probe_environment({"onnx": "separator.onnx"}, probe_torch=False, gpu_possible=False)
+        print(env.onnxruntime_installed, env.onnxruntime_providers, bool(env.onnxruntime_packages),
+              "onnxruntime" in sys.modules, "torch" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", f"('{CPU_EP}',)", "True", "False", "False"]

@@ -1,7 +1,7 @@
 """`clipsep-rt bench`: streaming latency and real-time margin of each backend on this machine.
 
 For every backend that can run here (torch in its auto precision, torch fp32, onnxruntime,
-TensorRT) and every latency preset, `seconds` of synthetic audio (seeded tones + noise
+OpenVINO, TensorRT) and every latency preset, `seconds` of synthetic audio (seeded tones + noise
 bursts) are streamed through `StreamingSeparator.process` in 16 ms blocks as fast as
 possible - no audio device involved. Each row holds the stream statistics
 (`runtime.stream_stats.StreamSummary`) with what ran them around it:
@@ -33,7 +33,8 @@ from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.optional import describe_exception
 from clipsep_rt.runtime.engines.contract import SEPARATOR_ONNX
-from clipsep_rt.runtime.engines.loader import ModelSource, open_source
+from clipsep_rt.runtime.engines.choice import BACKENDS
+from clipsep_rt.runtime.engines.loader import ModelSource, open_bundled_source, open_source
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
 from clipsep_rt.runtime.stream_stats import StreamStats, StreamSummary
 from clipsep_rt.runtime.streaming import PRESETS, LatencyAligner, StreamingOptions, StreamingSeparator
@@ -41,7 +42,7 @@ from clipsep_rt.runtime.streaming import PRESETS, LatencyAligner, StreamingOptio
 SEED = 0
 BLOCK_S = 0.016  # audio block handed to process(), like a 16 ms audio callback
 WARMUP_STEPS = 3  # network steps run (and discarded) before timing: first calls are slow
-DEFAULT_BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
+DEFAULT_BACKENDS = BACKENDS[1:]  # every backend but auto
 
 
 @dataclass
@@ -168,10 +169,8 @@ def _source(checkpoint: Path | None, engine_dir: Path | None, random_weights: bo
     if checkpoint is not None or engine_dir is not None:
         return open_source(checkpoint, engine_dir)
     if not random_weights:
-        from clipsep_rt.model.weights import default_checkpoint, default_engine_dir
-
-        source = open_source(default_checkpoint(), default_engine_dir())  # with its ONNX graph for onnxruntime
-        source.description = f"the bundled default model (ngf {source.model_config.ngf}, {default_checkpoint().name})"
+        source = open_bundled_source()  # with its ONNX graph for onnxruntime and openvino
+        source.description = f"the bundled default model (ngf {source.model_config.ngf}, {Path(source.name).name})"
         return source
     from clipsep_rt.model.checkpoint import checkpoint_from_model
     from clipsep_rt.model.separator import CLIPSepSeparator
@@ -209,8 +208,8 @@ def run_bench(
 ) -> list[BenchRow]:
     """One BenchRow per (backend variant, preset); a variant that cannot run gets rows with the reason.
 
-    backends: any of torch, onnxruntime, tensorrt (default: all). presets: names from
-    runtime.streaming.PRESETS (default: all). threads: torch and onnxruntime intra-op threads.
+    backends: any of torch, onnxruntime, openvino, tensorrt (default: all). presets: names from
+    runtime.streaming.PRESETS (default: all). threads: the backends' CPU threads.
     With neither checkpoint nor engine_dir: the bundled default model, or with `random_weights`
     the full-size architecture with seeded random weights.
     `log` gets one progress line per measurement.

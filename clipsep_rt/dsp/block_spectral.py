@@ -14,6 +14,7 @@ samples either side of its centre.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -24,6 +25,9 @@ from clipsep_rt.dsp.warp import MAG_EPS, inverse_log_warp_matrix, log_warp_matri
 
 MASK_MODES = ("soft", "binary")
 ENVELOPE_FLOOR = 1e-11  # torch.istft's bound on the summed squared window
+_BLAS_LIMIT = threading.Lock()  # threadpoolctl's limit is process-wide: one thread sets and restores it at a time
+
+
 @functools.cache
 def _blas() -> ThreadpoolController:
     return ThreadpoolController()
@@ -33,7 +37,7 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`a @ b` on one BLAS thread. numpy's OpenBLAS threads spin on after each call and take
     the cores from the network's threads: on 2 cores the bundled model's offline speed fell
     from 190x to 79x real time (torch bf16) with them; the warps are small enough for one."""
-    with _blas().limit(limits=1, user_api="blas"):
+    with _BLAS_LIMIT, _blas().limit(limits=1, user_api="blas"):
         return np.matmul(a, b)
 
 
@@ -76,7 +80,7 @@ class BlockFrontEnd:
 
         spec: complex (..., 513, T) -> float32 (..., length).
         """
-        n_fft, hop = self.config.n_fft, self.config.hop_length
+        n_fft = self.config.n_fft
         frames_count = spec.shape[-1]
         frames = np.fft.irfft(np.swapaxes(spec, -1, -2), n=n_fft, axis=-1)
         frames = frames.astype(np.float32, copy=False)
@@ -150,4 +154,5 @@ def apply_real_masks(spec: np.ndarray, masks: np.ndarray) -> np.ndarray:
     cheaper than a complex product.
     """
     pairs = np.ascontiguousarray(spec, dtype=np.complex64).view(np.float32).reshape(*spec.shape, 2)
+    masks = np.asarray(masks, dtype=np.float32)  # a float64 product would not view as complex64
     return np.ascontiguousarray(pairs * masks[..., None]).view(np.complex64)[..., 0]

@@ -1,4 +1,4 @@
-"""Training's spectral front end in torch: STFT/iSTFT of whole batches and the log-frequency warp.
+"""Training's spectral front end in torch: the STFT of whole batches and the log-frequency warp.
 
 Plain torch, so it runs on whatever device the training tensors live on. The warp matrices
 come from `warp` (numpy, shared with the runtime's front end, `block_spectral`, which
@@ -39,28 +39,6 @@ def stft(wav: torch.Tensor, config: SpectralConfig, window: torch.Tensor | None 
     return spec.reshape(*batch_shape, *spec.shape[-2:])
 
 
-def istft(
-    spec: torch.Tensor, length: int, config: SpectralConfig, window: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Inverse of `stft`, returning exactly `length` samples.
-
-    spec: complex (..., n_fft // 2 + 1, frames) -> (..., length).
-    """
-    if window is None:
-        window = hann_window(config, spec.device, spec.real.dtype)
-    batch_shape = spec.shape[:-2]
-    wav = torch.istft(
-        spec.reshape(-1, *spec.shape[-2:]),
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        window=window,
-        center=True,
-        length=length,
-    )
-    return wav.reshape(*batch_shape, length)
-
-
 class SpectralFrontEnd(torch.nn.Module):
     """Holds the window and the warp matrix as buffers so `.to(device)` moves them together."""
 
@@ -73,10 +51,6 @@ class SpectralFrontEnd(torch.nn.Module):
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
         """(..., n) -> complex (..., 513, frames)."""
         return stft(wav, self.config, self.window.to(wav.dtype))
-
-    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
-        """complex (..., 513, frames) -> (..., length)."""
-        return istft(spec, length, self.config, self.window.to(spec.real.dtype))
 
     def warped_log_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Network input: log of the magnitude warped onto the log-frequency grid.

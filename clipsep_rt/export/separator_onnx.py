@@ -16,7 +16,7 @@ frames): ONNX allows zero-sized dimensions, and a fixed output list keeps caller
 
 What stays out of the graph
     The STFT, the log-frequency warp (one matmul), the sigmoid, the unwarp to linear
-    frequency and the iSTFT stay in Python (see `clipsep_rt.dsp.spectral`). The graph ends at the
+    frequency and the iSTFT stay in Python (see `clipsep_rt.dsp.block_spectral`). The graph ends at the
     logits on the LOG-frequency grid: it stays small (no (513 x 256) unwarp matrix, no FFT
     ops that engines support unevenly), and the same graph serves soft masks
     (sigmoid, then unwarp) and binary masks (threshold, then unwarp) alike. There is no

@@ -1,6 +1,6 @@
 """Log-frequency spectrogram pictures: what the network sees, as PNG files.
 
-The frequency axis is the model's own log-frequency warp (`SpectralFrontEnd`, 256 bins from
+The frequency axis is the model's own log-frequency warp (the runtime's `BlockFrontEnd`, 256 bins from
 DC to Nyquist at 16 kHz, STFT 1024/256): row i of a picture is row i of the U-Net input.
 Magnitudes are shown in dB full scale: 20 log10 of the warped STFT magnitude, less that of a
 full-scale sine (half the window's sum), so a sine of amplitude 1 peaks at 0 dB. The
@@ -16,11 +16,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from clipsep_rt.config import SpectralConfig
+from clipsep_rt.dsp.block_spectral import BlockFrontEnd
 from clipsep_rt.optional import import_optional
-from clipsep_rt.dsp.spectral import SpectralFrontEnd
 
 DB_PER_NEPER = 20.0 / math.log(10.0)  # natural log of a magnitude -> dB
 DYNAMIC_RANGE_DB = 80.0  # colour scale: [loudest - 80 dB, loudest]
@@ -35,14 +34,13 @@ class LogSpectrogram:
 
     def __init__(self, config: SpectralConfig = SpectralConfig()):
         self.config = config
-        self.front_end = SpectralFrontEnd(config)
+        self.front_end = BlockFrontEnd(config)
         self.full_scale_db = 20.0 * math.log10(float(self.front_end.window.sum()) / 2.0)
 
-    @torch.no_grad()
     def __call__(self, samples: np.ndarray) -> np.ndarray:
-        wav = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-        magnitude = self.front_end.stft(wav).abs()  # (513, frames)
-        return (self.front_end.warped_log_magnitude(magnitude) * DB_PER_NEPER - self.full_scale_db).numpy()  # (256, frames)
+        wav = np.ascontiguousarray(samples, dtype=np.float32)
+        magnitude = np.abs(self.front_end.stft_frames(wav, 0, 0, 1 + len(wav) // self.config.hop_length))  # (513, frames)
+        return self.front_end.warped_log_magnitude(magnitude) * DB_PER_NEPER - self.full_scale_db  # (256, frames)
 
     def duration_s(self, frames: int) -> float:
         return frames * self.config.hop_length / self.config.sample_rate
@@ -52,7 +50,7 @@ def log_bin_of_frequency(hz: float, config: SpectralConfig = SpectralConfig()) -
     """The (fractional) log-grid row that samples `hz`: the inverse of the warp's row -> frequency map.
 
     Row i samples normalised frequency y = (21 ** ((v + 1) / 2) - 11) / 10 with
-    v = linspace(-1, 1, bins)[i] (see `spectral.log_warp_matrix`), y = -1 at DC, 1 at Nyquist.
+    v = linspace(-1, 1, bins)[i] (see `warp.log_warp_matrix`), y = -1 at DC, 1 at Nyquist.
     """
     nyquist = config.sample_rate / 2
     y = 2.0 * hz / nyquist - 1.0

@@ -23,7 +23,7 @@ MODEL_CARD = MODEL_DIR / "MODEL_CARD.md"
 
 def default_engine_dir() -> Path | None:
     """The bundled model's engine folder (this folder), or None if the install lacks its graph."""
-    return MODEL_DIR if (MODEL_DIR / "manifest.json").is_file() else None
+    return MODEL_DIR if (MODEL_DIR / "manifest.json").is_file() and (MODEL_DIR / "separator.onnx").is_file() else None
 
 
 def default_checkpoint() -> Path:

@@ -96,7 +96,7 @@ class Environment:
 
 @dataclass
 class BackendChoice:
-    name: str  # "torch", "onnxruntime" or "tensorrt"
+    name: str  # "torch", "onnxruntime", "openvino" or "tensorrt"
     device: str  # "cpu" or "cuda"
     precision: str  # "fp32", "bf16", "fp16" or "int8"
     reasons: list[str] = field(default_factory=list)  # each faster option skipped, and why
@@ -192,7 +192,7 @@ def torch_can_change_the_choice(requested: str, device: str, precision: str, env
     """Whether `choose_backend` needs torch probed, which only tells whether PyTorch sees a CUDA
     GPU: not without an NVIDIA driver (`gpu_possible` False), nor for int8 (onnxruntime CPU),
     nor for onnxruntime on the CPU or with device auto and no GPU provider."""
-    if precision == "int8" or not gpu_possible or requested == "openvino":
+    if precision == "int8" or not gpu_possible or requested == "openvino" or device == "cpu":
         return False
     if requested == "onnxruntime":
         gpu_provider = any(name in env.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
@@ -320,7 +320,7 @@ def choose_backend(
     env = replace(environment, **engine_files(engine_dir_manifest))
     if precision == "int8":
         return _decide_int8(requested, device, env)
-    choice = _decide(requested, device, env)
+    choice = _decide(requested, device, env, precision)
     if requested == "auto" and choice.device == "cpu" and env.has_onnx_int8:
         choice.reasons.append(f"onnxruntime int8: {INT8_NOT_AUTO}")
     if choice.name == "onnxruntime" and choice.device == "cuda" and env.onnxruntime_conflict:
@@ -334,7 +334,10 @@ def _decide(
     requested: str,
     device: str,
     env: Environment,
+    precision: str = "auto",
 ) -> BackendChoice:
+    if device.startswith("cuda") and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise OptionError("device", f"expected cpu, cuda, cuda:N or auto, got {device!r}")
     kind = "cuda" if device.startswith("cuda") else device
     if kind not in DEVICES:
         raise OptionError("device", f"expected cpu, cuda, cuda:N or auto, got {device!r}")
@@ -365,6 +368,8 @@ def _decide(
         raise OptionError("backend", "openvino runs on the CPU here (device cpu); on CUDA use tensorrt, torch or onnxruntime")
 
     options = _cuda_options(env) if kind == "cuda" else _cpu_options(env)
+    if kind == "cpu" and precision != "auto":  # rank only the options that run the precision asked for
+        options = [option for option in options if option.precision == precision] or options
     if requested != "auto":
         candidates = [option for option in options if option.name == requested]
         usable = [option for option in candidates if option.ok]

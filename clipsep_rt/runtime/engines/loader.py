@@ -124,6 +124,16 @@ def open_engine(
     return TensorRTEngine(plan, device)
 
 
+def open_bundled_source() -> ModelSource:
+    """The bundled default model: its checkpoint, with the ONNX graph beside it when the install
+    has it (model/weights is also its engine folder; `make default-engine` rebuilds it)."""
+    from clipsep_rt.model.weights import default_checkpoint, default_engine_dir
+
+    checkpoint = default_checkpoint()
+    source = open_source(checkpoint, default_engine_dir())
+    return dataclasses.replace(source, name=str(checkpoint), description=f"the bundled default model {checkpoint.name}")
+
+
 @dataclass
 class LoadedSeparator:
     """An engine ready to run, what it runs, and the backend choice behind it."""
@@ -146,15 +156,14 @@ def load_separator(
     backend `choose_backend` picks for it here."""
     if threads is not None and threads < 1:
         raise OptionError("threads", f"must be at least 1, got {threads}")
-    if checkpoint is None and engine_dir is None:
-        from clipsep_rt.model.weights import default_checkpoint, default_engine_dir
-
-        checkpoint = default_checkpoint()
-        bundled = open_source(checkpoint, default_engine_dir())  # its ONNX graph serves onnxruntime
-        source = dataclasses.replace(bundled, name=str(checkpoint), description=f"the bundled default model {checkpoint.name}")
-    else:
-        source = open_source(checkpoint, engine_dir)
+    bundled = checkpoint is None and engine_dir is None
+    source = open_bundled_source() if bundled else open_source(checkpoint, engine_dir)
     choice = choose_backend(backend, device, source.files, precision=precision)
+    if bundled and choice.device == "cuda" and backend in ("auto", "tensorrt"):
+        # The bundled graph is for CPU engines (and an explicit onnxruntime): on a GPU, auto keeps
+        # torch fp16 rather than a first-run TensorRT build, which would also write into the install.
+        source = dataclasses.replace(source, files={})
+        choice = choose_backend(backend, device, source.files, precision=precision)
     engine = open_engine(choice, source.files, source.weights, device, precision, compile=compile, threads=threads)
     choice.precision = engine.precision  # an explicit precision overrides the choice's
     return LoadedSeparator(engine, source, choice)

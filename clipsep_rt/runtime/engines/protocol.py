@@ -4,7 +4,7 @@ An engine is stateless apart from its weights: batch and streaming separation ow
 buffers, prepare their queries once (`prepare_queries`) and call `probabilities` once per
 batch of windows. Arrays cross this interface as numpy on the CPU, so the frame loops
 around it need no torch; an engine on a GPU moves them there and back itself. Output rows are laid out per query: its mask, then (if asked for) its
-noise-head masks. Every backend (torch, ONNX Runtime, TensorRT) implements `Engine`.
+noise-head masks. Every backend (torch, ONNX Runtime, OpenVINO, TensorRT) implements `Engine`.
 """
 
 from __future__ import annotations
