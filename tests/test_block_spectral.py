@@ -30,6 +30,7 @@ def test_stft_matches_torch(signal):
     block = BlockFrontEnd(CONFIG)
     expected = SpectralFrontEnd(CONFIG).stft(torch.from_numpy(signal)).numpy()
     got = block.stft_frames(signal, 0, 0, _frames(len(signal)))
+    np.testing.assert_array_equal(block.stft(signal), got)  # the whole-signal shorthand
     assert got.dtype == np.complex64 and got.shape == expected.shape == (513, _frames(len(signal)))
     np.testing.assert_allclose(got, expected, atol=2e-4 * np.abs(expected).max(), rtol=0)
 

@@ -24,7 +24,7 @@ def _torch_magnitude_and_warp(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _block_magnitude_and_warp(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The runtime's front end (numpy): the full centred STFT is frames [0, 1 + n // hop)."""
     front_end = BlockFrontEnd()
-    magnitude = np.abs(front_end.stft_frames(wav, 0, 0, 1 + len(wav) // front_end.config.hop_length))
+    magnitude = np.abs(front_end.stft(wav))
     return magnitude, front_end.warped_log_magnitude(magnitude)
 
 

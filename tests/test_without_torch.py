@@ -103,7 +103,8 @@ def test_torch_is_probed_only_where_it_can_change_the_choice():
     assert not torch_can_change_the_choice("onnxruntime", "auto", "auto", cpu_only)
     assert torch_can_change_the_choice("onnxruntime", "auto", "auto", gpu_build)  # is there a GPU?
     assert not torch_can_change_the_choice("auto", "auto", "int8", cpu_only)
-    assert not torch_can_change_the_choice("auto", "auto", "auto", cpu_only, gpu_possible=False)  # no NVIDIA driver
+    no_driver = Environment(onnxruntime_version="1.20", onnxruntime_providers=(CPU_EP,), gpu_possible=False)
+    assert not torch_can_change_the_choice("auto", "auto", "auto", no_driver)  # no NVIDIA driver
     assert not torch_can_change_the_choice("openvino", "auto", "auto", cpu_only)
     assert torch_can_change_the_choice("auto", "auto", "auto", cpu_only)
     assert not torch_can_change_the_choice("torch", "cpu", "fp32", cpu_only)  # the CPU options never ask CUDA

@@ -55,6 +55,10 @@ class BlockFrontEnd:
         self.warp = log_warp_matrix(config).astype(np.float32)  # (256, 513)
         self.unwarp = inverse_log_warp_matrix(config).astype(np.float32)  # (513, 256)
 
+    def stft(self, samples: np.ndarray) -> np.ndarray:
+        """The whole centred STFT of a signal: (..., n) float32 -> complex64 (..., 513, 1 + n // hop)."""
+        return self.stft_frames(samples, 0, 0, 1 + samples.shape[-1] // self.config.hop_length)
+
     def stft_frames(self, samples: np.ndarray, sample_base: int, first: int, stop: int) -> np.ndarray:
         """Frames [first, stop) of the centred, zero-padded STFT of a signal held in pieces.
 

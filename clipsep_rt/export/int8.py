@@ -104,8 +104,8 @@ def calibration_windows(
         minimum = (window - 1) * spectral.hop_length
         if len(samples) < minimum:
             samples = np.pad(samples, (0, minimum - len(samples)))
-        frames = 1 + len(samples) // spectral.hop_length  # of the centred STFT
-        log_mag = front_end.warped_log_magnitude(np.abs(front_end.stft_frames(samples, 0, 0, frames)))  # (256, frames)
+        log_mag = front_end.warped_log_magnitude(np.abs(front_end.stft(samples)))  # (256, frames)
+        frames = log_mag.shape[-1]
         for start in range(0, frames - window + 1, hop_frames):
             windows.append(log_mag[None, :, start : start + window])
         files.append({"name": Path(path).name, "sha256": file_sha256(Path(path)), "seconds": round(audio.duration_s, 2)})
@@ -164,10 +164,11 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
         unet_nodes = [node.name for node in model.graph.node if node.name.startswith(UNET_SCOPE)]
         if not unet_nodes:
             raise ClipsepError(f"{fp32_path}: no U-Net nodes ({UNET_SCOPE}*) to quantise; re-export it with this version")
+        quantised_path = Path(scratch) / "quantised.onnx"
         with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its settings
             quantization.quantize_static(
                 str(prepared),
-                str(int8_path),
+                str(quantised_path),
                 _calibration_reader(calibrate, _graph_query_dim(model)),
                 quant_format=quantization.QuantFormat.QDQ,
                 per_channel=True,
@@ -177,11 +178,11 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
                 nodes_to_quantize=unet_nodes,
                 extra_options={"CalibTensorRangeSymmetric": False, "CalibPercentile": CALIBRATION_PERCENTILE},
             )
-    quantised = onnx.load(str(int8_path))  # marked, so the runtime knows it without `onnx`
-    entry = quantised.metadata_props.add()
-    entry.key, entry.value = INT8_METADATA_KEY, Int8Report.method
-    with atomic_output(int8_path, overwrite=True) as temporary:
-        onnx.save(quantised, str(temporary))
+        quantised = onnx.load(str(quantised_path))  # marked, so the runtime knows it without `onnx`
+        entry = quantised.metadata_props.add()
+        entry.key, entry.value = INT8_METADATA_KEY, Int8Report.method
+        with atomic_output(int8_path, overwrite=True) as temporary:
+            onnx.save(quantised, str(temporary))
     snr = compare_int8(fp32_path, int8_path, check, _graph_query_dim(model))
     return Int8Report(calibration.files, len(calibrate), len(check), snr, len(unet_nodes))
 

@@ -39,7 +39,7 @@ class LogSpectrogram:
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         wav = np.ascontiguousarray(samples, dtype=np.float32)
-        magnitude = np.abs(self.front_end.stft_frames(wav, 0, 0, 1 + len(wav) // self.config.hop_length))  # (513, frames)
+        magnitude = np.abs(self.front_end.stft(wav))  # (513, frames)
         return self.front_end.warped_log_magnitude(magnitude) * DB_PER_NEPER - self.full_scale_db  # (256, frames)
 
     def duration_s(self, frames: int) -> float:

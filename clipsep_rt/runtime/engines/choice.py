@@ -85,6 +85,11 @@ class Environment:
         return self.onnxruntime_version is not None
 
     @property
+    def onnxruntime_gpu_provider(self) -> bool:
+        """This onnxruntime lists a GPU execution provider (CUDA or TensorRT)."""
+        return any(name in self.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
+
+    @property
     def onnxruntime_gpu_installed(self) -> bool:
         return "onnxruntime-gpu" in self.onnxruntime_packages
 
@@ -140,12 +145,13 @@ def probe_environment(engine_dir_manifest: dict | None = None, probe_torch: bool
     `gpu_possible=False` (no NVIDIA driver): onnxruntime is not imported either, only found; its
     providers then count as the CPU one, which every build has (GPU providers cannot start)."""
     files = engine_files(engine_dir_manifest)
+    has_graph = files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]
     ort_version, providers, ort_packages = None, (), ()
-    if (files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]) and not gpu_possible:
+    if has_graph and not gpu_possible:
         ort_packages = installed_onnxruntime_packages()
         if ort_packages and importlib.util.find_spec("onnxruntime") is not None:
             ort_version, providers = importlib.metadata.version(ort_packages[0]), (CPU_EP,)
-    elif files["has_onnx"] or files["has_onnx_fp16"] or files["has_onnx_int8"]:
+    elif has_graph:
         try:
             import onnxruntime
 
@@ -163,6 +169,7 @@ def probe_environment(engine_dir_manifest: dict | None = None, probe_torch: bool
         except Exception as exc:  # noqa: BLE001 - e.g. its CUDA libraries are missing
             trt_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     return Environment(
+        gpu_possible=gpu_possible,
         **(probe_torch_fields() if probe_torch else {"torch_installed": importlib.util.find_spec("torch") is not None}),
         cpu_native_bf16=cpu_has_native_bf16(),
         openvino_installed=importlib.util.find_spec("openvino") is not None,
@@ -187,16 +194,14 @@ def probe_torch_fields() -> dict:
             "cuda_device_name": torch.cuda.get_device_name(0) if torch_cuda else None}
 
 
-def torch_can_change_the_choice(requested: str, device: str, precision: str, env: Environment,
-                                gpu_possible: bool = True) -> bool:
+def torch_can_change_the_choice(requested: str, device: str, precision: str, env: Environment) -> bool:
     """Whether `choose_backend` needs torch probed, which only tells whether PyTorch sees a CUDA
-    GPU: not without an NVIDIA driver (`gpu_possible` False), nor for int8 (onnxruntime CPU),
+    GPU: not without an NVIDIA driver (`env.gpu_possible` False), nor for int8 (onnxruntime CPU),
     nor for onnxruntime on the CPU or with device auto and no GPU provider."""
-    if precision == "int8" or not gpu_possible or requested == "openvino" or device == "cpu":
+    if precision == "int8" or not env.gpu_possible or requested == "openvino" or device == "cpu":
         return False
     if requested == "onnxruntime":
-        gpu_provider = any(name in env.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
-        return device == "auto" and gpu_provider
+        return device == "auto" and env.onnxruntime_gpu_provider
     return True
 
 
@@ -311,11 +316,8 @@ def choose_backend(
     if requested not in BACKENDS:
         raise OptionError("backend", f"expected one of {', '.join(BACKENDS)}, got {requested!r}")
     if environment is None:
-        gpu_possible = nvidia_gpu_possible()
-        environment = replace(probe_environment(engine_dir_manifest, probe_torch=False, gpu_possible=gpu_possible),
-                              gpu_possible=gpu_possible)
-        if environment.torch_installed and torch_can_change_the_choice(requested, device, precision, environment,
-                                                                       environment.gpu_possible):
+        environment = probe_environment(engine_dir_manifest, probe_torch=False, gpu_possible=nvidia_gpu_possible())
+        if environment.torch_installed and torch_can_change_the_choice(requested, device, precision, environment):
             environment = replace(environment, **probe_torch_fields())
     env = replace(environment, **engine_files(engine_dir_manifest))
     if precision == "int8":
@@ -344,7 +346,6 @@ def _decide(
     reasons: list[str] = []
     if kind == "auto":
         # CUDA when PyTorch sees a GPU (onnxruntime-gpu with a CPU-only PyTorch: ask for device cuda).
-        gpu_provider = any(name in env.onnxruntime_providers for name in (CUDA_EP, TRT_EP))
         if requested == "tensorrt" or env.torch_cuda:
             kind = "cuda"
         elif requested == "openvino":
@@ -352,7 +353,7 @@ def _decide(
         elif not env.gpu_possible:
             kind = "cpu"
             reasons.append("cuda: no NVIDIA driver on this machine")
-        elif requested == "onnxruntime" and not gpu_provider:
+        elif requested == "onnxruntime" and not env.onnxruntime_gpu_provider:
             kind = "cpu"
             reasons.append("cuda: this onnxruntime has no GPU execution provider (pip install 'clipsep-rt[gpu]')")
         elif env.torch_installed:

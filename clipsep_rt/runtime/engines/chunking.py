@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
+
 Array = TypeVar("Array")  # numpy array or torch tensor: anything with .shape that slices on axis 0
 
 
@@ -14,7 +16,7 @@ def run_in_chunks(
     embeddings: Any,
     batch_limit: int | None,
     query_limit: int | None,
-    concatenate: Callable[[list[Array], int], Array] | None = None,
+    concatenate: Callable[[list[Array], int], Array] = np.concatenate,
 ) -> Array:
     """`run` over blocks of at most `batch_limit` windows x `query_limit` queries (None: no limit).
 
@@ -23,10 +25,6 @@ def run_in_chunks(
     back into (B, Q * rows per query, F, T), in query order, by `concatenate(parts, axis)`
     (default: numpy's; torch.cat for tensors).
     """
-    if concatenate is None:
-        import numpy as np
-
-        concatenate = np.concatenate
     batch, queries = log_mag.shape[0], embeddings.shape[0]
     batch_step, query_step = batch_limit or batch, query_limit or queries
     parts = []
