@@ -1,4 +1,4 @@
-"""The corpus v2 builder on a small fake package tree (no apt, no real packages)."""
+"""The corpus v3 builder on a small fake package tree (no apt, no real packages)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import soundfile as sf
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.training import taxonomy
-from clipsep_rt.training.corpus import Deduplicator, audio_hash, build_corpus, fingerprint, read_allowed, split_sources, trim_silence
+from clipsep_rt.training.corpus import (
+    CROSS_SOURCE_PACKAGES, MANIFEST_VERSION, Deduplicator, audio_hash, build_corpus, fingerprint, read_allowed, read_excluded,
+    split_sources, trim_silence,
+)
 from clipsep_rt.training.index import read_index
 
 SR = 16000
@@ -63,6 +66,42 @@ def test_taxonomy_rules_map_paths():
     assert all(len(i.label.split("|")) >= 3 for i in taxonomy.INSTRUMENTS)
     assert taxonomy.category("cow") == "animals" and taxonomy.category("violin") == "instruments"
     assert len({v.speaker for v in taxonomy.VOICES} | {v.speaker for v in taxonomy.TTS_VOICES}) >= 8
+
+
+def test_v3_package_rules_soundfonts_and_cross_source():
+    cases = {  # packages added in v3: package rules before the keyword rules
+        "bucklespring-data/usr/share/bucklespring/wav/1c-0.wav": "keyboard_typing",
+        "warmux-data/usr/share/games/warmux/sound/default/voices/fire1.ogg": "cartoon_voice",  # said, not burning
+        "warmux-data/usr/share/games/warmux/sound/default/voices/injured_high1.ogg": "cartoon_voice",
+        "teeworlds-data/usr/share/games/teeworlds/data/audio/foley_foot_left-01.wv": "footsteps",  # WavPack
+        "grandorgue-demo/usr/share/GrandOrgue/packages/demo.orgue!Montre8/043-G.wav": "church_organ",
+        "berusky2-data/usr/share/games/berusky2/sound/sound/Ptak5.wav": "birds",
+        "freeciv-data/usr/share/games/freeciv/stdmusic/x--Dawning_Fanfare.ogg": "music",
+        "exadrums/usr/share/exadrums/RideBell.wav": "cymbal",
+        "chuck-data/usr/share/doc/chuck-data/examples/data/snare-hop.wav": "snare_drum",
+        "knavalbattle/usr/share/knavalbattle/sounds/ship-player-shoot-water.ogg": "splash",
+    }
+    for key, name in cases.items():
+        hit = taxonomy.classify_any(key)
+        assert hit is not None and hit[0].name == name, key
+    assert taxonomy.classify_any("bucklespring-data/usr/share/bucklespring/wav/1c-0.wav")[0].group_short  # one-shots, grouped
+    unlabelled = (
+        "lomiri-sounds/usr/share/sounds/lomiri/ringtones/Glass marimba.ogg",  # a ringtone, no glass breaking
+        "mame-data/usr/share/games/mame/samples/floppy/35_step_1_1.wav",  # a drive head, no footstep
+        "boswars-data/usr/share/games/boswars/units/tank/tank.ready.wav",  # spoken
+        "pinball-data/usr/share/games/pinball/tux/flip.wav",
+        "neverball-common/usr/share/games/neverball/snd/eagle.ogg",  # a spoken golf score
+        "sound-theme-freedesktop/usr/share/sounds/freedesktop/stereo/audio-test-signal.oga",
+    )
+    for key in unlabelled:
+        assert taxonomy.classify_any(key) is None, key
+    fonts = {f.package for f in taxonomy.SOUNDFONTS}
+    assert "fluid-soundfont-gm" not in fonts and {"timgm6mb-soundfont", "csound-soundfont", "denemo-data"} <= fonts
+    assert "timgm6mb-soundfont" not in CROSS_SOURCE_PACKAGES and "denemo-data" in CROSS_SOURCE_PACKAGES
+    names = set(taxonomy.all_class_labels())
+    assert all(set(f.skip) <= names for f in taxonomy.SOUNDFONTS)
+    assert all(cls is None or cls in names for _, _, cls in taxonomy.PACKAGE_RULES)
+    assert not {"csound-soundfont", "denemo-data", "timgm6mb-soundfont"} & set(taxonomy.UNUSED_PACKAGES)
 
 
 def test_trim_hash_and_fingerprint():
@@ -173,6 +212,8 @@ def test_build_corpus_on_fake_tree(tmp_path):
     assert manifest["package_versions"]["wesnoth-1.16-data"] == "1:1.16.9-1"
     assert manifest["classes_from_two_or_more_packages"]["count"] == 0
     assert "build_command" in manifest and manifest["category_hours"]["animals"]["classes"] == 2
+    assert manifest["version"] == MANIFEST_VERSION == 3 and manifest["warnings"] == []
+    assert manifest["excluded_clips"]["skipped"] == 0 and manifest["skipped"]["excluded_clips"] == 0
     # the same tree and seed give the same manifest (build time and command aside)
     again = tmp_path / "again"
     build_corpus(again, root, seed=0, allowed=allowed, cross_source=("megaglest-data",), workers=2, log=logs.append)
@@ -206,3 +247,46 @@ def test_cross_source_split_reads_and_evaluates(tmp_path):
     assert {c.split for c in read_index(tmp_path / "index.csv")} == {"train", "cross_source"}
     mixtures = make_eval_mixtures(tmp_path / "index.csv", split="cross_source", count=4, seed=0)
     assert len(mixtures) == 4
+
+
+def test_excluded_clips_are_skipped_counted_and_reported(tmp_path):
+    root = tmp_path / "root"
+    _fake_tree(root)
+    listing = tmp_path / "excluded_clips.txt"
+    wes = WES.split("/", 1)[1]
+    listing.write_text(
+        "# copies of reserved clips\n\n"
+        f"wesnoth-1.16-data\t{wes}/wolf-growl-0.wav\n"  # its copy wolf-hit-9.wav goes too
+        f"0ad-data\t{ZAD.split('/', 1)[1]}!audio/actor/fauna/animal/cattle_4.wav\n"  # an archive member
+        f"wesnoth-1.16-data\t{wes}/no-such-file.ogg\n"  # stale: a warning
+        "not-allowed-data\tusr/share/sounds/wolf-1.wav\n",  # a package the build never reads
+        encoding="utf-8")
+    keys = read_excluded(listing)
+    assert keys[0] == f"{WES}/wolf-growl-0.wav" and keys[1].endswith("!audio/actor/fauna/animal/cattle_4.wav") and len(keys) == 4
+    out, logs = tmp_path / "out", []
+    allowed = ["wesnoth-1.16-data", "0ad-data", "hedgewars-data", "megaglest-data"]
+    index = build_corpus(out, root, seed=0, allowed=allowed, cross_source=("megaglest-data",), workers=1, log=logs.append, excluded=keys)
+    sources = {c.source for c in read_index(index)}
+    assert not any("wolf-growl-0" in s or "wolf-hit-9" in s or "cattle_4" in s for s in sources)
+    assert any("wolf-growl-1" in s for s in sources) and any("cattle_3" in s for s in sources)
+    manifest = json.loads((out / "manifest.json").read_text())
+    report = manifest["excluded_clips"]
+    assert report["listed"] == 5  # the four lines and the built-in minetest-data twin of a held-out clip
+    assert report["skipped"] == manifest["skipped"]["excluded_clips"] == 2
+    assert report["skipped_by_package"] == {"0ad-data": 1, "wesnoth-1.16-data": 1}
+    assert report["never_seen"] == [f"{WES}/no-such-file.ogg"]
+    assert manifest["warnings"] == [f"excluded clip never seen in its (read) package: {WES}/no-such-file.ogg"]
+    assert any(line.startswith("not-allowed-data/") and "not in the allowed list" in line for line in report["in_packages_not_read"])
+    # copies of an excluded clip in any package go too: wesnoth's renamed one, megaglest's re-encoded one
+    assert manifest["skipped"]["excluded_copies"] == 2
+    assert sorted(line.split(" = ")[0].rsplit("/", 1)[1] for line in report["copies_skipped"]) == ["wolf-hit-9.wav", "wolf_copy.wav"]
+    assert any("skipped 2 of 5 excluded clip(s)" in line for line in logs) and any("WARNING" in line for line in logs)
+
+
+def test_read_excluded_errors(tmp_path):
+    with pytest.raises(ClipsepError, match="excluded clips"):
+        read_excluded(tmp_path / "missing.txt")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nexuiz-data usr/share/x.wav\n")  # a space, no tab
+    with pytest.raises(ClipsepError, match=r"bad.txt:1: expected PACKAGE<TAB>PATH"):
+        read_excluded(bad)

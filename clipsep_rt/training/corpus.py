@@ -1,11 +1,12 @@
-"""Build corpus v2 from Debian packages (``make corpus``).
+"""Build corpus v3 from Debian packages (``make corpus``).
 
 Packages are extracted one per folder under ``packages_root`` (see `corpus_sources`); only
 those in the allowed list are read. Files are mapped to classes by `taxonomy.classify_any`,
 decoded to 16 kHz mono (two worker processes), trimmed of leading/trailing silence, cut to
 at most `MAX_CLIP_SECONDS`, deduplicated across packages (exact 8-bit hash, then a coarse
-spectral fingerprint for re-encoded copies), written as PCM_16 WAVs under
-``out_dir/audio/<class>/`` and split: whole `CROSS_SOURCE_PACKAGES` go to ``cross_source``
+spectral fingerprint for re-encoded copies; the clips of ``excluded_clips.txt`` beside the
+allowed list, copies of reserved clips, are skipped, and so are copies of them), written as
+PCM_16 WAVs under ``out_dir/audio/<class>/`` and split: whole `CROSS_SOURCE_PACKAGES` go to ``cross_source``
 (only classes that also occur in training), everything else is split by source into
 train/val/test per class. General-MIDI instruments and drums are rendered from soundfonts,
 synthetic speech from festival / flite voices. Writes ``out_dir/index.csv`` and
@@ -22,7 +23,7 @@ import random
 import re
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,16 @@ MAX_FILES_PER_CLASS_PACKAGE = 250  # seeded sample of a (class, package)'s files
 MAX_MUSIC_FILES_PER_PACKAGE = 14
 PHRASES_PER_CLASS = 16  # per soundfont
 SENTENCES_PER_VOICE = 24
-CROSS_SOURCE_PACKAGES = ("timgm6mb-soundfont", "megaglest-data", "kajongg", "scorched3d-data")
+CROSS_SOURCE_PACKAGES = ("denemo-data", "megaglest-data", "kajongg", "scorched3d-data")
 SPLITS = ("train", "val", "test", "cross_source")
 DEFAULT_ALLOWED = Path(__file__).resolve().parents[3] / "shared/corpus/allowed_packages.txt"
+EXCLUDED_NAME = "excluded_clips.txt"  # beside the allowed list
+MANIFEST_VERSION = 3
+# Excluded on top of excluded_clips.txt: that file lists held-out minetest-mod-homedecor's
+# fake_fire/sounds/fire_small.ogg as equal to a clip of an allowed package without naming it;
+# minetest_game's fire_small.ogg is its namesake (homedecor's fake fire reuses minetest_game's
+# fire sounds), so it stays out of training and the dev set may keep the held-out copy.
+EXTRA_EXCLUDED = ("minetest-data/usr/share/games/minetest/games/minetest_game/mods/fire/sounds/fire_small.ogg",)
 
 
 @dataclass
@@ -72,6 +80,25 @@ def read_allowed(path) -> list[str]:
     except OSError as error:
         raise ClipsepError(f"allowed packages {path}: cannot be read ({error.strerror or error})") from None
     return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def read_excluded(path) -> list[str]:
+    """Keys (``<package>/<path>[!member]``) of an excluded-clips file: ``PACKAGE<TAB>PATH`` a
+    line, # comments. A missing file is an error (use `excluded=None` for none)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ClipsepError(f"excluded clips {path}: cannot be read ({error.strerror or error})") from None
+    keys = []
+    for number, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise ClipsepError(f"excluded clips {path}:{number}: expected PACKAGE<TAB>PATH, got {line!r}")
+        keys.append(f"{parts[0].strip()}/{parts[1].strip().lstrip('/')}")
+    return keys
 
 
 def trim_silence(x: np.ndarray, frame: int = 320, floor_db: float = -50.0) -> np.ndarray:
@@ -185,10 +212,16 @@ def _select(files: list, cap: int, seed: int, tag: str) -> list:
     return sorted(random.Random(f"{seed}:{tag}").sample(files, cap))
 
 
-def _gather_files(root: Path, packages: list[str], seed: int, cap: int | None, stats) -> dict[tuple[str, str], list]:
-    """(class, package) -> [(key, opener, rule, meta)], capped by a seeded sample."""
+def _gather_files(root: Path, packages: list[str], seed: int, cap: int | None, stats, excluded=frozenset(),
+                  excluded_seen=None) -> dict[tuple[str, str], list]:
+    """(class, package) -> [(key, opener, rule, meta)], capped by a seeded sample; the files of
+    `excluded` (keys) are left out and appended to `excluded_seen` as (key, opener)."""
+    excluded_seen = [] if excluded_seen is None else excluded_seen
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for key, opener in collect_files(root, packages):
+        if key in excluded:
+            excluded_seen.append((key, opener))  # a copy of a reserved clip: never used
+            continue
         hit = classify_any(key)
         if hit is None:
             stats["unclassified_files"] += 1
@@ -206,9 +239,10 @@ def _gather_files(root: Path, packages: list[str], seed: int, cap: int | None, s
 
 
 def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allowed=None, cross_source=CROSS_SOURCE_PACKAGES,
-                 workers=2, log=logger.info, command=None) -> Path:
+                 workers=2, log=logger.info, command=None, excluded=None) -> Path:
     """Build the corpus under out_dir from the allowed packages under packages_root; returns
-    the index CSV path. `allowed`: package names (None: every package folder). See the module doc."""
+    the index CSV path. `allowed`: package names (None: every package folder); `excluded`:
+    clip keys (``<package>/<path>[!member]``) never to use, see `read_excluded`. See the module doc."""
     started = time.time()
     out_dir, root = Path(out_dir), Path(packages_root)
     present = list_packages(root)
@@ -217,10 +251,21 @@ def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allow
     packages = [p for p in present if p in allowed_set and p not in UNUSED_PACKAGES]
     cross = set(cross_source)
     stats: dict[str, int] = defaultdict(int)
-    groups = _gather_files(root, packages, seed, max_files_per_class, stats)
+    excluded = list(dict.fromkeys([*(excluded or ()), *EXTRA_EXCLUDED]))
+    excluded_seen: list[tuple[str, tuple]] = []
+    groups = _gather_files(root, packages, seed, max_files_per_class, stats, frozenset(excluded), excluded_seen)
     log(f"corpus: {sum(len(v) for v in groups.values())} files in {len(groups)} (class, package) groups, {time.time() - started:.0f} s")
+    excluded_report = _excluded_report(excluded, excluded_seen, packages, allowed_set)
+    stats["excluded_clips"] = len(excluded_seen)
+    log(f"corpus: skipped {len(excluded_seen)} of {len(excluded)} excluded clip(s) (copies of reserved clips)")
+    for line in excluded_report["warnings"]:
+        log(f"corpus: WARNING: {line}")
 
     dedup = Deduplicator()
+    for key, opener in excluded_seen:  # their copies in other allowed packages are dropped too
+        x = _decode_trim(opener)
+        if not isinstance(x, str) and len(x):
+            dedup.seen(x[: int(MAX_CLIP_SECONDS * SAMPLE_RATE)], f"excluded:{key}")
     duplicates: dict[str, int] = defaultdict(int)
     sounds: list[Sound] = []
     order = sorted(groups, key=lambda g: (g[1] in cross, g[1], g[0]))  # training packages first keep their copies
@@ -240,6 +285,10 @@ def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allow
                 continue
             x = x[: int(MAX_CLIP_SECONDS * SAMPLE_RATE)]
             other = dedup.seen(x, key)
+            if other is not None and other.startswith("excluded:"):
+                stats["excluded_copies"] += 1
+                excluded_report["copies_skipped"].append(f"{key} = {other.split(':', 1)[1]}")
+                continue
             if other is not None:
                 stats["duplicates"] += 1
                 duplicates[f"{package} <- {other.split('/', 1)[0]}"] += 1
@@ -268,15 +317,44 @@ def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allow
         if len(x) < MIN_SECONDS * SAMPLE_RATE:
             stats["too_short"] += 1
             continue
-        if dedup.seen(x, item.source) is not None:
-            stats["duplicates"] += 1
+        other = dedup.seen(x, item.source)
+        if other is not None:
+            stats["excluded_copies" if other.startswith("excluded:") else "duplicates"] += 1
             continue
         sounds.append(Sound(item.name, item.label, item.source, item.package, x, item.meta))
     log(f"corpus: {len(sounds)} clips with renders, {time.time() - started:.0f} s")
-    return _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, max_files_per_class, command, started, log)
+    return _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, max_files_per_class, command,
+                  started, log, excluded_report)
 
 
-def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, cap, command, started, log) -> Path:
+def _excluded_report(excluded: list[str], seen: list, packages: list[str], allowed: set[str]) -> dict:
+    """What became of each excluded-clips entry: skipped, in a package this build does not read,
+    or never seen (a warning: the path is stale or the package changed)."""
+    found = {key for key, _ in seen}
+    read = set(packages)
+    not_read, never_seen = [], []
+    for key in excluded:
+        package = key.split("/", 1)[0]
+        if key in found:
+            continue
+        if package not in read:
+            reason = "not in the allowed list" if package not in allowed else "allowed but not read (unused or absent)"
+            not_read.append(f"{key} ({reason})")
+        else:
+            never_seen.append(key)
+    return {
+        "listed": len(excluded),
+        "skipped": len(found),
+        "skipped_by_package": dict(sorted(Counter(k.split("/", 1)[0] for k in found).items())),
+        "in_packages_not_read": not_read,
+        "never_seen": never_seen,
+        "copies_skipped": [],
+        "warnings": [f"excluded clip never seen in its (read) package: {key}" for key in never_seen],
+    }
+
+
+def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, cap, command, started, log,
+           excluded_report=None) -> Path:
     train_sources: dict[str, set] = defaultdict(set)
     for s in sounds:
         if s.package not in cross:
@@ -357,7 +435,7 @@ def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, t
             package_info.setdefault(tool, {"version": tool_version(tool), "role": "renderer (no sounds of its own)"} | package_licence(root, tool))
     total_s = sum(c.duration_s for c in clips)
     manifest = {
-        "version": 2,
+        "version": MANIFEST_VERSION,
         "sample_rate": SAMPLE_RATE,
         "format": "WAV PCM_16 mono",
         "num_classes": len(classes),
@@ -374,6 +452,8 @@ def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, t
         "dropped_classes": dict(sorted(dropped.items())),
         "skipped": dict(sorted(stats.items())),
         "duplicates_by_package": dict(sorted(duplicates.items())),
+        "excluded_clips": excluded_report or _excluded_report([], [], packages, set(packages)),
+        "warnings": list((excluded_report or {}).get("warnings", [])),
         "unused_packages": {p: r for p, r in sorted(UNUSED_PACKAGES.items()) if p not in used},
         "refused_packages": refused,
         "seed": seed,
@@ -386,6 +466,7 @@ def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, t
             "Splits: whole cross-source packages form `cross_source` (classes also in train only); the rest is split by source per class ~80/10/10.",
             "A group of concatenated short one-shots (< 1 s, classes marked group_short) counts as one source.",
             f"Clips are trimmed of silence and cut to {MAX_CLIP_SECONDS:.0f} s; at most {MAX_FILES_PER_CLASS_PACKAGE} files per (class, package) and {MAX_MUSIC_FILES_PER_PACKAGE} music files per package (seeded sample).",
+            "Excluded clips (excluded_clips.txt beside the allowed list: copies of reserved clips) are never used, nor are their exact or near copies in other packages (`excluded_clips`, `skipped.excluded_clips`, `skipped.excluded_copies`).",
             "Duplicates: exact on 8-bit quantised audio, near on a log band-energy fingerprint (cosine >= 0.995, duration within 3 %); the copy met first (training packages first, in name order) is kept.",
             "Instruments and drums: seeded phrases rendered with fluidsynth from each melodic / drum soundfont, plus sampled one-shots; speech: recorded prompts (voice per folder) and festival / flite sentences.",
             "The music class is also the background: the sampler's noisy mode adds clips of other classes, music included.",
@@ -399,18 +480,22 @@ def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, t
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Build the offline sound corpus v2 from extracted Debian packages.")
+    parser = argparse.ArgumentParser(description="Build the offline sound corpus v3 from extracted Debian packages.")
     parser.add_argument("--out", default="corpus/", help="output folder (audio/, index.csv, manifest.json)")
     parser.add_argument("--packages-root", required=True, help="folder with one extracted package per sub-folder")
     parser.add_argument("--allowed", default=str(DEFAULT_ALLOWED), help="allowed-packages list (one a line)")
+    parser.add_argument("--excluded", default=None,
+                        help=f"excluded-clips list (PACKAGE<TAB>PATH a line; default: {EXCLUDED_NAME} beside --allowed, if present)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-files-per-class", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     command = "python -m clipsep_rt.training.corpus " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
+        excluded_path = Path(args.excluded) if args.excluded else Path(args.allowed).parent / EXCLUDED_NAME
+        excluded = read_excluded(excluded_path) if args.excluded or excluded_path.is_file() else []
         build_corpus(args.out, args.packages_root, args.seed, args.max_files_per_class, read_allowed(args.allowed),
-                     workers=args.workers, log=print, command=command)
+                     workers=args.workers, log=print, command=command, excluded=excluded)
     except ClipsepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Where corpus v2's sounds come from: package files, archives, soundfont renders, TTS voices.
+"""Where corpus v3's sounds come from: package files, archives, soundfont renders, TTS voices.
 
 Packages are extracted one per folder under ``packages_root`` (``make corpus`` does it with
 ``apt-get download`` + ``dpkg-deb -x`` and writes ``<package>/.deb-version``). Everything here
@@ -157,7 +157,8 @@ def _phrase(synth, channel: int, notes: list[int], rng: random.Random, sustained
 
 
 def render_soundfonts(root: Path, packages: set[str], per_class: int, seed: int, log) -> list[Rendered]:
-    """Seeded phrases of every GM instrument (melodic soundfonts) and drum pattern (all)."""
+    """Seeded phrases of every GM instrument (melodic soundfonts) and drum pattern (all), except a
+    font's `skip` classes."""
     sounds: list[Rendered] = []
     wanted = [sf for sf in SOUNDFONTS if sf.package in packages and (root / sf.package / sf.path).is_file()]
     if not wanted:
@@ -178,6 +179,8 @@ def render_soundfonts(root: Path, packages: set[str], per_class: int, seed: int,
         for drum in DRUMS:
             jobs.append((drum.name, drum.label, 9, (128, 0) if font.kind == "melodic" else (0, 0), drum))
         for name, label, channel, (bank, program), spec in jobs:
+            if name in font.skip:
+                continue  # this preset plays another allowed font's samples
             for phrase in range(per_class):
                 rng = random.Random(f"{seed}:{tag}:{name}:{phrase}")
                 synth.program_select(channel, sfid, bank, program)

@@ -1,4 +1,4 @@
-"""Sound classes of the offline corpus v2: rules mapping Debian package files to text labels.
+"""Sound classes of the offline corpus v3: rules mapping Debian package files to text labels.
 
 Packages are extracted one per folder (``<packages_root>/<package>/usr/...``). Each file is
 named by a *key*: ``<package>/<path inside the package>``, or for members of an archive
@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-AUDIO_SUFFIXES = (".wav", ".ogg", ".flac", ".mp3", ".opus")
-ARCHIVE_SUFFIXES = (".zip", ".pk3", ".wz")
+AUDIO_SUFFIXES = (".wav", ".ogg", ".flac", ".mp3", ".opus", ".oga", ".wv")  # .wv: WavPack (decoded by PyAV)
+ARCHIVE_SUFFIXES = (".zip", ".pk3", ".wz", ".orgue")  # .orgue: a GrandOrgue organ package (zip)
 
 
 def w(words: str) -> str:
@@ -383,7 +383,7 @@ class Drum:
 
 DRUMS: tuple[Drum, ...] = (
     Drum("kick_drum", "a kick drum|a bass drum beat|a thumping kick drum", (35, 36), S("kick|bassdrum|bass_drum|bd|kik")),
-    Drum("snare_drum", "a snare drum|a snare hit|a snare drum roll", (38, 40), S("snare|sd")),
+    Drum("snare_drum", "a snare drum|a snare hit|a snare drum roll", (38, 40), S("snare|sd|snr")),
     Drum("hi_hat", "a hi-hat|hi-hat cymbal ticking|a closed hi-hat", (42, 44, 46), S("hihat|hi-hat|hhat|hat|hh|chik|beatboxchik")),
     Drum("cymbal", "a cymbal crash|a ride cymbal|a crashing cymbal", (49, 51, 52, 55, 57, 59), S("crash|ride|cymbal|cymbals|china|splash")),
     Drum("tom_drum", "a tom drum|tom-tom drums|a floor tom", (41, 43, 45, 47, 48, 50), S("tom|toms|tom_hi|tom_low|tom_mid")),
@@ -392,7 +392,7 @@ DRUMS: tuple[Drum, ...] = (
     Drum("bongo", "bongo drums|congas playing|hand drums", (60, 61, 62, 63, 64), S("bongo|conga|djembe|tabla|changu|ipu|cuica|darbuka")),
     Drum("shaker", "a shaker|maracas shaking|a tambourine jingling", (54, 69, 70, 82), S("shaker|maracas|tambourine|tamb|cabasa|ratchet")),
 )
-DRUM_PACKAGES = ("hydrogen-drumkits", "hydrogen-data", "lmms-common", "cube2-data", "qabcs-data")
+DRUM_PACKAGES = ("hydrogen-drumkits", "hydrogen-data", "lmms-common", "cube2-data", "qabcs-data", "chuck-data", "exadrums")
 INSTRUMENT_SAMPLE_PACKAGES = ("lmms-common", "hydrogen-drumkits-effects", "qabcs-data", "cube2-data", "supertuxkart-data")
 
 
@@ -402,24 +402,142 @@ class SoundFont:
     path: str  # inside the package
     kind: str  # melodic (GM) | drums (only a drum kit in bank 0)
     note: str
+    skip: tuple[str, ...] = ()  # classes not rendered from this font (their samples are another allowed font's)
 
+
+# Classes whose General-MIDI preset plays sample data byte-identical to another font's,
+# compared sample by sample (sdta/pdta chunks) for every preset and drum key the renderer
+# uses. csound's GM GS Bank is mostly TimGM6mb's samples: its presets that play them wholly
+# or mostly (34 instruments by program, saxophone, french horn and choir through other
+# programs, 8 of the 9 drum classes) are not rendered again. The held-out A320U shares one
+# or two samples in six instruments and two cymbal keys with the training fonts: those
+# classes are not rendered from it, so its cross_source clips share no sample with training.
+_GMBANK_SHARES_TIMGM6MB = (
+    "acoustic_guitar", "electric_guitar", "bass_guitar", "cello", "clarinet", "tuba", "violin", "viola", "xylophone",
+    "electric_piano", "harpsichord", "church_organ", "electric_organ", "trombone", "banjo", "bagpipes", "marimba",
+    "bassoon", "double_bass", "vibraphone", "glockenspiel", "sitar", "steel_drums", "synth_lead", "timpani", "celesta",
+    "dulcimer", "ocarina", "koto", "kalimba", "shamisen", "piccolo", "english_horn", "synth_pad",
+    "saxophone", "french_horn", "choir",
+    "kick_drum", "snare_drum", "hi_hat", "cymbal", "hand_clap", "cowbell", "bongo", "shaker",
+)
+_A320U_SHARES = ("church_organ", "glockenspiel", "timpani", "celesta", "choir", "music_box", "cymbal")
 
 SOUNDFONTS: tuple[SoundFont, ...] = (
-    SoundFont("fluid-soundfont-gm", "usr/share/sounds/sf2/FluidR3_GM.sf2", "melodic", "Fluid R3 GM (Frank Wen)"),
     SoundFont("timgm6mb-soundfont", "usr/share/sounds/sf2/TimGM6mb.sf2", "melodic", "TimGM6mb (Tim Brechbill)"),
+    SoundFont("csound-soundfont", "usr/share/sounds/sf2/sf_GMbank.sf2", "melodic",
+              "csound's GM GS Bank (public domain); most presets reuse TimGM6mb's samples", _GMBANK_SHARES_TIMGM6MB),
+    SoundFont("denemo-data", "usr/share/sounds/sf2/A320U.sf2", "melodic", "Airfont 320 (Milton Paredes), Denemo's GM font",
+              _A320U_SHARES),
     SoundFont("avldrums.lv2-soundfont", "usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2", "drums", "AVL Drumkits Black Pearl"),
     SoundFont("avldrums.lv2-soundfont", "usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2", "drums", "AVL Drumkits Red Zeppelin"),
 )
 # Packages inspected and not used, with the reason (recorded in the manifest).
 UNUSED_PACKAGES = {
-    "fluidr3mono-gm-soundfont": "the Fluid R3 sample set again (mono .sf3 of fluid-soundfont-gm): a duplicate source",
-    "freepats": "GUS .pat patches only; no allowed renderer reads them (fluidsynth needs SoundFonts)",
+    "freepats": "GUS .pat patches only (no .sf2, .sf3 or .wav in the package); no allowed renderer reads them (fluidsynth needs SoundFonts)",
     "festvox-ru": "its files are the voice's unit database; used only through festival synthesis",
     "klettres-data": "single letters and syllables (< 1 s each) read by unnamed speakers: too short and speaker unknown",
     "ktuberling-data": "single words by unnamed speakers of unknown gender",
     "libfluidsynth3": "renderer only (no sounds)",
     "fluidsynth": "renderer only (no sounds)",
+    "codec2-examples": "codec test clips: seconds of speech and codec-processed copies of the same lines, plus over-the-air radio recordings of uncertain content",
+    "crrcsim-data": "engine loops of radio-controlled model aircraft (pitched by the simulator): no class fits",
+    "freedoom": "its sounds are lumps inside the .wad files (Doom format), which the builder does not read",
+    "gcin-voice": "single Mandarin syllables (< 1 s each) of an unnamed speaker: too short and speaker unknown",
+    "xblast-tnt-sounds": "headerless .raw PCM (rate and sample format unrecorded)",
 }
+
+# Package-specific labels of the packages added in v3, from their file lists (names, folders,
+# a few durations): (package, regex searched in the name part, class or None), first match
+# wins, tried before the music folders and the keyword rules. None leaves the file unlabelled:
+# spoken lines of unknown speakers, synthesised or cartoon effects the keyword rules misread
+# ("fire" said by a character, a pinball flipper as a jump, a floppy drive's head "step").
+# A trailing (package, "", None) keeps the package to the lines above it.
+PACKAGE_RULES: tuple[tuple[str, str, str | None], ...] = (
+    ("adonthell-data", r"audio/at-demo-[0-9]+\.ogg$", "music"),  # the game's soundtrack (14-92 s stereo)
+    # berusky2 names its sounds in Czech
+    ("berusky2-data", r"/ptak[0-9]*\.wav$", "birds"),
+    ("berusky2-data", r"/racek[0-9]*\.wav$", "seagull"),
+    ("berusky2-data", r"/vitr[0-9]*\.wav$", "wind"),
+    ("berusky2-data", r"/(?:hrom|blesk)[0-9]*\.wav$", "thunder"),
+    ("berusky2-data", r"/kap[0-9]*\.wav$", "water_drip"),
+    ("berusky2-data", r"/exploze[0-9]*\.wav$", "explosion"),
+    ("berusky2-data", r"/zblunk[0-9]*\.wav$", "splash"),
+    ("berusky2-data", r"/parnik[0-9]*\.wav$", "boat"),
+    ("berusky2-data", r"/dvere(?:otevrit|zavrit)[0-9]*\.wav$", "door"),
+    ("berusky2-data", r"/steps(?:and|steel|now|grass|stone|wood)[0-9]*\.wav$", "footsteps"),
+    ("berusky2-data", r"/les[0-9]*\.wav$", "forest_ambience"),
+    ("berusky2-data", r"/zvon[0-9]*\.wav$", "bell"),
+    ("berusky2-data", r"/tlacitko[0-9]*\.wav$", "click"),
+    ("berusky2-data", r"/krysa[0-9]*\.wav$", "rabbit"),  # a rat squeaking
+    ("berusky2-data", r"/push ", None),  # pushing boxes, not knocking
+    # Bos Wars: building and unit lines are spoken ("power plant under attack"); only soldiers die audibly
+    ("boswars-data", r"units/(?:medic|grenadier|engineer|bazoo|assault)/[a-z]+_die\.wav$", "death_cry"),
+    ("boswars-data", r"", None),
+    ("bucklespring-data", r"(?:^|/)wav/[0-9a-f]+-[01]\.wav$", "keyboard_typing"),  # key press/release one-shots, grouped
+    ("bzflag-data", r"(?:^|/)(?:fire|shock)\.wav$", None),  # a tank firing, a shock wave
+    ("caveexpress-data", r"npc-|water-|crate-hit|stone-hit|fruit-spawn|cave[0-9]|tile-waterfall", None),
+    ("crossfire-client", r"bugle_charge", "horn_signal"),
+    ("crossfire-client", r"fire-spell", None),
+    ("endless-sky-data", r"ambient/machinery", "machine"),
+    ("endless-sky-data", r"ion rain|jump (?:in|out|drive)|afterburner|impact|rocket hit|crunch|fire-lance|javelin|fail", None),
+    ("exadrums", r"ride(?:bell|edge)\.wav$", "cymbal"),
+    ("extremetuxracer-data", r"tree_hit", None),
+    ("foobillardplus-data", r"smack", None),
+    ("freeciv-data", r"stdmusic/", "music"),
+    ("freeciv-data", r"/(?:lrgcan|medcan)\.ogg$", "cannon"),
+    ("freeciv-data", r"/(?:lrgexpl|smlexpl)\.ogg$", "explosion"),
+    ("freeciv-data", r"/(?:mgbar[0-9]|mgheavy)\.ogg$", "gunshot"),
+    ("freeciv-data", r"/foot[0-9]\.ogg$", "footsteps"),
+    ("freecol", r"sound/anthem/", "music"),  # national anthems
+    ("freedink-data", r"/fire\.wav$", None),
+    ("granatier", r"crunch|/die\.wav$", None),
+    ("heroes-sound-effects", r"/claxon\.wav$", "car_horn"),
+    ("heroes-sound-effects", r"/explo[0-9]+\.wav$", "explosion"),
+    ("knavalbattle", r"shoot-water", "splash"),
+    ("knavalbattle", r"ship-player[12]-shoot", "cannon"),
+    ("kolf", r"/hit\.wav$", None),  # a golf club
+    ("lomiri-sounds", r"camera/click/camera_click", "camera_shutter"),
+    ("lomiri-sounds", r"", None),  # ringtones and notification jingles ("glass marimba", "wind chime")
+    ("mame-data", r"samples/floppy/", None),  # floppy drive mechanics ("step" is the head)
+    ("marsshooter-data", r"announcer/|toon/pump", None),
+    ("mazeofgalious-data", r"", None),  # chip-style effects of an MSX remake
+    ("netpanzer-data", r"/[a-z]{2}-fire\.wav$|battle_shell", "cannon"),
+    ("netpanzer-data", r"battle_mg", "gunshot"),
+    ("netpanzer-data", r"/expl_[0-9]+\.wav$", "explosion"),
+    ("netpanzer-data", r"/(?:tankidle|hevidle|hevmov|hevstart)\.wav$", "truck"),
+    ("netpanzer-data", r"/hit_[0-9]+\.wav$", None),
+    ("neverball-common", r"(?:^|/)bgm/", "music"),
+    ("neverball-common", r"snd/(?:eagle|birdie|bogey|double|albatross|par|hole)|snd/gd/", None),  # spoken golf scores, announcer
+    ("openarena-088-data", r"invul_impact", None),
+    ("pekka-kana-2-data", r"sfx/pump", None),
+    ("pinball-data", r"/(?:flip|shoot)\.wav$", None),
+    ("seahorse-adventures", r"sfx/hit\.wav$", None),
+    ("solarwolf", r"audio/shoot", None),
+    ("sound-theme-freedesktop", r"/bell\.oga$", "bell"),
+    ("sound-theme-freedesktop", r"camera-shutter", "camera_shutter"),
+    ("sound-theme-freedesktop", r"alarm-clock-elapsed", "alarm"),
+    ("sound-theme-freedesktop", r"", None),  # desktop chimes, spoken channel names
+    ("teeworlds-data", r"foley_foot_", "footsteps"),
+    ("teeworlds-data", r"wp_(?:gun|shotty)_fire", "gunshot"),
+    ("teeworlds-data", r"wp_laser_fire", "laser"),
+    ("teeworlds-data", r"wp_flump_explo", "explosion"),
+    ("teeworlds-data", r"vo_teefault_", "cartoon_voice"),
+    ("teeworlds-data", r"sfx_pickup_", "pickup"),
+    ("teeworlds-data", r"music_", "music"),
+    ("teeworlds-data", r"", None),
+    ("trackballs-data", r"(?:crazy|evil)laugh", "laughter"),
+    ("trackballs-data", r"sfx/(?:[a-z_]*death|die|ball_sinks[0-9]*|crash|sandcrash)\.wav$", None),  # a ball's fate, not a person's
+    ("tuxfootball", r"refwhistle", "whistle"),
+    ("tuxfootball", r"crowdcheer", "cheering"),
+    ("tuxfootball", r"sound/kick\.wav$", None),
+    ("unknown-horizons", r"sounds/lumberjack", "chopping_wood"),
+    ("unknown-horizons", r"audio/voice/", None),
+    ("warmux-data", r"voices/theme[0-9]+\.ogg$", None),  # 2-5 s team jingles or lines: unclear
+    ("warmux-data", r"sound/default/voices/", "cartoon_voice"),  # the characters' voices ("fire!", "theme1" lines), like Hedgewars'
+    ("warmux-data", r"anvil_(?:fall|collision)|aircraft_bomb_falling", None),
+    ("wordwarvi-sound", r"synthetic_|nice_bank_shot|ground_smack|flak_hit|timpani_boing", None),
+    ("workrave-data", r"exercise-step", None),
+)
 
 
 def classify(key: str) -> Rule | None:
@@ -431,6 +549,16 @@ def classify(key: str) -> Rule | None:
 
 def _rule(name: str, label: str, group: bool = False) -> Rule:
     return Rule(name, label, "", group_short=group)
+
+
+def _class_rule(name: str, group: bool = False) -> Rule:
+    """The rule of a class by name (a keyword rule's own, for its group_short)."""
+    for rule in (MUSIC, *RULES):
+        if rule.name == name:
+            return Rule(rule.name, rule.label, "", group_short=rule.group_short or group)
+    if name in {d.name for d in DRUMS} | {i.name for i in INSTRUMENTS}:
+        return _rule(name, all_class_labels()[name], True)
+    return _rule(name, all_class_labels()[name], group)
 
 
 def classify_any(key: str) -> tuple[Rule, dict] | None:
@@ -460,14 +588,21 @@ def classify_any(key: str) -> tuple[Rule, dict] | None:
         return None
     if package == "hedgewars-data" and "sounds/voices/" in name:
         return _rule("cartoon_voice", "a cartoon voice shouting|a funny voice exclaims|a silly character yelling"), {}
+    for owner, pattern, cls in PACKAGE_RULES:
+        if owner == package and re.search(pattern, name):
+            return (_class_rule(cls, group=package == "bucklespring-data"), {}) if cls else None
     if package in MUSIC_PACKAGES or re.search(MUSIC_FOLDER, name) or re.search(MUSIC_FILE, name):
         return MUSIC, {}
     base = name.rsplit("!", 1)[-1].rsplit("/", 1)[-1]
     if package in DRUM_PACKAGES and (package != "qabcs-data" or "noises/" in name):
-        if package.startswith("hydrogen") or "drums/" in name or "sounds/q009/" in name or package == "qabcs-data":
+        if (package.startswith("hydrogen") or "drums/" in name or "sounds/q009/" in name
+                or package in ("qabcs-data", "chuck-data", "exadrums")):
             for drum in DRUMS:
                 if re.search(drum.samples, base, re.IGNORECASE):
                     return _rule(drum.name, drum.label, True), {}
+    if package == "grandorgue-demo":  # the demo organ's pipe samples (Bourdon, Montre, Trompette ... stops)
+        church = next(i for i in INSTRUMENTS if i.name == "church_organ")
+        return _rule(church.name, church.label, True), {}
     if package in INSTRUMENT_SAMPLE_PACKAGES:
         for inst in INSTRUMENTS:
             if inst.samples and re.search(inst.samples, name, re.IGNORECASE):
