@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := demo_out
 
-.PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus label-audit default-engine
+.PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus devset label-audit default-engine \
+	train-resume train-snapshot train-stop train-status
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,10 +79,12 @@ gpu-check: $(STAMP)
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
 
-# Corpus v2 from the Debian packages of ../shared/corpus/allowed_packages.txt (audio and index.csv
+# Corpus v3 from the Debian packages of ../shared/corpus/allowed_packages.txt (audio and index.csv
 # stay untracked): data packages are fetched with `apt-get download` into $(CORPUS_DEBS) and
-# extracted one per folder into $(CORPUS_PKGS) (no install); the renderers (fluidsynth,
-# festival, flite and the festival voices) are apt-installed. Versions land in the manifest.
+# extracted one per folder into $(CORPUS_PKGS) (no install; a .deb of a package no longer
+# allowed, such as a v2 download of fluid-soundfont-gm, is not extracted); the renderers
+# (fluidsynth, festival, flite and the festival voices) are apt-installed. The builder skips the
+# clips of excluded_clips.txt beside the allowed list. Versions land in the manifest.
 CORPUS_ALLOWED ?= ../shared/corpus/allowed_packages.txt
 CORPUS_DEBS := .cache/corpus-debs
 CORPUS_PKGS := .cache/corpus-pkgs
@@ -91,9 +94,11 @@ corpus: $(STAMP)
 	apt-get install -y -q --no-install-recommends $(CORPUS_TOOLS) \
 		|| { apt-get update -q && apt-get install -y -q --no-install-recommends $(CORPUS_TOOLS); }
 	mkdir -p $(CORPUS_DEBS) $(CORPUS_PKGS)
-	cd $(CORPUS_DEBS) && grep -v '^#' $(abspath $(CORPUS_ALLOWED)) | grep -v '^$$' | xargs apt-get download -q
+	sed 's/#.*//; s/[[:space:]]//g' $(CORPUS_ALLOWED) | grep -v '^$$' > $(CORPUS_DEBS)/allowed.list
+	cd $(CORPUS_DEBS) && xargs apt-get download -q < allowed.list
 	for deb in $(CORPUS_DEBS)/*.deb; do \
 		pkg=$$(dpkg-deb -f $$deb Package); ver=$$(dpkg-deb -f $$deb Version); \
+		grep -qx "$$pkg" $(CORPUS_DEBS)/allowed.list || continue; \
 		if [ "$$(cat $(CORPUS_PKGS)/$$pkg/.deb-version 2>/dev/null)" != "$$ver" ]; then \
 			rm -rf $(CORPUS_PKGS)/$$pkg; mkdir -p $(CORPUS_PKGS)/$$pkg; \
 			echo "dpkg-deb -x $$deb $(CORPUS_PKGS)/$$pkg && echo $$ver > $(CORPUS_PKGS)/$$pkg/.deb-version"; fi; \
@@ -101,6 +106,43 @@ corpus: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train]'
 	$(BIN)/python -m clipsep_rt.training.corpus --out corpus/ --packages-root $(CORPUS_PKGS) --allowed $(CORPUS_ALLOWED)
 	test -f corpus/manifest.json
+
+# The real-sound dev set (issue "model v3"): two-source mixtures of everyday sounds from the
+# packages of ../shared/corpus/heldout_packages.txt only (never trained on), on which recipes
+# and checkpoints are chosen. devset/devset.json is committed; the audio is rebuilt here.
+HELDOUT ?= ../shared/corpus/heldout_packages.txt
+HELDOUT_DEBS := .cache/heldout-debs
+HELDOUT_PKGS := .cache/heldout-pkgs
+devset: $(STAMP)
+	export DEBIAN_FRONTEND=noninteractive; command -v c4group >/dev/null \
+		|| apt-get install -y -q --no-install-recommends openclonk \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends openclonk; }
+	mkdir -p $(HELDOUT_DEBS) $(HELDOUT_PKGS)
+	cd $(HELDOUT_DEBS) && grep -v '^#' $(abspath $(HELDOUT)) | grep -v '^$$' | xargs apt-get download -q
+	for deb in $(HELDOUT_DEBS)/*.deb; do \
+		pkg=$$(dpkg-deb -f $$deb Package); ver=$$(dpkg-deb -f $$deb Version); \
+		if [ "$$(cat $(HELDOUT_PKGS)/$$pkg/.deb-version 2>/dev/null)" != "$$ver" ]; then \
+			rm -rf $(HELDOUT_PKGS)/$$pkg; mkdir -p $(HELDOUT_PKGS)/$$pkg; \
+			dpkg-deb -x $$deb $(HELDOUT_PKGS)/$$pkg && echo $$ver > $(HELDOUT_PKGS)/$$pkg/.deb-version; fi; \
+	done
+	$(BIN)/python -m clipsep_rt.training.devset --packages-root $(HELDOUT_PKGS) --heldout $(HELDOUT) --out devset/
+
+# The training campaign of default model v3 (configs/default_model_v3.toml; see DEVELOPERS.md):
+# every session starts with `make train-resume` (builds the corpus and the dev set when missing,
+# seeds runs/default_v3 from the committed checkpoints/default_v3 and trains in the background)
+# and ends with `make train-snapshot` (best checkpoint on the dev set, state and a log row into
+# checkpoints/default_v3/, to commit).
+CAMPAIGN := $(BIN)/python -m clipsep_rt.training.campaign --config configs/default_model_v3.toml
+train-resume: $(STAMP)
+	test -f corpus/index.csv || $(MAKE) corpus
+	test -f devset/audio/0000_target.wav || $(MAKE) devset
+	$(CAMPAIGN) resume
+train-snapshot: $(STAMP)
+	$(CAMPAIGN) snapshot
+train-stop: $(STAMP)
+	$(CAMPAIGN) stop
+train-status: $(STAMP)
+	$(CAMPAIGN) status
 
 # Label audit: one contact sheet (PNG of log-frequency spectrograms) per class of the corpus.
 label-audit: $(STAMP)

@@ -21,6 +21,12 @@ Summaries: mean, SEM over distinct mixtures, median, mean of the class means. Wi
         --compare clipsep_rt/model/weights/clipsep-nit-minilm-w16.safetensors --count 100
     python benchmarks/separation_quality.py --engine engines/ --precision int8 --stream-count 0
 
+`--devset devset/devset.json` scores the real-sound dev set instead (held-out packages, mixtures
+already at their TIR; `short` is its unseen paraphrase, `unrelated` its unrelated class's label):
+
+    python benchmarks/separation_quality.py --devset devset/devset.json --checkpoint runs/default_v3/best.safetensors \
+        --compare clipsep_rt/model/weights/clipsep-nit-minilm-w16.safetensors --stream-count 60
+
 `--engine` scores an exported engine folder on ONNX Runtime (`--precision int8` for its INT8
 graph); runs with the same --data, --split, --count and --seed score the same mixtures, so two
 runs' rows pair by `index`.
@@ -43,6 +49,7 @@ from clipsep_rt.bench.results import result_stem, write_results
 from clipsep_rt.dsp.metrics import energy_ratio_db, separation_metrics
 from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator, stream_file_aligned
 from clipsep_rt.runtime.streaming_presets import PRESETS
+from clipsep_rt.training.devset import load_devset
 from clipsep_rt.training.evaluate import load_mixture, make_eval_mixtures, summary_stats
 
 SEED = 0
@@ -61,30 +68,49 @@ def scale_to_tir(target: np.ndarray, interference: np.ndarray, tir_db: float) ->
 
 
 def score_mixture(separator: Separator, mixture, tir_db: float, presets: list[str]) -> dict | None:
-    """One mixture's row (see the module docstring), or None for a silent crop; streamed
+    """One corpus mixture's row (see the module docstring), or None for a silent crop; streamed
     through each of `presets` (none: batch figures only)."""
     target, interference, _ = load_mixture(mixture)
     interference = scale_to_tir(target, interference, tir_db)
     if interference is None:
         return None
-    mix = target + interference
     labels = mixture.target_labels
     texts = {"label": labels[0], "other": mixture.interference_label, "unrelated": UNRELATED}
     if len(labels) > 1:
         texts["short"] = labels[1]
     if len(labels) > 2:
         texts["long"] = labels[2]
+    row = {"index": mixture.index, "target": labels[0], "interference": mixture.interference_label, "tir_db": tir_db}
+    return score_pair(separator, target, interference, texts, presets, row)
+
+
+def score_dev_mixture(separator: Separator, devset, index: int, presets: list[str]) -> dict:
+    """One dev-set mixture's row: its label, unseen paraphrase (`short`), the interference's label
+    (`other`) and its unrelated class."""
+    mixture = devset.mixtures[index]
+    target, interference = devset.load_mixture(index)
+    texts = {"label": mixture.target_labels[0], "short": mixture.paraphrase, "other": mixture.interference_labels[0],
+             "unrelated": mixture.unrelated_labels[0]}
+    row = {"index": mixture.index, "target": mixture.target_labels[0], "interference": mixture.interference_labels[0],
+           "tir_db": mixture.tir_db}
+    return score_pair(separator, target, interference, texts, presets, row)
+
+
+def score_pair(separator: Separator, target: np.ndarray, interference: np.ndarray, texts: dict[str, str],
+               presets: list[str], row: dict) -> dict:
+    """`row` with the SDRi of each query in `texts` (name -> text; `unrelated` as an energy
+    ratio), batch and streamed through each of `presets`."""
+    mix = target + interference
     names = list(texts)
     prepared = separator.prepare_queries(separator.embed_text([texts[n] for n in names]))
     outputs = dict(zip(names, separator.offline.separate(mix, prepared)))  # name -> (n,)
-    row = {"index": mixture.index, "target": labels[0], "interference": mixture.interference_label, "tir_db": tir_db}
     for name in VARIANTS:
         if name not in outputs:
             continue
         wanted, other = (interference, target) if name == "other" else (target, interference)
         row[name] = separation_metrics(outputs[name], wanted, other, mix).sdri
     row["unrelated_energy_db"] = energy_ratio_db(outputs["unrelated"], mix) - energy_ratio_db(outputs["label"], mix)
-    label_query = separator.prepare_queries(separator.embed_text([labels[0]]))
+    label_query = separator.prepare_queries(separator.embed_text([texts["label"]]))
     blocks = [mix[i : i + BLOCK_SAMPLES] for i in range(0, len(mix), BLOCK_SAMPLES)]
     for preset in presets:
         stream = StreamingSeparator(separator.engine, label_query, separator.spectral, StreamingOptions.preset(preset))
@@ -148,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("corpus/index.csv"), help="corpus index CSV")
     parser.add_argument("--split", action="append", help="index split(s) to draw from (default: test)")
+    parser.add_argument("--devset", type=Path, metavar="DEVSET.json", help="score the real-sound dev set (make devset) instead")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", type=Path, help="the model (default: the bundled model)")
     model.add_argument("--engine", type=Path, metavar="DIR", help="an exported engine folder, run on ONNX Runtime")
     parser.add_argument("--compare", type=Path, help="a second model scored on the same mixtures")
-    parser.add_argument("--count", type=int, default=100, help="mixtures per split (default 100)")
+    parser.add_argument("--count", type=int, help="mixtures per split (default 100; with --devset: all of it)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--tir", type=float, nargs=2, default=(-5.0, 5.0), metavar=("LOW", "HIGH"))
     parser.add_argument("--preset", action="append", choices=sorted(PRESETS), help="streaming presets (default: all)")
@@ -178,22 +205,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         separators["compare"] = Separator.open(checkpoint=args.compare, backend="torch", device="cpu",
                                                precision="fp32" if args.precision == "int8" else args.precision)
-    results = {"count": args.count, "stream_count": args.stream_count, "seed": args.seed, "tir_db": list(args.tir), "presets": presets,
+    results = {"count": args.count or 100, "stream_count": args.stream_count, "seed": args.seed, "tir_db": list(args.tir), "presets": presets,
                "threads": args.threads, "precision": args.precision, "machine": machine_info(args.threads),
                "models": {name: s.name for name, s in separators.items()}, "splits": {}}
     rng = np.random.default_rng(args.seed)
     columns = [*VARIANTS, "unrelated_energy_db", *(f"stream_{p}" for p in presets)]
-    for split in splits:
-        mixtures = make_eval_mixtures(args.data, split=split, count=args.count, seed=args.seed)
-        tirs = rng.uniform(*args.tir, size=len(mixtures))
+    if args.devset is not None:
+        devset = load_devset(args.devset)
+        count = min(args.count or len(devset), len(devset))
+        results["count"], results["tir_db"] = count, [-5.0, 5.0]
+        scorers = {"devset": lambda separator, number: score_dev_mixture(separator, devset, number - 1, presets if number <= args.stream_count else [])}
+        sizes = {"devset": count}
+    else:
+        scorers, sizes = {}, {}
+        for split in splits:
+            mixtures = make_eval_mixtures(args.data, split=split, count=args.count or 100, seed=args.seed)
+            tirs = rng.uniform(*args.tir, size=len(mixtures))
+            scorers[split] = lambda separator, number, m=mixtures, t=tirs: score_mixture(
+                separator, m[number - 1], float(t[number - 1]), presets if number <= args.stream_count else [])
+            sizes[split] = len(mixtures)
+    for split, scorer in scorers.items():
         results["splits"][split] = {}
         for name, separator in separators.items():
             rows = []
-            for number, (mixture, tir) in enumerate(zip(mixtures, tirs), start=1):
-                row = score_mixture(separator, mixture, float(tir), presets if number <= args.stream_count else [])
+            for number in range(1, sizes[split] + 1):
+                row = scorer(separator, number)
                 if row is not None:
                     rows.append(row)
-                print(f"{split} {name}: {number}/{len(mixtures)}", file=sys.stderr, end="\r")
+                print(f"{split} {name}: {number}/{sizes[split]}", file=sys.stderr, end="\r")
             print(file=sys.stderr)
             results["splits"][split][name] = {"summary": summarise(rows, columns), "rows": rows}
     command = "python benchmarks/separation_quality.py " + shlex.join(argv if argv is not None else sys.argv[1:])

@@ -46,6 +46,10 @@ class ModelConfig:
     channels: int = 32  # feature channels per time-frequency bin (the inner-product size)
     query_dim: int = 512  # query embedding size (512 for CLIP ViT-B/32)
     noise_heads: int = 2  # CLIPSep-NIT noise heads; 0 for plain CLIPSep
+    # FiLM: the query also scales and shifts the U-Net's bottleneck and decoder levels (as
+    # AudioSep and C-U-Net condition), so the decoder runs once per query; a training
+    # experiment of model v3 (the runtime and export take late-fusion models only).
+    film: bool = False
 
     def __post_init__(self) -> None:
         if self.depth < 5:

@@ -21,7 +21,8 @@ class CLIPSepSeparator(nn.Module):
     """Log-frequency magnitude windows + query embeddings -> mask logits on the log grid.
 
     The U-Net never sees the query: `features` runs once per window, and each query only
-    adds one inner product (`QueryHeads.logits`).
+    adds one inner product (`QueryHeads.logits`). A FiLM model (`config.film`, a training
+    experiment) conditions the U-Net's decoder on the query too (`model.film`).
     """
 
     def __init__(self, config: ModelConfig = ModelConfig()):
@@ -36,6 +37,10 @@ class CLIPSepSeparator(nn.Module):
 
     def forward(self, log_mag: torch.Tensor, embeddings: torch.Tensor, noise_heads: bool = True) -> MaskLogits:
         """(B, 1, F, T), (Q, D) -> MaskLogits; noise logits are empty unless asked for."""
+        if self.config.film:
+            from clipsep_rt.model.film import film_logits
+
+            return film_logits(self, log_mag, embeddings.expand(log_mag.shape[0], *embeddings.shape), noise_heads)
         features = self.features(log_mag)
         query = self.heads.logits(features, self.heads.query_vectors(embeddings))
         batch, _, freq, time = features.shape

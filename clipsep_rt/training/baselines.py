@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from clipsep_rt.config import ModelConfig
+from clipsep_rt.model.film import film_logits
 from clipsep_rt.model.separator import CLIPSepSeparator, MaskLogits
 
 BASELINE_CONFIG = ModelConfig(noise_heads=0)  # LabelSep and PIT default: no noise heads
@@ -30,6 +31,8 @@ def source_logits(
 
     Equal to `separator(log_mag[b:b+1], embeddings[b])` item by item, with one U-Net pass.
     """
+    if separator.config.film:
+        return film_logits(separator, log_mag, embeddings, noise_heads)
     heads = separator.heads
     features = separator.features(log_mag)  # (B, C, F, T)
     batch, sources = embeddings.shape[:2]

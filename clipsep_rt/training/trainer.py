@@ -2,14 +2,18 @@
 
 `train(config)` writes into `config.out_dir`:
 
-- `best.safetensors`: the project checkpoint with the lowest validation loss (its
-  metadata names the query encoder); for labelsep/pit, `best.queries.npz` holds the
+- `best.safetensors`: the project checkpoint with the best dev-set SDRi when `dev_set` is
+  given (the real-sound dev set, `training.dev_score`), else with the lowest validation
+  loss (its metadata names the query encoder); for labelsep/pit, `best.queries.npz` holds the
   query vectors to use with it (class labels, or "output0"/"output1"), in the
   `save_query_embeddings` format.
 - `last.safetensors` + `last.state.pt` (optimizer, scheduler, step, RNG states, best val
   loss, non-separator weights): training resumes from them when run again.
 - `log.csv`: step, lr, loss, val_loss, query_activation, noise_activation,
   negative_activation (mean mask of the negative queries; empty without them).
+- `dev_log.csv` (with `dev_set`): every `dev_every` steps the step, mixtures seen, training
+  wall time, dev SDRi (label, paraphrase), the unrelated query's level and whether it is the
+  best so far.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -40,12 +45,14 @@ from clipsep_rt.training.baselines import LabelSepSeparator, PITSeparator, sourc
 from clipsep_rt.training.datasets import (
     SAMPLING_MODES,
     ClipDataset,
+    MixRecipe,
     MixtureBatch,
     MixtureSampler,
     QueryTable,
     class_key,
     load_frame_embeddings,
     precompute_frame_embeddings,
+    text_embedder,
 )
 from clipsep_rt.training.index import read_index
 from clipsep_rt.training.losses import clipsep_loss, negative_query_loss, nit_loss, pit_loss
@@ -54,9 +61,10 @@ from clipsep_rt.training.targets import MixBatch, mix_and_warp, stream_edge_emph
 
 MODEL_TYPES = ("clipsep", "nit", "labelsep", "pit")
 TRAIN_PRECISIONS = ("auto", "bf16", "fp32")
-PATH_KEYS = ("index", "out_dir", "clip_weights", "frame_embeddings", "init_from")
+PATH_KEYS = ("index", "out_dir", "clip_weights", "frame_embeddings", "init_from", "dev_set")
 _LOG = logging.getLogger(__name__)
 LOG_COLUMNS = ("step", "lr", "loss", "val_loss", "query_activation", "noise_activation", "negative_activation")
+DEV_LOG_COLUMNS = ("step", "mixtures_seen", "wall_s", "sdri_label", "sdri_paraphrase", "unrelated_db", "best")
 
 
 @dataclass
@@ -79,7 +87,13 @@ class TrainConfig:
     tensorboard: bool = False  # also log to out_dir/tensorboard (needs the train extra)
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16) | bf16 | fp32
     noisy: bool = False
-    sampling: str = "classes"  # classes (each class a target equally often) | clips (as often as it has clips)
+    sampling: str = "classes"  # classes (each class a target equally often) | clips (as often as it has clips) | tempered
+    class_exponent: float = 0.5  # tempered sampling: a class is drawn as often as (its clips) ** class_exponent
+    mix: MixRecipe = field(default_factory=MixRecipe)  # levels, ratios, short clips, class hierarchy (datasets.MixRecipe)
+    # The real-sound dev set (`training.devset`, a devset.json): scored every `dev_every` steps
+    # (None: val_every) and best.safetensors chosen on its label-query SDRi.
+    dev_set: Path | None = None
+    dev_every: int | None = None
     # Streaming-aware loss: the last `stream_edge_frames` frames of each window count
     # `stream_edge_weight` times as much (targets.stream_edge_emphasis); 0 frames: uniform.
     stream_edge_frames: int = 0
@@ -95,13 +109,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.index = Path(self.index)
         self.out_dir = Path(self.out_dir)
-        for key in ("clip_weights", "frame_embeddings", "init_from"):
+        for key in ("clip_weights", "frame_embeddings", "init_from", "dev_set"):
             if getattr(self, key) is not None:
                 setattr(self, key, Path(getattr(self, key)))
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig.from_dict(self.augment)
+        self.mix = MixRecipe.from_dict(self.mix)
+        if self.class_exponent < 0:
+            raise ClipsepError(f"train config: class_exponent must be >= 0, got {self.class_exponent}")
+        if self.dev_every is not None and self.dev_every < 1:
+            raise ClipsepError("train config: dev_every must be positive")
         if isinstance(self.recipe, dict):
             known = {f.name for f in fields(TrainingRecipe)}
             unknown = set(self.recipe) - known
@@ -138,6 +157,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["augment"] = self.augment.to_dict()
+        data["mix"] = self.mix.to_dict()
         for key in PATH_KEYS:
             data[key] = None if data[key] is None else str(data[key])
         return data
@@ -304,11 +324,11 @@ def _tensorboard_writer(folder: Path):
     return SummaryWriter(log_dir=str(folder))
 
 
-def _truncate_log(log_path: Path, step: int) -> None:
+def _truncate_log(log_path: Path, step: int, columns: tuple[str, ...] = LOG_COLUMNS) -> None:
     """Drop the log rows after `step` (written by a run stopped after its last checkpoint)."""
     if not log_path.is_file():
         with open(log_path, "w", newline="") as handle:
-            csv.writer(handle).writerow(LOG_COLUMNS)
+            csv.writer(handle).writerow(columns)
         return
     with open(log_path, newline="") as handle:
         rows = list(csv.reader(handle))
@@ -344,13 +364,13 @@ def train(
     val_data = ClipDataset(clips, val_split, config.clip_samples, config.seed + 1, spectral.sample_rate)
     augment = Augmenter(config.augment, spectral.sample_rate) if config.augment.enabled else None
     negatives = config.negative_weight > 0
-    sampler = MixtureSampler(
-        train_data, config.batch, config.noisy, config.seed, sampling=config.sampling, augment=augment, negatives=negatives
-    )
+    mixing = dict(sampling=config.sampling, class_exponent=config.class_exponent, recipe=config.mix, negatives=negatives)
+    sampler = MixtureSampler(train_data, config.batch, config.noisy, config.seed, augment=augment, **mixing)
     query_type = sampler.query_type
 
     classes = sorted({class_key(c) for c in clips})
     queries: QueryTable | None = None
+    embed_texts = None  # texts -> embeddings, as training embeds its labels (for the dev set)
     encoder_id: str | None
     if config.model_type in ("clipsep", "nit"):
         if query_type == "image":
@@ -367,6 +387,7 @@ def train(
             from clipsep_rt.query.embedder import QueryEncoderOptions
 
             options = QueryEncoderOptions(clip_weights=config.clip_weights)
+            embed_texts, _ = text_embedder(text_encoder, config.query_encoder, options, str(device))
             queries = QueryTable.for_texts(clips, text_encoder, config.query_encoder, options, str(device))
         if queries.dim != config.model.query_dim:
             raise ClipsepError(
@@ -388,14 +409,20 @@ def train(
     scheduler = make_scheduler(optimizer, config.recipe)
     step_fn = _Step(config, model, queries, classes)
 
-    val_sampler = MixtureSampler(
-        val_data, config.batch, config.noisy, config.seed + 1, sampling=config.sampling, negatives=negatives
-    )
+    val_sampler = MixtureSampler(val_data, config.batch, config.noisy, config.seed + 1, **mixing)
     val_set = [val_sampler.sample() for _ in range(config.val_batches)]
+    dev = None
+    if config.dev_set is not None:
+        if embed_texts is None:
+            raise ClipsepError(f"dev_set needs a text-queried model (clipsep or nit with text labels), not {config.model_type}")
+        from clipsep_rt.training.dev_score import DevScorer
+
+        dev = DevScorer(config.dev_set, embed_texts)
+        log(f"dev set {config.dev_set}: {len(dev)} mixtures, scored every {config.dev_every or config.val_every} steps")
 
     last_ckpt, last_state, best_ckpt = out / "last.safetensors", out / "last.state.pt", out / "best.safetensors"
-    log_path = out / "log.csv"
-    start, best_val = 0, math.inf
+    log_path, dev_log_path = out / "log.csv", out / "dev_log.csv"
+    start, best_val, best_dev, wall_s, mixtures_seen = 0, math.inf, -math.inf, 0.0, 0
     samplers = {"train": sampler}
     if config.out_dir_resume and last_state.is_file() and last_ckpt.is_file():
         state = torch.load(last_state, map_location="cpu", weights_only=False)
@@ -408,18 +435,25 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         _restore_rng(state["rng"], samplers)
         start, best_val = int(state["step"]), float(state["best_val"])
-        log(f"resuming from step {start} (best val loss {best_val:.4f})")
+        best_dev, wall_s = float(state.get("best_dev", -math.inf)), float(state.get("wall_s", 0.0))
+        mixtures_seen = int(state.get("mixtures_seen", start * config.batch))
+        log(f"resuming from step {start} (best val loss {best_val:.4f}, best dev SDRi {best_dev:.2f} dB)")
         trained_sampling = state.get("config", {}).get("sampling", "classes")
         if trained_sampling != config.sampling:
             best_val = math.inf  # the validation mixtures are drawn differently now
             log(f"sampling changed from {trained_sampling} to {config.sampling}: the best validation loss starts afresh")
         _truncate_log(log_path, start)
+        if dev is not None:
+            _truncate_log(dev_log_path, start, DEV_LOG_COLUMNS)
     else:
         if config.init_from is not None:
             _warm_start(_separator(model), config.init_from, encoder_id)
             log(f"starting from the weights of {config.init_from} (fresh optimiser and schedule)")
         with open(log_path, "w", newline="") as handle:
             csv.writer(handle).writerow(LOG_COLUMNS)
+        if dev is not None:
+            with open(dev_log_path, "w", newline="") as handle:
+                csv.writer(handle).writerow(DEV_LOG_COLUMNS)
 
     provenance = {"trained_by": "clipsep-rt train", "model_type": config.model_type, "index": str(config.index)}
     use_amp = uses_bf16_autocast(config.precision, device)
@@ -442,14 +476,29 @@ def train(
         model.train()
         return float(np.mean(losses))
 
-    def save(path: Path, step: int, val: float | None) -> None:
-        ckpt = checkpoint_from_model(_separator(model), encoder_id, spectral, {**provenance, "step": step, "val_loss": val})
+    def save(path: Path, step: int, val: float | None, dev_score=None) -> None:
+        facts = {**provenance, "step": step, "val_loss": val, "mixtures_seen": mixtures_seen, "train_wall_s": round(wall_s)}
+        if dev_score is not None:
+            facts["dev"] = dev_score.as_row()
+        ckpt = checkpoint_from_model(_separator(model), encoder_id, spectral, facts)
         save_checkpoint(ckpt, path)
         vectors = _query_vectors(config, model, classes)
         if vectors is not None:
             save_query_embeddings(path.with_suffix(".queries.npz"), *vectors)
 
+    def score_dev(step: int) -> None:
+        nonlocal best_dev
+        score = dev.score(_separator(model))
+        better = score.sdri_label > best_dev
+        if better:
+            best_dev = score.sdri_label
+            save(best_ckpt, step, None, score)
+        log(f"step {step}: {score}{' (best)' if better else ''}")
+        with open(dev_log_path, "a", newline="") as handle:
+            csv.writer(handle).writerow([step, mixtures_seen, f"{wall_s:.0f}", *(f"{v:.3f}" for v in score.as_row().values()), int(better)])
+
     checkpoint_every = config.checkpoint_every or config.val_every
+    dev_every = config.dev_every or config.val_every
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -461,6 +510,7 @@ def train(
         with open(log_path, "a", newline="") as handle:
             writer = csv.writer(handle)
             for step in range(start + 1, config.total_steps + 1):
+                step_started = time.monotonic()
                 lr = optimizer.param_groups[0]["lr"]
                 batch = sampler.sample()
                 loss, query_act, noise_act, negative_act = forward(batch)
@@ -471,12 +521,15 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.recipe.grad_clip)
                 optimizer.step()
                 scheduler.step()
+                mixtures_seen += config.batch
+                wall_s += time.monotonic() - step_started
                 val_loss = None
                 if step % config.val_every == 0 or step == config.total_steps:
                     val_loss = validate()
                     if val_loss < best_val:
                         best_val = val_loss
-                        save(best_ckpt, step, val_loss)
+                        if dev is None:
+                            save(best_ckpt, step, val_loss)
                     log(f"step {step}: loss {loss.item():.4f} val {val_loss:.4f} (best {best_val:.4f})")
                 writer.writerow(
                     [step, f"{lr:.6g}", f"{loss.item():.6f}", "" if val_loss is None else f"{val_loss:.6f}",
@@ -491,12 +544,17 @@ def train(
                         scalars["val_loss"] = val_loss
                     for name, value in scalars.items():
                         board.add_scalar(f"train/{name}", value, step)
+                if dev is not None and (step % dev_every == 0 or step == config.total_steps):
+                    score_dev(step)
                 if step % checkpoint_every == 0 or step == config.total_steps:
                     save(last_ckpt, step, val_loss)
                     state = {
                         "model_type": config.model_type,
                         "step": step,
                         "best_val": best_val,
+                        "best_dev": best_dev,
+                        "wall_s": wall_s,
+                        "mixtures_seen": mixtures_seen,
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "rng": _rng_state(samplers),

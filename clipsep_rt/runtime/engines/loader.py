@@ -61,6 +61,9 @@ def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | N
         if checkpoint is None:
             raise ClipsepError("no separator given: pass a checkpoint or an engine folder")
         loaded = load_checkpoint(checkpoint)
+        if loaded.model_config.film:
+            raise ClipsepError(f"checkpoint {checkpoint}: a FiLM-conditioned model (a training experiment, one decoder pass "
+                               "per query): the runtime and export take late-fusion models only")
         return ModelSource(str(checkpoint), f"checkpoint {checkpoint}", loaded.model_config, loaded.spectral_config,
                            loaded.query_encoder, {}, lambda: loaded)
     folder = Path(engine_dir)
