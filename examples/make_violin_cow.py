@@ -8,7 +8,12 @@ default model never trained on them:
     cow.wav        the interference (the cow placed at 0.8 s and 4.2 s)
     mixture.wav    violin + cow, the cow at 0 dB against the violin where they overlap
 
-    python examples/make_violin_cow.py      # needs `make corpus` first
+    python examples/make_violin_cow.py      # needs a corpus v2 build (see below)
+
+The violin was rendered from fluid-soundfont-gm by the corpus v2 builder; corpus v3 (`make
+corpus`) no longer uses that package (it is no longer an allowed source), so this script needs a
+corpus v2 build (the corpus builder of commit b1b621f with its allowed list of then). The
+shipped WAVs stay as they are.
 
 All three are 16 kHz mono 16-bit WAV; the mixture is the exact sample sum of the two
 others as stored (so violin + cow == mixture up to 16-bit rounding).
@@ -35,6 +40,9 @@ def _rms(x: np.ndarray) -> float:
 
 
 def main() -> None:
+    for source in (VIOLIN, COW):
+        if not source.is_file():
+            raise SystemExit(f"error: {source} is missing: this example is rebuilt from a corpus v2 build (see the docstring)")
     violin, rate = sf.read(VIOLIN, dtype="float32")
     cow, cow_rate = sf.read(COW, dtype="float32")
     assert rate == cow_rate == 16000, (rate, cow_rate)
