@@ -79,6 +79,23 @@ gpu-check: $(STAMP)
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
 
+# $(call fetch_packages,LIST,DEBS,PKGS): `apt-get download` the packages named in LIST (comments
+# and blank lines skipped) into DEBS, and extract each listed one (a .deb of a package no longer
+# listed, such as a v2 download of fluid-soundfont-gm, is not) into PKGS/<package>/ with its
+# version in .deb-version; a package already extracted at that version is skipped.
+define fetch_packages
+	mkdir -p $(2) $(3)
+	sed 's/#.*//; s/[[:space:]]//g' $(1) | grep -v '^$$' > $(2)/packages.list
+	cd $(2) && xargs apt-get download -q < packages.list
+	for deb in $(2)/*.deb; do \
+		pkg=$$(dpkg-deb -f $$deb Package); ver=$$(dpkg-deb -f $$deb Version); \
+		grep -qx "$$pkg" $(2)/packages.list || continue; \
+		if [ "$$(cat $(3)/$$pkg/.deb-version 2>/dev/null)" != "$$ver" ]; then \
+			rm -rf $(3)/$$pkg; mkdir -p $(3)/$$pkg; \
+			echo "dpkg-deb -x $$deb $(3)/$$pkg && echo $$ver > $(3)/$$pkg/.deb-version"; fi; \
+	done | xargs -r -P 2 -I{} sh -c {}
+endef
+
 # Corpus v3 from the Debian packages of ../shared/corpus/allowed_packages.txt (audio and index.csv
 # stay untracked): data packages are fetched with `apt-get download` into $(CORPUS_DEBS) and
 # extracted one per folder into $(CORPUS_PKGS) (no install; a .deb of a package no longer
@@ -93,16 +110,7 @@ corpus: $(STAMP)
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get install -y -q --no-install-recommends $(CORPUS_TOOLS) \
 		|| { apt-get update -q && apt-get install -y -q --no-install-recommends $(CORPUS_TOOLS); }
-	mkdir -p $(CORPUS_DEBS) $(CORPUS_PKGS)
-	sed 's/#.*//; s/[[:space:]]//g' $(CORPUS_ALLOWED) | grep -v '^$$' > $(CORPUS_DEBS)/allowed.list
-	cd $(CORPUS_DEBS) && xargs apt-get download -q < allowed.list
-	for deb in $(CORPUS_DEBS)/*.deb; do \
-		pkg=$$(dpkg-deb -f $$deb Package); ver=$$(dpkg-deb -f $$deb Version); \
-		grep -qx "$$pkg" $(CORPUS_DEBS)/allowed.list || continue; \
-		if [ "$$(cat $(CORPUS_PKGS)/$$pkg/.deb-version 2>/dev/null)" != "$$ver" ]; then \
-			rm -rf $(CORPUS_PKGS)/$$pkg; mkdir -p $(CORPUS_PKGS)/$$pkg; \
-			echo "dpkg-deb -x $$deb $(CORPUS_PKGS)/$$pkg && echo $$ver > $(CORPUS_PKGS)/$$pkg/.deb-version"; fi; \
-	done | xargs -r -P 2 -I{} sh -c {}
+	$(call fetch_packages,$(CORPUS_ALLOWED),$(CORPUS_DEBS),$(CORPUS_PKGS))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train]'
 	$(BIN)/python -m clipsep_rt.training.corpus --out corpus/ --packages-root $(CORPUS_PKGS) --allowed $(CORPUS_ALLOWED)
 	test -f corpus/manifest.json
@@ -117,14 +125,7 @@ devset: $(STAMP)
 	export DEBIAN_FRONTEND=noninteractive; command -v c4group >/dev/null \
 		|| apt-get install -y -q --no-install-recommends openclonk \
 		|| { apt-get update -q && apt-get install -y -q --no-install-recommends openclonk; }
-	mkdir -p $(HELDOUT_DEBS) $(HELDOUT_PKGS)
-	cd $(HELDOUT_DEBS) && grep -v '^#' $(abspath $(HELDOUT)) | grep -v '^$$' | xargs apt-get download -q
-	for deb in $(HELDOUT_DEBS)/*.deb; do \
-		pkg=$$(dpkg-deb -f $$deb Package); ver=$$(dpkg-deb -f $$deb Version); \
-		if [ "$$(cat $(HELDOUT_PKGS)/$$pkg/.deb-version 2>/dev/null)" != "$$ver" ]; then \
-			rm -rf $(HELDOUT_PKGS)/$$pkg; mkdir -p $(HELDOUT_PKGS)/$$pkg; \
-			dpkg-deb -x $$deb $(HELDOUT_PKGS)/$$pkg && echo $$ver > $(HELDOUT_PKGS)/$$pkg/.deb-version; fi; \
-	done
+	$(call fetch_packages,$(HELDOUT),$(HELDOUT_DEBS),$(HELDOUT_PKGS))
 	$(BIN)/python -m clipsep_rt.training.devset --packages-root $(HELDOUT_PKGS) --heldout $(HELDOUT) --out devset/
 
 # The training campaign of default model v3 (configs/default_model_v3.toml; see DEVELOPERS.md):

@@ -274,9 +274,10 @@ def explode_c4group_archives(package_dir: Path) -> list[Path]:
     if archives and shutil.which("c4group") is None:
         raise ClipsepError(f"{archives[0]}: c4group archive, but `c4group` is not installed (apt-get install openclonk)")
     for archive in archives:
-        result = subprocess.run(["c4group", str(archive), "-x"], cwd=archive.parent, capture_output=True, text=True)
+        result = subprocess.run(["c4group", archive.name, "-x"], cwd=archive.parent, capture_output=True, text=True)
         if result.returncode != 0 or archive.is_file():
-            raise ClipsepError(f"{archive}: c4group could not explode the archive ({result.stdout.strip()[-200:]})")
+            said = (result.stdout + result.stderr).strip()[-200:]
+            raise ClipsepError(f"{archive}: c4group could not explode the archive ({said})")
     return archives
 
 
