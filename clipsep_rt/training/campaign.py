@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     from clipsep_rt.training.trainer import TrainConfig
 
     try:
-        run_dir = TrainConfig.from_file(args.config).out_dir
+        run_dir = TrainConfig.from_file(args.config).out_dir.resolve()
         if args.action == "resume":
             resume(args.config, run_dir, args.campaign, args.threads)
         elif args.action == "snapshot":
