@@ -18,6 +18,11 @@ mixtures seen), into runs/v3_experiments/NAME, and scored by the trainer on the 
     python benchmarks/v3_experiments.py train --steps 1000              # all, resumable
     python benchmarks/v3_experiments.py train --only a_recipe e_width24
     python benchmarks/v3_experiments.py report                           # -> benchmarks/results/v3_experiments.{json,md}
+    python benchmarks/v3_experiments.py query-cost                       # late fusion vs FiLM per extra query
+
+`query-cost` times one network window (256 frames, the v3 width, fp32, 2 threads, median of
+repeats) with 1, 2 and 4 queries for late fusion and for FiLM: what each extra query costs at
+run time (pause any training on the machine while it runs).
 
 The training wall time of each run is its own steps' time (evaluation excluded) on this
 machine, which other work may share: compare mixtures seen, not hours.
@@ -29,6 +34,7 @@ import argparse
 import csv
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,9 +108,43 @@ def report_markdown(results: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def query_cost(base: TrainConfig, repeats: int = 7) -> dict:
+    """Median seconds of one window's forward pass by query count, late fusion and FiLM."""
+    from clipsep_rt.model.separator import CLIPSepSeparator
+
+    torch.manual_seed(0)
+    log_mag = torch.randn(1, 1, 256, 256)
+    out = {}
+    for name, config in (("late_fusion", base.model), ("film", replace(base.model, film=True))):
+        model = CLIPSepSeparator(config).eval()
+        out[name] = {}
+        for queries in (1, 2, 4):
+            embeddings = torch.randn(queries, config.query_dim)
+            times = []
+            with torch.no_grad():
+                model(log_mag, embeddings)  # warm-up
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    model(log_mag, embeddings)
+                    times.append(time.perf_counter() - started)
+            out[name][queries] = sorted(times)[len(times) // 2]
+    return out
+
+
+def query_cost_markdown(cost: dict, machine: dict) -> str:
+    lines = ["# Run-time cost of extra queries: late fusion against FiLM", "",
+             "Command: `python benchmarks/v3_experiments.py query-cost`",
+             f"Machine: {machine.get('cpu', '?')}, 2 threads, fp32 torch; one 256-frame window (4.1 s), median of 7.", "",
+             "| queries | late fusion (ms) | FiLM (ms) | FiLM / late |", "| ---: | ---: | ---: | ---: |"]
+    for queries in cost["late_fusion"]:
+        late, film = cost["late_fusion"][queries] * 1e3, cost["film"][queries] * 1e3
+        lines.append(f"| {queries} | {late:.1f} | {film:.1f} | {film / late:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("train", "report"))
+    parser.add_argument("action", choices=("train", "report", "query-cost"))
     parser.add_argument("--only", nargs="+", metavar="NAME")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--dev-every", type=int, default=250)
@@ -123,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
                              val_every=args.dev_every)
             print(f"== {name}", flush=True)
             train(config, log=lambda line: print(line, flush=True), progress=False)
+        return 0
+    if args.action == "query-cost":
+        torch.set_num_threads(args.threads)
+        machine = machine_info(args.threads)
+        cost = query_cost(base)
+        markdown = query_cost_markdown(cost, machine)
+        print(markdown)
+        write_results(ROOT / "benchmarks/results/v3_query_cost.json", None, {"machine": machine, "seconds": cost}, markdown,
+                      log=lambda line: print(line, file=sys.stderr))
         return 0
     results = report(names, args.steps)
     command = "python benchmarks/v3_experiments.py " + shlex.join(argv if argv is not None else sys.argv[1:])
