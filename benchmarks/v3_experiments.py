@@ -1,6 +1,7 @@
 """Model v3 screening: recipe choices at equal training budget, scored on the real-sound dev set.
 
-Every run is `configs/default_model_v3.toml` (the long run's config) with one change, trained
+Every run is `configs/default_model_v3.toml` (the long run's config) made CLIPSep-NIT with
+negative queries (b_negatives, the screening's reference) and then changed in one way, trained
 from scratch for the same number of steps at the same batch size (so the same number of
 mixtures seen), into runs/v3_experiments/NAME, and scored by the trainer on the dev set
 (devset/devset.json, held-out packages only) every `--dev-every` steps:
@@ -9,10 +10,11 @@ mixtures seen), into runs/v3_experiments/NAME, and scored by the trainer on the 
                 short clips padded at the window start, no hierarchy, full augmentation
   a_recipe      the v3 mixture recipe alone (tempered classes, levelled sources at a drawn
                 ratio, looped/placed short clips, class hierarchy), no negative queries
-  b_negatives   a_recipe + hierarchy-aware negative queries (weight 0.3): the v3 config as is
+  b_negatives   a_recipe + hierarchy-aware negative queries (weight 0.3)
   c_film        b_negatives with the query also conditioning the U-Net (FiLM on the bottleneck
                 and decoder levels, `ModelConfig.film`): one decoder pass per query
-  d_clipsep     b_negatives as plain CLIPSep (no noise heads)
+  d_clipsep     b_negatives as plain CLIPSep (no noise heads): chosen for the long run, so
+                configs/default_model_v3.toml is this run's config
   e_width24     b_negatives with a U-Net 24 wide instead of 16
 
     python benchmarks/v3_experiments.py train --steps 1000              # all, resumable
@@ -52,7 +54,9 @@ RUNS = ROOT / "runs/v3_experiments"
 
 
 def experiments(base: TrainConfig) -> dict[str, TrainConfig]:
-    """Name -> config: the base (the long run's config) with one change each."""
+    """Name -> config: the screening's reference (the long run's config as CLIPSep-NIT with
+    negative queries) with one change each."""
+    base = replace(base, model_type="nit", model=replace(base.model, noise_heads=2), negative_weight=0.3)
     recipe_only = replace(base, negative_weight=0.0)
     return {
         "v2_recipe": replace(recipe_only, sampling="clips", mix=MixRecipe(), augment=AugmentConfig(enabled=True)),
