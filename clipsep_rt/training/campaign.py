@@ -97,7 +97,7 @@ def resume(config_path: Path, run_dir: Path, campaign_dir: Path, threads: int = 
                "train", "--config", str(config_path), "--threads", str(threads)]
     with open(run_dir / "train.out", "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                   start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})  # the log holds lines, not progress bars
     (run_dir / "train.pid").write_text(f"{process.pid}\n")
     log(f"campaign: training in the background, pid {process.pid}; follow with: tail -f {run_dir / 'train.out'}")
     log(f"campaign: pause with kill -STOP {process.pid} (resume: kill -CONT {process.pid}); "
