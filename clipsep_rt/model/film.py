@@ -20,13 +20,11 @@ def film_logits(separator: CLIPSepSeparator, log_mag: torch.Tensor, embeddings: 
     features = separator.unet.decode(
         bottleneck.repeat_interleave(sources, dim=0), [s.repeat_interleave(sources, dim=0) for s in skips], flat
     ).reshape(batch, sources, -1, *log_mag.shape[-2:])  # (B, S, C, F, T)
-    heads = separator.heads
-    bias = heads.bias.to(features.dtype)
-    query_vectors = heads.query_vectors(flat).reshape(batch, sources, -1).to(features.dtype)
+    query_vectors, noise_vectors = separator.heads.item_vectors(embeddings, features.dtype)
+    bias = separator.heads.bias.to(features.dtype)
     query = torch.einsum("bscft,bsc->bsft", features, query_vectors) + bias
     if noise_heads and separator.config.noise_heads:
-        noise_vectors = heads.noise_vectors(flat).reshape(batch, sources, separator.config.noise_heads, -1)
-        noise = torch.einsum("bscft,bshc->bshft", features, noise_vectors.to(features.dtype)) + bias
+        noise = torch.einsum("bscft,bshc->bshft", features, noise_vectors) + bias
     else:
         noise = features.new_zeros(batch, sources, 0, *features.shape[-2:])
     return MaskLogits(query, noise)

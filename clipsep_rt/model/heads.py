@@ -37,6 +37,14 @@ class QueryHeads(nn.Module):
             return projected.new_zeros(embeddings.shape[0], 0, projected.shape[-1])
         return torch.stack(heads, dim=1)
 
+    def item_vectors(self, embeddings: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-item queries (B, S, D) -> query vectors (B, S, C) and noise vectors (B, S, H, C) in `dtype`."""
+        batch, sources = embeddings.shape[:2]
+        flat = embeddings.reshape(batch * sources, -1)
+        query = self.query_vectors(flat).reshape(batch, sources, -1).to(dtype)
+        noise = self.noise_vectors(flat)  # (B * S, H, C)
+        return query, noise.reshape(batch, sources, *noise.shape[1:]).to(dtype)
+
     def logits(self, features: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
         """(B, C, F, T) features, (K, C) head vectors -> (B, K, F, T) mask logits."""
         return torch.einsum("bcft,kc->bkft", features, vectors.to(features.dtype)) + self.bias.to(features.dtype)

@@ -33,18 +33,14 @@ def source_logits(
     """
     if separator.config.film:
         return film_logits(separator, log_mag, embeddings, noise_heads)
-    heads = separator.heads
     features = separator.features(log_mag)  # (B, C, F, T)
-    batch, sources = embeddings.shape[:2]
-    flat = embeddings.reshape(batch * sources, -1)
-    bias = heads.bias.to(features.dtype)
-    query_vectors = heads.query_vectors(flat).reshape(batch, sources, -1).to(features.dtype)
+    query_vectors, noise_vectors = separator.heads.item_vectors(embeddings, features.dtype)
+    bias = separator.heads.bias.to(features.dtype)
     query = torch.einsum("bcft,bsc->bsft", features, query_vectors) + bias
     if noise_heads and separator.config.noise_heads:
-        noise_vectors = heads.noise_vectors(flat).reshape(batch, sources, separator.config.noise_heads, -1)
-        noise = torch.einsum("bcft,bshc->bshft", features, noise_vectors.to(features.dtype)) + bias
+        noise = torch.einsum("bcft,bshc->bshft", features, noise_vectors) + bias
     else:
-        noise = features.new_zeros(batch, sources, 0, *features.shape[-2:])
+        noise = features.new_zeros(*embeddings.shape[:2], 0, *features.shape[-2:])
     return MaskLogits(query, noise)
 
 
