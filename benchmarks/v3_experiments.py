@@ -33,7 +33,6 @@ machine, which other work may share: compare mixtures seen, not hours.
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
 import time
@@ -46,7 +45,7 @@ from clipsep_rt.bench.machine import machine_info
 from clipsep_rt.bench.results import write_results
 from clipsep_rt.training.augment import AugmentConfig
 from clipsep_rt.training.datasets import MixRecipe
-from clipsep_rt.training.trainer import TrainConfig, train
+from clipsep_rt.training.trainer import TrainConfig, read_dev_log, train
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_CONFIG = ROOT / "configs/default_model_v3.toml"
@@ -68,18 +67,10 @@ def experiments(base: TrainConfig) -> dict[str, TrainConfig]:
     }
 
 
-def _dev_rows(run: Path) -> list[dict]:
-    path = run / "dev_log.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def report(names: list[str], steps: int) -> dict:
     results = {"machine": machine_info(2), "steps": steps, "runs": {}}
     for name in names:
-        rows = [r for r in _dev_rows(RUNS / name) if int(r["step"]) <= steps]
+        rows = [r for r in read_dev_log(RUNS / name) if int(r["step"]) <= steps]
         if not rows:
             continue
         last = rows[-1]

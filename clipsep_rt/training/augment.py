@@ -35,18 +35,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> AugmentConfig:
-        if data is None:
-            return cls()
-        if isinstance(data, AugmentConfig):
-            return data
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ClipsepError(f"augment config: unknown key(s) {', '.join(sorted(unknown))}")
-        values = {k: tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else v for k, v in data.items()}
-        config = cls(**values)
-        config.validate()
-        return config
+        return settings_from_dict(cls, data, "augment config")
 
     def validate(self) -> None:
         for name in ("p_gain", "p_eq", "p_reverb", "p_pitch", "p_time"):
@@ -62,6 +51,24 @@ class AugmentConfig:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def settings_from_dict(cls, data, what: str):
+    """A frozen settings dataclass with a `validate()` from a config table (TOML/JSON): None gives
+    the defaults, an instance is kept, unknown keys are refused naming `what`, lists become
+    float tuples (ranges), and the result is validated."""
+    if data is None:
+        return cls()
+    if isinstance(data, cls):
+        return data
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ClipsepError(f"{what}: unknown key(s) {', '.join(sorted(unknown))}")
+    values = {k: tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else v for k, v in data.items()}
+    settings = cls(**values)
+    settings.validate()
+    return settings
 
 
 class Augmenter:

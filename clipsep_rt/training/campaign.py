@@ -105,13 +105,6 @@ def resume(config_path: Path, run_dir: Path, campaign_dir: Path, threads: int = 
     return process.pid
 
 
-def _dev_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def snapshot(run_dir: Path, campaign_dir: Path, log=print) -> dict:
     """Copy the run's state, best checkpoint and dev log into the campaign folder and append a
     row to its log.csv; the row. The trainer writes its state atomically, so a snapshot taken
@@ -156,7 +149,9 @@ def _snapshot(run_dir: Path, campaign_dir: Path, log, pid: int | None) -> dict:
         if source.is_file():
             with atomic_output(campaign_dir / name, overwrite=True) as temporary:
                 shutil.copy2(source, temporary)
-    rows = [r for r in _dev_rows(run_dir / "dev_log.csv") if int(r["step"]) <= int(state["step"])]
+    from clipsep_rt.training.trainer import read_dev_log
+
+    rows = [r for r in read_dev_log(run_dir) if int(r["step"]) <= int(state["step"])]
     best = max(rows, key=lambda r: float(r["sdri_label"])) if rows else None
     row = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),

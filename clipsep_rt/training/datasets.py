@@ -33,6 +33,7 @@ from clipsep_rt.dsp.levels import active_fraction, active_rms
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.io.media import load_audio
+from clipsep_rt.training.augment import settings_from_dict
 from clipsep_rt.query.base import ImageQueryEncoder
 from clipsep_rt.training.hierarchy import classes_overlap
 from clipsep_rt.training.index import Clip, read_index
@@ -170,18 +171,7 @@ class MixRecipe:
 
     @classmethod
     def from_dict(cls, data: dict | MixRecipe | None) -> MixRecipe:
-        if data is None:
-            return cls()
-        if isinstance(data, MixRecipe):
-            return data
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ClipsepError(f"mix recipe: unknown key(s) {', '.join(sorted(unknown))}")
-        values = {k: tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else v for k, v in data.items()}
-        recipe = cls(**values)
-        recipe.validate()
-        return recipe
+        return settings_from_dict(cls, data, "mix recipe")
 
     def validate(self) -> None:
         if self.levels not in LEVEL_MODES:

@@ -11,8 +11,9 @@ paraphrase of it, and an unrelated class. The masks are applied as the runtime a
   masked mixture has no filtering for BSS Eval's distortion filters to forgive; BSS Eval v4 SDR is
   at least this and costs 20 times as much: the benchmarks report it, for example
   `benchmarks/separation_quality.py --devset`);
-- `unrelated_db`: mean of 10 log10(energy of the unrelated query's output / energy of the
-  label query's output): how much quieter a query for an absent sound is (lower is better).
+- `unrelated_db`: mean of the unrelated query's output energy minus the label query's, each
+  relative to the mixture (`dsp.metrics.energy_ratio_db`, as `benchmarks/separation_quality.py`
+  computes it): how much quieter a query for an absent sound is (lower is better).
 
 Shapes: N mixtures, n = 65,535 samples, F = 256 log bins, L = 513 linear bins, T frames.
 """
@@ -29,6 +30,7 @@ import torch
 
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.dsp.block_spectral import BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.metrics import energy_ratio_db
 from clipsep_rt.training.baselines import source_logits
 from clipsep_rt.training.devset import load_devset
 
@@ -117,11 +119,10 @@ class DevScorer:
         sdri = {kind: [] for kind in ("label", "paraphrase")}
         unrelated = []
         for i, (label, paraphrase, other) in enumerate(estimates):
-            target = self.targets[i]
+            target, mixture = self.targets[i], self.mixtures[i]
             sdri["label"].append(_sdr(target, label) - self.input_sdr[i])
             sdri["paraphrase"].append(_sdr(target, paraphrase) - self.input_sdr[i])
-            label_energy, other_energy = float(np.sum(label.astype(np.float64) ** 2)), float(np.sum(other.astype(np.float64) ** 2))
-            unrelated.append(10 * math.log10(max(other_energy, 1e-12) / max(label_energy, 1e-12)))
+            unrelated.append(energy_ratio_db(other, mixture) - energy_ratio_db(label, mixture))
         return DevScore(_finite_mean(sdri["label"]), _finite_mean(sdri["paraphrase"]), _finite_mean(unrelated), len(self))
 
 

@@ -324,6 +324,15 @@ def _tensorboard_writer(folder: Path):
     return SummaryWriter(log_dir=str(folder))
 
 
+def read_dev_log(run_dir: Path) -> list[dict]:
+    """The rows of a run's dev_log.csv (DEV_LOG_COLUMNS, as strings); [] without one."""
+    path = Path(run_dir) / "dev_log.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def _truncate_log(log_path: Path, step: int, columns: tuple[str, ...] = LOG_COLUMNS) -> None:
     """Drop the log rows after `step` (written by a run stopped after its last checkpoint)."""
     if not log_path.is_file():
