@@ -27,8 +27,8 @@ import soundfile as sf
 
 from clipsep_rt.bench.machine import machine_info
 from clipsep_rt.bench.results import result_stem, write_results
-from clipsep_rt.runtime.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
-from clipsep_rt.runtime.jobs.outputs import OutputOptions
+from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
+from clipsep_rt.jobs.outputs import OutputOptions
 from clipsep_rt.runtime.offline import WindowingOptions
 
 SEED = 0

@@ -361,7 +361,7 @@ def test_image_queries_with_a_clip_image_tower(tmp_path, monkeypatch, capsys):
 
 
 def test_an_unexpected_failure_in_one_file_does_not_lose_the_others(workspace, monkeypatch, capsys):
-    from clipsep_rt.runtime.jobs import batch
+    from clipsep_rt.jobs import batch
 
     write_wav(workspace / "second.wav", np.zeros(20000, dtype=np.float32) + 0.01)
     real_probe = batch.probe

@@ -17,7 +17,7 @@ from conftest import REFERENCE_CHECKPOINT, write_wav
 from media import write_video
 
 from clipsep_rt.cli import main
-from clipsep_rt.runtime.jobs.manifest import MANIFEST_NAME, FileResult
+from clipsep_rt.jobs.manifest import MANIFEST_NAME, FileResult
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra clipsep-rt[distributed]")
 
@@ -122,8 +122,8 @@ def _busy_worker_pid(timeout_s: float) -> int:
 
 
 def test_a_killed_worker_is_replaced_and_its_file_retried(ray_instance, workspace, golden):
-    from clipsep_rt.runtime.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
-    from clipsep_rt.runtime.jobs.outputs import OutputOptions
+    from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
+    from clipsep_rt.jobs.outputs import OutputOptions
 
     inputs = workspace / "kill"
     inputs.mkdir()
@@ -148,7 +148,7 @@ def test_a_killed_worker_is_replaced_and_its_file_retried(ray_instance, workspac
 
 def test_a_worker_that_dies_on_every_try_fails_only_its_file(ray_instance, workspace, golden, monkeypatch):
     """The retries are bounded: after max_retries, the file is reported and the job goes on."""
-    from clipsep_rt.runtime.jobs import distributed
+    from clipsep_rt.jobs import distributed
 
     calls = []
     real_get = ray.get

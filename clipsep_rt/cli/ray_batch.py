@@ -1,4 +1,4 @@
-"""`clipsep-rt separate --ray ADDRESS`: the batch on a Ray cluster (runtime/jobs/distributed.py).
+"""`clipsep-rt separate --ray ADDRESS`: the batch on a Ray cluster (jobs/distributed.py).
 
 The command line is the local batch's, plus the --ray options; the queries are embedded
 here once and every worker loads the separator itself.
@@ -44,9 +44,9 @@ def run_ray_batch(args: argparse.Namespace, specs: list[str]) -> int:
     from clipsep_rt.cli.session import open_session
     from clipsep_rt.io.media import expand_inputs
     from clipsep_rt.io.path_lists import flatten_specs
-    from clipsep_rt.runtime.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
-    from clipsep_rt.runtime.jobs.manifest import MANIFEST_NAME
-    from clipsep_rt.runtime.jobs.outputs import OutputOptions, input_roots
+    from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
+    from clipsep_rt.jobs.manifest import MANIFEST_NAME
+    from clipsep_rt.jobs.outputs import OutputOptions, input_roots
     from clipsep_rt.runtime.offline import WindowingOptions
 
     _refuse_unsupported(args, specs)

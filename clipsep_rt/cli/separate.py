@@ -163,8 +163,8 @@ def _refuse_unused_options(args: argparse.Namespace, specs: list[str]) -> None:
 def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
     from clipsep_rt.cli.session import open_session
     from clipsep_rt.io.media import expand_inputs
-    from clipsep_rt.runtime.jobs.batch import BatchSeparator
-    from clipsep_rt.runtime.jobs.outputs import OutputOptions, input_roots
+    from clipsep_rt.jobs.batch import BatchSeparator
+    from clipsep_rt.jobs.outputs import OutputOptions, input_roots
 
     output, output_file = _batch_output(args)
     audio_format = output_file.suffix[1:].lower() if output_file else args.audio_format

@@ -10,7 +10,7 @@ import numpy as np
 
 from clipsep_rt.api import Separator
 from clipsep_rt.cli.common import encoder_options
-from clipsep_rt.runtime.jobs.batch import QuerySet
+from clipsep_rt.jobs.batch import QuerySet
 from clipsep_rt.runtime.offline import WindowingOptions
 
 @dataclass

@@ -34,7 +34,7 @@ def streaming_arguments(p: argparse.ArgumentParser) -> None:
 def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
     """`specs`: ["mic"], or the one input file of --stream."""
     from clipsep_rt.cli.session import open_session
-    from clipsep_rt.runtime.jobs.file_stream import stream_file, write_stats
+    from clipsep_rt.jobs.file_stream import stream_file, write_stats
     from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
 
     live = specs == ["mic"]

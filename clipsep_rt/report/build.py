@@ -27,7 +27,7 @@ from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.optional import import_optional
 from clipsep_rt.io.media import load_audio, write_audio_atomic
-from clipsep_rt.runtime.jobs.outputs import query_slug
+from clipsep_rt.jobs.outputs import query_slug
 from clipsep_rt.report.page import InputResult, QueryResult, ReportPage, Signal, render_page
 from clipsep_rt.report.spectrogram import LogSpectrogram, colour_range, render_png
 

@@ -33,9 +33,9 @@ import numpy as np
 
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.optional import describe_exception, import_optional
-from clipsep_rt.runtime.jobs.batch import BatchReport, BatchSeparator, QuerySet, failure_message
-from clipsep_rt.runtime.jobs.manifest import FileResult, Manifest
-from clipsep_rt.runtime.jobs.outputs import OutputOptions, output_base
+from clipsep_rt.jobs.batch import BatchReport, BatchSeparator, QuerySet, failure_message
+from clipsep_rt.jobs.manifest import FileResult, Manifest
+from clipsep_rt.jobs.outputs import OutputOptions, output_base
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 
 logger = logging.getLogger(__name__)

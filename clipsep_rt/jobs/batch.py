@@ -30,7 +30,7 @@ from clipsep_rt.io.media import SourceInfo, atomic_output, iter_audio_blocks, pr
 from clipsep_rt.runtime.engines.protocol import PreparedQueries
 from clipsep_rt.runtime.offline import OfflineSeparator
 from clipsep_rt.io.resample import OutputRateConverter
-from clipsep_rt.runtime.jobs.outputs import (
+from clipsep_rt.jobs.outputs import (
     OutputOptions,
     OutputTarget,
     output_base,
