@@ -45,13 +45,20 @@ from clipsep_rt.io.files import atomic_output
 from clipsep_rt.runtime.engines.protocol import PreparedQueries
 from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY, PlaybackBuffer, resampling_jitter
 from clipsep_rt.runtime.live.devices import find_audio_device, import_sounddevice
-from clipsep_rt.runtime.live.status import Warnings, live_summary, status_line, summary_line
+from clipsep_rt.runtime.live.plan import LivePlan, check_live_settings
+from clipsep_rt.runtime.live.status import (
+    LiveSnapshot,
+    PlaybackCounts,
+    Warnings,
+    live_summary,
+    status_line,
+    summary_line,
+)
 from clipsep_rt.runtime.live.stop_signals import StopSignals
+from clipsep_rt.runtime.live.streams import DEVICE_STOP_TIMEOUT_S, DeviceStreams
 from clipsep_rt.runtime.live.worker import LiveWorker
-from clipsep_rt.runtime.stream_stats import write_stats_json
+from clipsep_rt.runtime.stream_stats import StreamSummary, write_stats_json
 from clipsep_rt.runtime.streaming import StreamingSeparator
-
-DEVICE_STOP_TIMEOUT_S = 5.0  # the most the devices get to stop and close once the files are done
 
 
 class LiveRunner:
@@ -101,8 +108,7 @@ class LiveRunner:
     ):
         if not play and output_file is None:
             raise ClipsepError("live separation needs somewhere to go: play it (speakers) and/or record it to a file")
-        if not block_ms > 0:
-            raise OptionError("block_ms", f"must be positive, got {block_ms}")
+        check_live_settings(block_ms, buffer_ms)
         for path in (output_file, record_input):
             if path is not None and Path(path).suffix.lower() not in AUDIO_OUTPUT_SUBTYPES:
                 raise ClipsepError(f"{path}: live recordings are .wav or .flac files")
@@ -116,45 +122,14 @@ class LiveRunner:
         self.query_names = list(query_names)
         self.status_interval_s = status_interval_s
         self.device_latency = device_latency
-        self.block = max(1, round(block_ms * self.rate / 1000))
-        self.block_ms = 1000 * self.block / self.rate
-
         self._sd = import_sounddevice() if (play or self.source_file is None) else None
-        self.input_device: tuple[int, str, int] | None = None
-        if self.source_file is None:
-            self.input_device = find_audio_device(input_device, "input")
-            self.input_rate = self.input_device[2]
-            max_channels = self._sd.query_devices(self.input_device[0])["max_input_channels"]
-            self.input_channels = min(max_channels, input_channels or 2)
-        else:
-            self.input_rate, self.input_channels = self.rate, 1
-        self.output_device = find_audio_device(output_device, "output") if play else None
-        self.output_rate = self.output_device[2] if self.output_device else self.rate
-        if self.output_device:
-            self.output_channels = min(2, self._sd.query_devices(self.output_device[0])["max_output_channels"])
-
-        self.step_estimate_s = measure_step(separator)
-        self.resampling_jitter_s = resampling_jitter(
-            self.input_rate, self.rate, self.output_rate if play else self.rate, resample_quality)
-        hop_s = separator.hop_samples / self.rate
-        block_s = self.block / self.rate
-        if buffer_ms is None:
-            buffer_s = min(max(2 * self.step_estimate_s + block_s, 2 * block_s), hop_s + 2 * block_s)
-            buffer_s += self.resampling_jitter_s
-        else:
-            if buffer_ms < 0:
-                raise OptionError("buffer_ms", f"must be 0 or more, got {buffer_ms}")
-            buffer_s = buffer_ms / 1000
-        self.buffer_s = buffer_s
-        playback = None
-        if play:
-            block_out = round(block_s * self.output_rate)
-            target = round(buffer_s * self.output_rate)
-            playback = PlaybackBuffer(target, high_water=target + 3 * block_out)
+        self.plan = self._make_plan(input_device, output_device, input_channels, play, block_ms, buffer_ms,
+                                    resample_quality)
+        plan = self.plan
+        playback = PlaybackBuffer(plan.playback_target, high_water=plan.playback_high_water) if play else None
         self.worker = LiveWorker(
-            separator, self.block, row=row, input_rate=self.input_rate, output_rate=self.output_rate,
-            playback=playback, max_backlog=round(buffer_s * self.rate) + 2 * self.block,
-            resample_quality=resample_quality,
+            separator, plan.block, row=row, input_rate=plan.input_rate, output_rate=plan.output_rate,
+            playback=playback, max_backlog=plan.max_backlog, resample_quality=resample_quality,
         )
         self.device_input_latency_s = 0.0
         self.device_output_latency_s = 0.0
@@ -162,22 +137,51 @@ class LiveRunner:
         self.output_underflows = 0  # reported by the device
         self.interrupted = False
         self.stop_reason = ""
-        self._done_reason = "duration reached"
         self.written = False  # the recordings were completed and moved into place
+        self.device_unresponsive = False  # the devices did not stop within DEVICE_STOP_TIMEOUT_S
+        self._init_threads()
+
+    def _make_plan(self, input_device, output_device, input_channels: int | None, play: bool, block_ms: float,
+                   buffer_ms: float | None, resample_quality: str) -> LivePlan:
+        """Find the devices (sets `input_device` / `output_device`: (id, name, native rate) or
+        None), time a network step (`measure_step`) and size the run (`LivePlan`)."""
+        self.input_device: tuple[int, str, int] | None = None
+        input_rate, channels = self.rate, 1
+        if self.source_file is None:
+            self.input_device = find_audio_device(input_device, "input")
+            input_rate = self.input_device[2]
+            max_channels = self._sd.query_devices(self.input_device[0])["max_input_channels"]
+            channels = min(max_channels, input_channels or 2)
+        self.output_device = find_audio_device(output_device, "output") if play else None
+        output_rate, output_channels = self.rate, 0
+        if self.output_device:
+            output_rate = self.output_device[2]
+            output_channels = min(2, self._sd.query_devices(self.output_device[0])["max_output_channels"])
+        step_estimate_s = measure_step(self.separator)
+        return LivePlan.make(
+            rate=self.rate, hop_samples=self.separator.hop_samples, block_ms=block_ms, step_estimate_s=step_estimate_s,
+            resampling_jitter_s=resampling_jitter(input_rate, self.rate, output_rate, resample_quality),
+            input_rate=input_rate, input_channels=channels, output_rate=output_rate, output_channels=output_channels,
+            play=play, buffer_ms=buffer_ms,
+        )
+
+    def _init_threads(self) -> None:
+        """The state the threads share: input accepted so far, stop events, streams, files, notes."""
+        self._done_reason = "duration reached"
         self._input_frames = 0
         self._limit_frames: int | None = None
         self._input_done = threading.Event()
         self._accept_lock = threading.Lock()  # input is accepted, or refused for good (stopping)
-        self.device_unresponsive = False  # the devices did not stop within DEVICE_STOP_TIMEOUT_S
         self._worker_stop = threading.Event()
         self._feeder_stop = threading.Event()
-        self._streams: list = []
+        self._streams = DeviceStreams(self._sd, self.device_latency)
         self._threads: list[threading.Thread] = []
         self._files: ExitStack | None = None
         self._notes: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._started_at: float | None = None
         self._closed = False
         self._warnings = Warnings()
+        self._warned_counts = (0, 0, 0, 0)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -201,8 +205,8 @@ class LiveRunner:
         if playback is None:
             return 0.0
         if playback.primed_level is None:
-            return 1000 * self.buffer_s
-        return 1000 * (playback.primed_level - playback.trimmed_samples) / self.output_rate
+            return 1000 * self.plan.buffer_s
+        return 1000 * (playback.primed_level - playback.trimmed_samples) / self.plan.output_rate
 
     def switch_queries(self, prepared: PreparedQueries, names: list[str] | tuple[str, ...]) -> None:
         """Thread-safe: the worker switches (with the separator's crossfade) between two blocks.
@@ -257,14 +261,14 @@ class LiveRunner:
         if duration_s is not None:
             if not duration_s > 0:
                 raise OptionError("duration_s", f"must be positive, got {duration_s}")
-            self._limit_frames = round(duration_s * self.input_rate)
+            self._limit_frames = round(duration_s * self.plan.input_rate)
             if self._input_frames >= self._limit_frames:
                 self._input_done.set()
         with StopSignals().caught() as signals:
             self._run_until_stopped(stop_event, signals)
             self._close()
         self._emit_notes()
-        self._report(summary_line(self))
+        self._report(summary_line(self.snapshot()))
 
     def _run_until_stopped(self, stop_event: threading.Event | None, signals: StopSignals) -> None:
         """Start, then report status until a reason to stop (not closing, unless it fails)."""
@@ -284,12 +288,12 @@ class LiveRunner:
                     break
                 if self.worker.error is not None:
                     break
-                if not all(stream.active for stream in self._streams):
+                if not self._streams.active:
                     self.stop_reason = "the input stream stopped (device lost?)"
                     break
                 self._emit_notes()
                 if time.monotonic() >= next_status:
-                    self._report(status_line(self))
+                    self._report(status_line(self.snapshot()))
                     next_status += self.status_interval_s
         except KeyboardInterrupt:  # off the main thread's signal handling (see stop_signals)
             self.interrupted = True
@@ -298,9 +302,30 @@ class LiveRunner:
             self._close(failed=exc)
             raise
 
+    def snapshot(self) -> LiveSnapshot:
+        """The run's numbers now, for the status line, the warnings and the statistics."""
+        worker, stats, plan, playback = self.worker, self.separator.stats, self.plan, self.worker.playback
+        return LiveSnapshot(
+            rate=self.rate, consumed=worker.consumed, latency=self.latency, query_names=tuple(self.query_names),
+            rtf_recent_p50=recent_rtf_p50(self.separator), step_p50_ms=stats.percentile_ms(50),
+            step_p99_ms=stats.percentile_ms(99), overruns=stats.overruns, drops=worker.drops,
+            dropped_samples=worker.dropped_samples,
+            playback=None if playback is None else PlaybackCounts(
+                playback.underflows, playback.underflow_samples, playback.late_samples, playback.trimmed_samples),
+            input_overflows=self.input_overflows, output_underflows=self.output_underflows,
+            stop_reason=self.stop_reason, interrupted=self.interrupted,
+            written_file=self.output_file if self.written else None,
+            input_device=self.input_device[1] if self.input_device else str(self.source_file),
+            input_rate=plan.input_rate, input_channels=plan.input_channels,
+            output_device=self.output_device[1] if self.output_device else None, output_rate=plan.output_rate,
+            block_ms=plan.block_ms, step_estimate_s=plan.step_estimate_s, worker_compute_s=worker.compute_s,
+            worker_recent_rtf=worker.recent_rtf(), max_backlog_seen=worker.max_backlog_seen,
+            max_backlog=worker.max_backlog,
+        )
+
     def summary(self) -> dict:
         """Everything `write_stats` writes (`status.live_summary`)."""
-        return live_summary(self)
+        return live_summary(self.snapshot(), StreamSummary.of(self.separator))
 
     def write_stats(self, path: Path, overwrite: bool = True) -> None:
         """The run's timings, latency and overruns as JSON (atomically)."""
@@ -318,37 +343,16 @@ class LiveRunner:
 
     def _open_streams(self) -> None:
         if self.output_device is not None:
-            stream = self._open_stream("output", self.output_device, self.output_channels, self._output_callback)
+            stream = self._streams.open("output", self.output_device, self.plan.output_channels, self._output_callback)
             self.device_output_latency_s = float(stream.latency)
         if self.input_device is not None:
-            stream = self._open_stream("input", self.input_device, self.input_channels, self._input_callback)
+            stream = self._streams.open("input", self.input_device, self.plan.input_channels, self._input_callback)
             self.device_input_latency_s = float(stream.latency)
-        for stream in self._streams:
-            self._portaudio("start the audio streams", stream.start)
+        self._streams.start()
         if self.source_file is not None:
             feeder = threading.Thread(target=self._feed_file, name="clipsep-live-source", daemon=True)
             feeder.start()
             self._threads.insert(0, feeder)
-
-    def _open_stream(self, kind: str, device: tuple[int, str, int], channels: int, callback):
-        """Open (not start) an "input" or "output" PortAudio stream at the device's native rate."""
-        index, name, rate = device
-        opener = self._sd.InputStream if kind == "input" else self._sd.OutputStream
-        stream = self._portaudio(f"open the {kind} device {name!r} at {rate} Hz", lambda: opener(
-            device=index, samplerate=rate, channels=channels, dtype="float32", blocksize=0,
-            latency=self.device_latency, callback=callback))
-        self._streams.append(stream)
-        return stream
-
-    @staticmethod
-    def _portaudio(what: str, call):
-        """Run a PortAudio call; its errors become a ClipsepError saying what failed."""
-        try:
-            return call()
-        except Exception as exc:
-            if type(exc).__name__ != "PortAudioError":
-                raise
-            raise ClipsepError(f"cannot {what}: {exc}") from None
 
     def _input_callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
@@ -386,7 +390,7 @@ class LiveRunner:
         started = time.monotonic()
         position = 0
         try:
-            for block in iter_audio_blocks(self.source_file, self.block, self.rate, min_samples=1):
+            for block in iter_audio_blocks(self.source_file, self.plan.block, self.rate, min_samples=1):
                 if self._feeder_stop.is_set() or self._input_done.is_set():
                     return
                 ahead = position / self.rate - (time.monotonic() - started)
@@ -437,25 +441,8 @@ class LiveRunner:
             raise error
 
     def _stop_devices(self) -> None:
-        """Stop and close the streams on a helper thread, waiting at most DEVICE_STOP_TIMEOUT_S."""
-        if not self._streams:
-            return
-
-        def stop_all() -> None:
-            for stream in reversed(self._streams):  # the input (opened last) first
-                try:
-                    if isinstance(stream, self._sd.OutputStream):
-                        stream.abort()  # no need to play out what is queued
-                    else:
-                        stream.stop()
-                    stream.close()
-                except Exception:  # noqa: BLE001 - stopping is best effort: the files are done
-                    pass
-
-        stopper = threading.Thread(target=stop_all, name="clipsep-live-stop", daemon=True)
-        stopper.start()
-        stopper.join(DEVICE_STOP_TIMEOUT_S)
-        if stopper.is_alive():
+        """Stop and close the streams, waiting at most DEVICE_STOP_TIMEOUT_S."""
+        if not self._streams.stop(DEVICE_STOP_TIMEOUT_S):
             self.device_unresponsive = True
             self._notes.put(f"warning: the audio device did not stop within {DEVICE_STOP_TIMEOUT_S:.0f} s "
                             "(its sound server stopped answering?); the recordings are complete")
@@ -466,8 +453,13 @@ class LiveRunner:
                 self._report(self._notes.get_nowait())
             except queue.Empty:
                 break
-        for line in self._warnings.new(self):
-            self._report(line)
+        playback = self.worker.playback
+        counts = (self.worker.drops, playback.underflows if playback is not None else 0, self.input_overflows,
+                  self.output_underflows)
+        if counts != self._warned_counts:  # a snapshot only then: its step statistics cost time on long runs
+            self._warned_counts = counts
+            for line in self._warnings.new(self.snapshot()):
+                self._report(line)
 
     def _report(self, line: str) -> None:
         if self.status is not None:
@@ -485,3 +477,12 @@ def measure_step(separator: StreamingSeparator, repeats: int = 5) -> float:
         engine.probabilities(window, separator.queries)  # returns when the masks are in host memory
         times.append(time.perf_counter() - started)
     return sorted(times[1:])[-2] if repeats > 1 else times[-1]
+
+
+def recent_rtf_p50(separator: StreamingSeparator, recent: int = 64) -> float:
+    """Median network step time over the hop it covers, for the last `recent` steps."""
+    steps = separator.stats.steps[-recent:]
+    if not steps:
+        return 0.0
+    hop_s = separator.hop_samples / separator.spectral.sample_rate
+    return float(np.median([s.compute_s for s in steps])) / hop_s
