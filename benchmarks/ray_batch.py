@@ -27,7 +27,7 @@ import soundfile as sf
 
 from clipsep_rt.bench.machine import machine_info
 from clipsep_rt.bench.results import result_stem, write_results
-from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
+from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, PipelineSpec, separate_on_ray
 from clipsep_rt.jobs.outputs import OutputOptions
 from clipsep_rt.runtime.offline import WindowingOptions
 
@@ -79,7 +79,7 @@ def main() -> int:
         (Path(scratch) / "in").mkdir()
         inputs = write_inputs(Path(scratch) / "in", args.files, args.seconds)
         for workers in [int(part) for part in args.workers.split(",")]:
-            spec = SeparatorSpec(backend="torch", device="cpu", precision="fp32", threads=1,
+            spec = PipelineSpec(backend="torch", device="cpu", precision="fp32", threads=1,
                                  windowing=WindowingOptions(batch_windows=4))
             job = DistributedJob(spec, names, embeddings, OutputOptions(), Path(scratch) / f"out{workers}")
             start = time.perf_counter()

@@ -47,7 +47,7 @@ from clipsep_rt.api import Separator
 from clipsep_rt.bench.machine import machine_info
 from clipsep_rt.bench.results import result_stem, write_results
 from clipsep_rt.dsp.metrics import energy_ratio_db, separation_metrics
-from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator, stream_file_aligned
+from clipsep_rt.runtime.streaming import stream_file_aligned
 from clipsep_rt.runtime.streaming_presets import PRESETS
 from clipsep_rt.training.devset import load_devset
 from clipsep_rt.training.evaluate import load_mixture, make_eval_mixtures, summary_stats
@@ -102,18 +102,18 @@ def score_pair(separator: Separator, target: np.ndarray, interference: np.ndarra
     ratio), batch and streamed through each of `presets`."""
     mix = target + interference
     names = list(texts)
-    prepared = separator.prepare_queries(separator.embed_text([texts[n] for n in names]))
-    outputs = dict(zip(names, separator.offline.separate(mix, prepared)))  # name -> (n,)
+    queries = separator.prepare_queries(names, separator.embed_text([texts[n] for n in names]))
+    outputs = separator.separate(mix, separator.sample_rate, queries).sources  # name -> (n,)
     for name in VARIANTS:
         if name not in outputs:
             continue
         wanted, other = (interference, target) if name == "other" else (target, interference)
         row[name] = separation_metrics(outputs[name], wanted, other, mix).sdri
     row["unrelated_energy_db"] = energy_ratio_db(outputs["unrelated"], mix) - energy_ratio_db(outputs["label"], mix)
-    label_query = separator.prepare_queries(separator.embed_text([texts["label"]]))
+    label_query = separator.prepare_queries(["label"], separator.embed_text([texts["label"]]))
     blocks = [mix[i : i + BLOCK_SAMPLES] for i in range(0, len(mix), BLOCK_SAMPLES)]
     for preset in presets:
-        stream = StreamingSeparator(separator.engine, label_query, separator.spectral, StreamingOptions.preset(preset))
+        stream = separator.stream(label_query, latency=preset)
         streamed = stream_file_aligned(stream, blocks)[0]
         row[f"stream_{preset}"] = separation_metrics(streamed, target, interference, mix).sdri
     return row

@@ -1,18 +1,25 @@
-"""The Python API: load a separator once, then separate arrays by text or by vectors.
+"""The Python API: load a separator once, then separate arrays by text or by vectors, whole
+or as a low-latency stream.
 
     from clipsep_rt.api import Separator
 
-    separator = Separator.from_checkpoint("model.safetensors", device="cpu")
+    separator = Separator.open("model.safetensors")            # or Separator.open(): the bundled model
     result = separator.separate(audio, sample_rate=44100, queries=["violin", "dog barking"])
     result.sources["violin"]            # float32 at result.sample_rate (16 kHz), the input's layout:
                                         # (n,) for (n,) audio, (n, C) for (n, C) audio
 
-The command line is a thin layer over this module.
+    stream = separator.stream(["violin"], latency="balanced")  # per-stream state, shared model
+    out = stream.process(block)         # (m,) float32 at 16 kHz -> (1, m), stream.latency_samples late
+    stream.set_queries(["dog barking"]) # crossfades over the next hop; one encoder call for a new text
+
+The command line and the file jobs (`clipsep_rt.jobs`) are thin layers over this module; the
+separator is put together in one place, `runtime.pipeline.Pipeline`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +28,14 @@ import soxr
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.query.assemble import assemble_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
-from clipsep_rt.query.encoders.exported import ExportedTextEncoder
 from clipsep_rt.runtime.engines.choice import BackendChoice
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
-from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
+from clipsep_rt.runtime.offline import WindowingOptions
+from clipsep_rt.runtime.pipeline import Pipeline, PipelineSpec, Queries
+from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
+
+__all__ = ["Queries", "Separation", "Separator", "Stream", "StreamingOptions", "WindowingOptions"]
 
 
 @dataclass
@@ -49,39 +58,14 @@ class Separation:
 
 
 class Separator:
-    """A separator (any backend) with its spectral config, query encoder and query settings."""
+    """A separator (any backend) with its spectral config, windowing and query path, loaded once.
 
-    def __init__(
-        self,
-        engine: Engine,
-        model_config: ModelConfig,
-        spectral: SpectralConfig,
-        query_encoder: str | None,
-        windowing: WindowingOptions = WindowingOptions(),
-        encoder: QueryEncoderOptions = QueryEncoderOptions(),
-        name: str = "separator",
-        backend: BackendChoice | None = None,
-        text_encoder_onnx: ExportedTextEncoder | None = None,
-    ):
-        """`text_encoder_onnx`: an engine folder's exported text encoder (CLIP text tower or
-        MiniLM, on ONNX Runtime), used for text queries unless another encoder is chosen."""
-        self.engine = engine
-        self.model_config = model_config
-        self.spectral = spectral
-        self.query_encoder = query_encoder
-        self.encoder = encoder
-        self.name = name
-        self.backend = backend
-        self.text_encoder_onnx = text_encoder_onnx
-        try:
-            self.offline = OfflineSeparator(engine, spectral, windowing)
-        except ValueError as error:  # an overlap the window size does not allow
-            raise ClipsepError(str(error)) from None
+    Open one with `Separator.open(...)` (the one factory); make queries once with `queries(...)`
+    or pass texts straight to `separate` / `stream`.
+    """
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto", **options) -> "Separator":
-        """The torch engine on a checkpoint (either format)."""
-        return cls.open(checkpoint=path, backend="torch", device=device, precision=precision, **options)
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
 
     @classmethod
     def open(
@@ -93,20 +77,52 @@ class Separator:
         precision: str = "auto",
         compile: bool = False,
         threads: int | None = None,
-        **options,
-    ) -> "Separator":
+        windowing: WindowingOptions = WindowingOptions(),
+        encoder: QueryEncoderOptions = QueryEncoderOptions(),
+    ) -> Separator:
         """A checkpoint and/or an exported engine folder, on the backend `choose_backend` picks;
         with neither, the bundled default model (`clipsep_rt.model.weights`)."""
-        from clipsep_rt.runtime.engines.loader import load_separator
+        spec = PipelineSpec(Path(checkpoint) if checkpoint is not None else None,
+                            Path(engine_dir) if engine_dir is not None else None,
+                            backend, device, precision, compile, threads, windowing, encoder)
+        return cls.load(spec)
 
-        loaded = load_separator(checkpoint, engine_dir, backend, device, precision, compile=compile, threads=threads)
-        source = loaded.source
-        return cls(loaded.engine, source.model_config, source.spectral, source.query_encoder, name=source.name,
-                   backend=loaded.backend, text_encoder_onnx=source.text_encoder_onnx, **options)
+    @classmethod
+    def load(cls, spec: PipelineSpec) -> Separator:
+        """`open` from a `PipelineSpec` (what `spec` gives back: another process loads the same)."""
+        return cls(Pipeline.load(spec.resolved()))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto", **options) -> Separator:
+        """The torch engine on a checkpoint (either format)."""
+        return cls.open(checkpoint=path, backend="torch", device=device, precision=precision, **options)
+
+    @property
+    def spec(self) -> PipelineSpec:
+        """What this separator was opened from (absolute paths)."""
+        return self.pipeline.spec
+
+    @property
+    def name(self) -> str:
+        """The model: the engine folder or checkpoint as given, or the bundled checkpoint."""
+        return self.pipeline.name
 
     @property
     def sample_rate(self) -> int:
-        return self.spectral.sample_rate
+        return self.pipeline.spectral.sample_rate
+
+    @property
+    def spectral(self) -> SpectralConfig:
+        return self.pipeline.spectral
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.pipeline.model_config
+
+    @property
+    def query_encoder(self) -> str | None:
+        """The query encoder the model was trained with, as its files name it (None if they do not)."""
+        return self.pipeline.source.query_encoder
 
     @property
     def noise_heads(self) -> int:
@@ -116,50 +132,42 @@ class Separator:
     def query_dim(self) -> int:
         return self.model_config.query_dim
 
+    @property
+    def backend(self) -> BackendChoice | None:
+        """The backend chosen (name, device, precision) and why faster ones were skipped."""
+        return self.pipeline.backend
+
+    @property
+    def device(self) -> str:
+        """Where the network runs: "cpu" or "cuda:N"."""
+        return self.pipeline.engine.device
+
+    @property
+    def precision(self) -> str:
+        return self.pipeline.engine.precision
+
     def describe(self) -> str:
-        config = self.model_config
-        kind = "CLIPSep-NIT" if config.noise_heads else "CLIPSep"
-        runs_on = self.backend.describe() if self.backend else f"{self.engine.device} ({self.engine.precision})"
-        return f"{kind} (depth {config.depth}, ngf {config.ngf}) from {self.name}, {runs_on}"
+        """One line: the model, its size and where it runs."""
+        return self.pipeline.describe()
 
     # -- queries -------------------------------------------------------------------------
 
+    @property
     def embedder(self) -> QueryEmbedder:
-        """The query encoder the model was trained with (or the chosen one); loaded lazily.
+        """The query encoder (the model's own, or the chosen one), kept loaded once it has loaded."""
+        return self.pipeline.embedder
 
-        An exported text tower (engine folder) serves text queries without the CLIP weights.
-        """
-        spec = self.encoder.spec or self.query_encoder
-        if spec is None:
-            raise ClipsepError(
-                f"{self.name} does not say which query encoder it was trained with: "
-                "choose one (--query-encoder), or give query vectors (--query-embedding)"
-            )
-        # A torch encoder goes to CUDA only beside a torch-CUDA engine (torch, tensorrt): onnxruntime-gpu
-        # may run with a CPU-only PyTorch, and asking torch here would import it for cached queries too.
-        on_torch_cuda = self.engine.device.startswith("cuda") and (self.backend is None or self.backend.name in ("torch", "tensorrt"))
-        device = "cuda" if on_torch_cuda else "cpu"
-        if self.text_encoder_onnx and not self.encoder.spec:
-            exported = self.text_encoder_onnx
-            return QueryEmbedder(spec, self.encoder, device, encoder_id=exported.encoder_id, factory=exported.build)
-        return QueryEmbedder(spec, self.encoder, device)
+    def load_query_encoder(self) -> None:
+        """Load the text encoder now (seconds), so that the first uncached query costs one encoder call."""
+        self.pipeline.embedder.load()
 
     def embed_text(self, queries: Sequence[str]) -> np.ndarray:
         """(Q,) texts -> (Q, D) embeddings with the checkpoint's (or the chosen) encoder, cached."""
-        embedder = self.embedder()
-        return self.check_embeddings(embedder.embed_text(queries, self.query_dim), embedder.encoder_id)
+        return self.pipeline.embed_text(queries)
 
     def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""
-        embedder = self.embedder()
-        return self.check_embeddings(embedder.embed_images(paths, self.query_dim), embedder.encoder_id)
-
-    def check_embeddings(self, embeddings: np.ndarray, source: str) -> np.ndarray:
-        """(Q, D) float32 if D is the checkpoint's query size, else a ClipsepError naming both."""
-        from clipsep_rt.query import check_embedding_dim
-
-        check_embedding_dim(embeddings, self.query_dim, self.query_encoder, self.name, source)
-        return np.asarray(embeddings, dtype=np.float32)
+        return self.pipeline.embed_images(paths)
 
     def embed_queries(
         self,
@@ -170,14 +178,37 @@ class Separator:
     ) -> tuple[list[str], np.ndarray]:
         """Names (Q,) and (Q, D) float32 embeddings of text queries, image queries (named after
         the file), .npy/.npz query-vector files and named (D,) vectors, in that order."""
-        return assemble_queries(texts, images, vector_files, vectors, embed_text=self.embed_text,
-                                embed_images=self.embed_images, check=self.check_embeddings)
+        return self.pipeline.embed(texts, images, vector_files, vectors)
 
-    def prepare_queries(self, embeddings: np.ndarray, noise_heads: bool = False) -> PreparedQueries:
-        """(Q, D) -> the engine's form of the queries: per query its mask, then its noise heads."""
-        if noise_heads and not self.noise_heads:
-            raise ClipsepError(f"{self.name} is a plain CLIPSep model: it has no noise heads")
-        return self.engine.prepare_queries(embeddings, noise_heads)
+    def queries(
+        self,
+        texts: Sequence[str] = (),
+        images: Sequence[str | Path] = (),
+        vector_files: Sequence[str | Path] = (),
+        vectors: Mapping[str, np.ndarray] | None = None,
+        noise_heads: bool = False,
+    ) -> Queries:
+        """The queries embedded (as `embed_queries`) and prepared for the engine, with each
+        query's noise heads if `noise_heads`: make them once, separate many inputs with them."""
+        return self.pipeline.queries(texts, images, vector_files, vectors, noise_heads)
+
+    def prepare_queries(self, names: Sequence[str], embeddings: np.ndarray, noise_heads: bool = False) -> Queries:
+        """Named (Q, D) embeddings made elsewhere -> `Queries` (checked against the model's query size)."""
+        return self.pipeline.prepare(names, embeddings, noise_heads)
+
+    def _as_queries(self, queries: Sequence[str] | Queries, embeddings: Mapping[str, np.ndarray] | None = None,
+                    noise_heads: bool = False) -> Queries:
+        if isinstance(queries, Queries):
+            if embeddings:
+                raise ClipsepError("give either prepared Queries or named embeddings, not both")
+            if noise_heads and not queries.noise_heads:
+                raise ClipsepError("these Queries were prepared without noise heads: prepare them with noise_heads=True")
+            return queries
+        if isinstance(queries, str):
+            queries = [queries]
+        if not queries and not embeddings:
+            raise ClipsepError("no query given: pass text queries or named embeddings")
+        return self.pipeline.queries(texts=list(queries), vectors=embeddings, noise_heads=noise_heads)
 
     # -- audio ---------------------------------------------------------------------------
 
@@ -185,12 +216,13 @@ class Separator:
         self,
         audio: np.ndarray,
         sample_rate: int,
-        queries: Sequence[str] = (),
+        queries: Sequence[str] | Queries = (),
         embeddings: Mapping[str, np.ndarray] | None = None,
         noise_heads: bool = False,
         mono: bool = False,
     ) -> Separation:
-        """Separate (n,) or (n, channels) audio at any rate by text queries and/or named vectors.
+        """Separate (n,) or (n, channels) audio at any rate by text queries and/or named vectors
+        (or by `Queries` made once with `queries(...)`).
 
         The result is at the model's rate (16 kHz), has the input's duration (any length from
         one sample works) and keeps its layout: (n, C) audio gives (n, C) sources, each channel
@@ -206,14 +238,89 @@ class Separator:
             raise ClipsepError("audio contains NaN or infinite sample values")
         if sample_rate != self.sample_rate:
             audio = soxr.resample(np.ascontiguousarray(audio), sample_rate, self.sample_rate, quality="HQ").astype(np.float32)
-        if not queries and not embeddings:
-            raise ClipsepError("no query given: pass text queries or named embeddings")
-        names, vectors = self.embed_queries(texts=queries, vectors=embeddings)
-        rows = 1 + (self.noise_heads if noise_heads else 0)
-        outputs = self.offline.separate(audio, self.prepare_queries(vectors, noise_heads))
+        prepared = self._as_queries(queries, embeddings, noise_heads)
+        rows = 1 + prepared.noise_heads
+        outputs = self.pipeline.offline().separate(audio, prepared.prepared)
         return Separation(
             sample_rate=self.sample_rate,
             mixture=audio,
-            sources={name: outputs[i * rows] for i, name in enumerate(names)},
-            noise={name: outputs[i * rows + 1 : (i + 1) * rows] for i, name in enumerate(names)} if noise_heads else {},
+            sources={name: outputs[i * rows] for i, name in enumerate(prepared.names)},
+            noise={name: outputs[i * rows + 1 : (i + 1) * rows] for i, name in enumerate(prepared.names)}
+            if prepared.noise_heads else {},
         )
+
+    def separate_blocks(
+        self,
+        blocks: Iterable[np.ndarray],
+        queries: Queries,
+        union_rows: list[int] | None = None,
+        on_progress=None,
+        channels: int | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """A long input in blocks at the model rate (a file's decoder) -> (mixture, outputs)
+        blocks as soon as they are final, the same as `separate` on the whole signal (see
+        `runtime.offline.OfflineSeparator.stream`): memory bounded by the batch, not the length.
+
+        Blocks are (m,) with `channels=None` -> (m,) and (rows [+1], m); or (m, C) -> (m, C)
+        and (rows [+1], m, C). `union_rows`: a last output row masked by the union of those
+        rows' masks. `on_progress(samples_read)`."""
+        return self.pipeline.offline().stream(blocks, queries.prepared, union_rows, on_progress, channels=channels)
+
+    def stream(
+        self,
+        queries: Sequence[str] | Queries,
+        latency: str = "balanced",
+        hop_frames: int | None = None,
+        lookahead_frames: int | None = None,
+        mask: str = "soft",
+    ) -> Stream:
+        """A new low-latency stream (its own state; the model is shared, so make as many as
+        needed): `stream.process(block)` takes (m,) float32 mono at the model rate (16 kHz) and
+        returns (rows, m), `stream.latency_samples` late. `latency`: a preset ("low" 96 ms,
+        "balanced" 304 ms, "quality" 816 ms); `hop_frames` / `lookahead_frames` override it."""
+        preset = StreamingOptions.preset(latency, mask)
+        options = StreamingOptions(
+            preset.hop_frames if hop_frames is None else hop_frames,
+            preset.lookahead_frames if lookahead_frames is None else lookahead_frames,
+            mask,
+        )
+        queries = self._as_queries(queries)
+        return self.pipeline.stream(queries, options, make=functools.partial(Stream, separator=self, names=queries.names))
+
+
+class Stream(StreamingSeparator):
+    """One low-latency stream of a `Separator` (`Separator.stream`): blocks of any size in,
+    as many samples out, a fixed `latency_samples` late; `stats` times every network step.
+
+        out = stream.process(block)        # (m,) float32 at stream.sample_rate -> (rows, m)
+        stream.set_queries(["dog"])        # switch mid-stream (rows may change)
+        tail = stream.flush()              # (rows, latency_samples): what is left after the last block
+        stream.summary()                   # latency, per-step compute p50/p99, overruns
+
+    Output row k is query k (`query_names`). Not thread-safe: process and switch from one
+    thread, or hand switches to that thread (as the live runner does).
+    """
+
+    def __init__(self, engine: Engine, prepared: PreparedQueries, spectral: SpectralConfig, options: StreamingOptions,
+                 *, separator: Separator, names: Sequence[str]):
+        super().__init__(engine, prepared, spectral, options)
+        self._separator = separator
+        self.query_names = list(names)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spectral.sample_rate
+
+    def set_queries(self, queries: Sequence[str] | Queries | PreparedQueries) -> None:
+        """Switch to texts (embedded here: one encoder call for a new one), `Queries`, or an
+        engine's prepared queries; the next hop crossfades (see `runtime.streaming`)."""
+        if isinstance(queries, (str, Sequence, Queries)):
+            queries = self._separator._as_queries(queries)
+            self.query_names = list(queries.names)
+            queries = queries.for_streaming()
+        super().set_queries(queries)
+
+    def flush(self) -> np.ndarray:
+        """(rows, latency_samples): the output still inside the stream after the last block
+        (it processes that much silence). The stream can go on afterwards."""
+        return self.process(np.zeros(self.latency_samples, dtype=np.float32))

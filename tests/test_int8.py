@@ -107,7 +107,7 @@ def test_int8_separation_stays_within_0_2_db_sdri_of_fp32(engine_dir):
     scores = {}
     for precision in ("fp32", "int8"):
         separator = Separator.open(engine_dir=engine_dir, backend="onnxruntime", device="cpu", precision=precision)
-        assert separator.engine.precision == precision and separator.backend.precision == precision
+        assert separator.precision == precision and separator.backend.precision == precision
         estimate = separator.separate(mixture, 16000, ["violin"]).sources["violin"]
         scores[precision] = separation_metrics(estimate, violin, cow, mixture).sdri
     assert scores["fp32"] > 0

@@ -21,7 +21,7 @@ GRAPH = default_engine_dir() / "separator.onnx"
 
 @pytest.fixture(scope="module")
 def torch_fp32():
-    return Separator.open(backend="torch", device="cpu", precision="fp32").engine
+    return Separator.open(backend="torch", device="cpu", precision="fp32").pipeline.engine
 
 
 def _inputs(batch: int, queries: int, query_dim: int = 384):

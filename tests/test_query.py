@@ -23,7 +23,7 @@ from clipsep_rt.query import (
     combine_prompt_embeddings,
     default_cache_dir,
     default_templates_for,
-    embed_queries,
+    embed_texts,
     encoder_id_for,
     l2_normalise,
     load_query_embeddings,
@@ -139,7 +139,7 @@ def test_open_clip_text_embeddings(tiny_encoder, tiny_clip):
 
 def test_open_clip_prompt_ensemble_is_normalised_mean(tiny_encoder):
     templates = ENSEMBLE_TEMPLATES
-    got = embed_queries(["dog barking", "violin"], lambda: tiny_encoder, tiny_encoder.encoder_id, templates)
+    got = embed_texts(["dog barking", "violin"], lambda: tiny_encoder, tiny_encoder.encoder_id, templates)
     assert got.shape == (2, 64)
     assert_unit_rows(got)
     per_template = tiny_encoder.encode_text([t.format("violin") for t in templates])
@@ -285,8 +285,8 @@ def test_minilm_real_embeddings(minilm):
 
 def test_minilm_through_cache(minilm, tmp_path):
     cache = EmbeddingCache(tmp_path)
-    first = embed_queries(["dog barking"], lambda: minilm, minilm.encoder_id, default_templates_for("minilm"), cache)
-    again = embed_queries(["dog barking"], pytest.fail, minilm.encoder_id, default_templates_for("minilm"), cache)
+    first = embed_texts(["dog barking"], lambda: minilm, minilm.encoder_id, default_templates_for("minilm"), cache)
+    again = embed_texts(["dog barking"], pytest.fail, minilm.encoder_id, default_templates_for("minilm"), cache)
     np.testing.assert_array_equal(first, again)
     np.testing.assert_allclose(first, minilm.encode_text(["dog barking"]), atol=1e-6)
 
@@ -296,14 +296,14 @@ def test_minilm_through_cache(minilm, tmp_path):
 
 def test_cache_hit_never_builds_the_encoder(tmp_path):
     cache, factory = EmbeddingCache(tmp_path), CountingFactory()
-    first = embed_queries(["dog", "violin"], factory, "fake:v1", ENSEMBLE_TEMPLATES, cache)
+    first = embed_texts(["dog", "violin"], factory, "fake:v1", ENSEMBLE_TEMPLATES, cache)
     assert factory.calls == 1 and len(factory.encoders[0].encoded) == 2 * len(ENSEMBLE_TEMPLATES)
-    again = embed_queries(["violin", "dog"], factory, "fake:v1", ENSEMBLE_TEMPLATES, cache)
+    again = embed_texts(["violin", "dog"], factory, "fake:v1", ENSEMBLE_TEMPLATES, cache)
     assert factory.calls == 1
     np.testing.assert_array_equal(again, first[::-1])
     assert again.shape == (2, 8)
     assert_unit_rows(again)
-    embed_queries(["dog", "rain"], factory, "fake:v1", ENSEMBLE_TEMPLATES, cache)
+    embed_texts(["dog", "rain"], factory, "fake:v1", ENSEMBLE_TEMPLATES, cache)
     assert factory.calls == 2 and len(factory.encoders[1].encoded) == len(ENSEMBLE_TEMPLATES)  # only 'rain'
 
 
@@ -312,19 +312,19 @@ def test_cache_key_depends_on_encoder_and_prompt(tmp_path):
     assert cache_key("fake:v1", "a photo of dog") != cache_key("fake:v2", "a photo of dog")
     assert cache_key("fake:v1", "a photo of dog") != cache_key("fake:v1", "a photo of dog.")
     cache, factory = EmbeddingCache(tmp_path), CountingFactory("fake:v2")
-    embed_queries(["dog"], CountingFactory(), "fake:v1", [PAPER_TEMPLATE], cache)
-    embed_queries(["dog"], factory, "fake:v2", [PAPER_TEMPLATE], cache)
+    embed_texts(["dog"], CountingFactory(), "fake:v1", [PAPER_TEMPLATE], cache)
+    embed_texts(["dog"], factory, "fake:v2", [PAPER_TEMPLATE], cache)
     assert factory.calls == 1
 
 
 def test_cache_recovers_from_corrupt_entry(tmp_path):
     cache, factory = EmbeddingCache(tmp_path), CountingFactory()
-    expected = embed_queries(["dog"], factory, "fake:v1", [PAPER_TEMPLATE], cache)
+    expected = embed_texts(["dog"], factory, "fake:v1", [PAPER_TEMPLATE], cache)
     entry = cache.path("fake:v1", "a photo of dog")
     for damage in (b"\x93NUMPY garbage", b""):
         entry.write_bytes(damage)
         assert cache.get("fake:v1", "a photo of dog") is None
-        np.testing.assert_array_equal(embed_queries(["dog"], factory, "fake:v1", [PAPER_TEMPLATE], cache), expected)
+        np.testing.assert_array_equal(embed_texts(["dog"], factory, "fake:v1", [PAPER_TEMPLATE], cache), expected)
         np.testing.assert_allclose(cache.get("fake:v1", "a photo of dog"), expected[0], atol=1e-6)
     np.save(entry, np.full(8, 5.0, dtype=np.float32))  # readable, but not a unit vector
     assert cache.get("fake:v1", "a photo of dog") is None
@@ -338,7 +338,7 @@ def test_cache_rejects_entry_of_another_size(tmp_path):
     assert cache.get("fake:v1", "a photo of dog", dim=8) is not None
     assert cache.get("fake:v1", "a photo of dog", dim=4) is None
     factory = CountingFactory(dim=4)
-    got = embed_queries(["dog"], factory, "fake:v1", [PAPER_TEMPLATE], cache, dim=4)
+    got = embed_texts(["dog"], factory, "fake:v1", [PAPER_TEMPLATE], cache, dim=4)
     assert factory.calls == 1 and got.shape == (1, 4)
     assert cache.get("fake:v1", "a photo of dog").shape == (4,)
 
@@ -346,19 +346,19 @@ def test_cache_rejects_entry_of_another_size(tmp_path):
 def test_loaded_encoder_overrules_cached_entries_of_another_size(tmp_path):
     cache = EmbeddingCache(tmp_path)
     cache.put("fake:v1", "a photo of dog", l2_normalise(np.ones((1, 8)))[0])
-    got = embed_queries(["dog", "cat"], CountingFactory(dim=4), "fake:v1", [PAPER_TEMPLATE], cache)
+    got = embed_texts(["dog", "cat"], CountingFactory(dim=4), "fake:v1", [PAPER_TEMPLATE], cache)
     assert got.shape == (2, 4)
 
 
-def test_embed_queries_checks_the_factory_builds_the_named_encoder(tmp_path):
+def test_embed_texts_checks_the_factory_builds_the_named_encoder(tmp_path):
     with pytest.raises(ValueError, match="fake:v2"):
-        embed_queries(["dog"], CountingFactory("fake:v2"), "fake:v1", [PAPER_TEMPLATE], EmbeddingCache(tmp_path))
+        embed_texts(["dog"], CountingFactory("fake:v2"), "fake:v1", [PAPER_TEMPLATE], EmbeddingCache(tmp_path))
 
 
 def test_cache_that_cannot_be_written_does_not_stop_a_run(tmp_path, caplog):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    got = embed_queries(["dog"], CountingFactory(), "fake:v1", [PAPER_TEMPLATE], EmbeddingCache(blocker))
+    got = embed_texts(["dog"], CountingFactory(), "fake:v1", [PAPER_TEMPLATE], EmbeddingCache(blocker))
     assert got.shape == (1, 8)
     assert "cannot write embedding cache entry" in caplog.text
 

@@ -122,7 +122,7 @@ def _busy_worker_pid(timeout_s: float) -> int:
 
 
 def test_a_killed_worker_is_replaced_and_its_file_retried(ray_instance, workspace, golden):
-    from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
+    from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, PipelineSpec, separate_on_ray
     from clipsep_rt.jobs.outputs import OutputOptions
 
     inputs = workspace / "kill"
@@ -130,7 +130,7 @@ def test_a_killed_worker_is_replaced_and_its_file_retried(ray_instance, workspac
     paths = [write_wav(inputs / "long.wav", np.tile(golden["mixture_wav"], 6))]  # 25 s: long enough to be caught
     paths += [write_wav(inputs / f"short{i}.wav", golden["mixture_wav"][: 8000 * (i + 2)]) for i in range(3)]
     assert separate(workspace, "kill_local", str(inputs)) == 0
-    job = DistributedJob(SeparatorSpec(checkpoint=workspace / "model.safetensors", precision="fp32"), ["violin"],
+    job = DistributedJob(PipelineSpec(checkpoint=workspace / "model.safetensors", precision="fp32"), ["violin"],
                          golden["query_embedding"].astype(np.float32), OutputOptions(), workspace / "kill_ray")
     killed: list[int] = []
     killer = threading.Thread(target=lambda: killed.append(os.kill(pid := _busy_worker_pid(60), signal.SIGKILL) or pid))
@@ -164,7 +164,7 @@ def test_a_worker_that_dies_on_every_try_fails_only_its_file(ray_instance, works
     folder.mkdir()
     paths = [write_wav(folder / "doomed.wav", golden["mixture_wav"][:16000]),
              write_wav(folder / "fine.wav", golden["mixture_wav"][:16000])]
-    job = distributed.DistributedJob(distributed.SeparatorSpec(checkpoint=workspace / "model.safetensors"), ["violin"],
+    job = distributed.DistributedJob(distributed.PipelineSpec(checkpoint=workspace / "model.safetensors"), ["violin"],
                                      golden["query_embedding"].astype(np.float32),
                                      distributed.OutputOptions(), workspace / "doomed_out", overwrite=True)
     monkeypatch.setattr(ray, "get", dying_get)

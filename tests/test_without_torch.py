@@ -54,10 +54,10 @@ def test_the_bundled_model_folder_is_its_engine_folder():
     assert set(source.files) == {"onnx"}
     torch_run = Separator.open(backend="torch", device="cpu", precision="fp32")
     onnx_run = Separator.open(backend="onnxruntime", device="cpu")
-    assert onnx_run.backend.name == "onnxruntime" and onnx_run.engine.device == "cpu"
+    assert onnx_run.backend.name == "onnxruntime" and onnx_run.device == "cpu"
     log_mag = np.random.default_rng(0).normal(-4, 2, (2, 1, 256, 256)).astype(np.float32)
     embeddings = np.random.default_rng(1).standard_normal((2, source.model_config.query_dim)).astype(np.float32)
-    masks = [run.engine.probabilities(log_mag, run.engine.prepare_queries(embeddings, True)) for run in (torch_run, onnx_run)]
+    masks = [run.pipeline.engine.probabilities(log_mag, run.pipeline.engine.prepare_queries(embeddings, True)) for run in (torch_run, onnx_run)]
     assert masks[0].shape == masks[1].shape == (2, 6, 256, 256)
     assert snr_db(masks[0], masks[1]) > 60
 

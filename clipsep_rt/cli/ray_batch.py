@@ -7,6 +7,7 @@ here once and every worker loads the separator itself.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -44,10 +45,9 @@ def run_ray_batch(args: argparse.Namespace, specs: list[str]) -> int:
     from clipsep_rt.cli.session import open_session
     from clipsep_rt.io.media import expand_inputs
     from clipsep_rt.io.path_lists import flatten_specs
-    from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, SeparatorSpec, separate_on_ray
+    from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, separate_on_ray
     from clipsep_rt.jobs.manifest import MANIFEST_NAME
     from clipsep_rt.jobs.outputs import OutputOptions, input_roots
-    from clipsep_rt.runtime.offline import WindowingOptions
 
     _refuse_unsupported(args, specs)
     output = Path(args.output[0] if args.output else "separated")
@@ -61,14 +61,8 @@ def run_ray_batch(args: argparse.Namespace, specs: list[str]) -> int:
         say_error(message)
     if not args.quiet:
         print(session.describe(), file=sys.stderr)
-    spec = SeparatorSpec(
-        checkpoint=args.checkpoint.resolve() if args.checkpoint else None,
-        engine_dir=args.engine.resolve() if args.engine else None,
-        backend=args.backend, device=args.device, precision=args.precision, compile=args.compile,
-        threads=max(1, int(cluster.cpus_per_worker)),
-        windowing=WindowingOptions(overlap_frames=args.overlap, batch_windows=args.batch_size, mask=args.mask),
-    )
-    job = DistributedJob(spec, session.queries.names, session.embeddings, options, output,
+    spec = dataclasses.replace(session.separator.spec, threads=max(1, int(cluster.cpus_per_worker)))
+    job = DistributedJob(spec, session.queries.names, session.queries.embeddings, options, output,
                          noise_heads=args.noise_heads, overwrite=args.overwrite)
     meter = None if args.quiet else _FilesMeter(len(inputs))
     try:

@@ -177,7 +177,7 @@ def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
     if not args.quiet:
         print(session.describe(), file=sys.stderr)
     batch = BatchSeparator(
-        session.separator.offline, session.queries, session.noise_heads, options, output, overwrite=args.overwrite,
+        session.separator, session.queries, options, output, overwrite=args.overwrite,
         log=say, progress=None if args.quiet else _progress_bar, output_file=output_file,
     )
     report_job = _report_job(args, session, inputs)  # checked before anything is separated
@@ -199,7 +199,7 @@ def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
         failures = {source for source, _ in report.failures}
         separated = [source for source in inputs if str(source) not in failures]
         if separated:
-            report_job.write(session.embeddings, separated)
+            report_job.write(session.queries.embeddings, separated)
             if not args.quiet:
                 say(f"report written to {args.report / 'index.html'}")
         else:

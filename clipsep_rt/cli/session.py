@@ -6,26 +6,21 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from clipsep_rt.api import Separator
+from clipsep_rt.api import Queries, Separator
 from clipsep_rt.cli.common import encoder_options
-from clipsep_rt.jobs.batch import QuerySet
 from clipsep_rt.runtime.offline import WindowingOptions
+
 
 @dataclass
 class Session:
     separator: Separator
-    queries: QuerySet
-    noise_heads: int  # noise heads per query in the output rows (0 unless asked for)
-    embeddings: np.ndarray  # (Q, D) float32 query vectors, in the order of queries.names
+    queries: Queries  # names, (Q, D) vectors, prepared (with noise heads when asked for)
     model: str  # which model runs, for summaries: the bundled one's name, or the -c/-e path given
 
     def describe(self) -> str:
         lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.names)}"]
         backend = self.separator.backend
-        if backend is not None:
-            lines += [f"clipsep-rt: skipped {reason}" for reason in backend.reasons]
+        lines += [f"clipsep-rt: skipped {reason}" for reason in (backend.reasons if backend else [])]
         return "\n".join(lines)
 
 
@@ -38,9 +33,7 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
         precision=args.precision, compile=args.compile, threads=args.threads, windowing=windowing,
         encoder=encoder_options(args),
     )
-    names, embeddings = separator.embed_queries(args.query, args.query_image, args.query_embedding)
-    prepared = separator.prepare_queries(embeddings, noise_heads)
-    heads = separator.noise_heads if noise_heads else 0
+    queries = separator.queries(args.query, args.query_image, args.query_embedding, noise_heads=noise_heads)
     given = args.engine or args.checkpoint
     model = str(given) if given else f"the bundled default {Path(separator.name).stem} (see its MODEL_CARD.md)"
-    return Session(separator, QuerySet(names, prepared), heads, embeddings, model)
+    return Session(separator, queries, model)

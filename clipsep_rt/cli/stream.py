@@ -35,7 +35,6 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
     """`specs`: ["mic"], or the one input file of --stream."""
     from clipsep_rt.cli.session import open_session
     from clipsep_rt.jobs.file_stream import stream_file, write_stats
-    from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
 
     live = specs == ["mic"]
     if not live and len(specs) != 1:
@@ -46,14 +45,9 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
         raise ClipsepError("where to? give -o FILE.wav and/or -o speakers")
     if any(path.suffix.lower() != ".wav" for path in files) or len(files) > 1:
         raise ClipsepError("streaming records to one .wav file (-o FILE.wav)")
-    preset = StreamingOptions.preset(args.latency, args.mask)
-    options = StreamingOptions(
-        args.hop_frames if args.hop_frames is not None else preset.hop_frames,
-        args.lookahead_frames if args.lookahead_frames is not None else preset.lookahead_frames,
-        args.mask,
-    )
     session = open_session(args, noise_heads=False)
-    separator = StreamingSeparator(session.separator.engine, session.queries.prepared, session.separator.spectral, options)
+    separator = session.separator.stream(session.queries, args.latency, args.hop_frames, args.lookahead_frames, args.mask)
+    options = separator.options
     if not args.quiet:
         print(f"{session.describe()}\nclipsep-rt: streaming with {separator.latency_ms:.0f} ms algorithmic latency "
               f"(hop {options.hop_frames}, look-ahead {options.lookahead_frames} frames)", file=sys.stderr)
@@ -83,10 +77,14 @@ def _run_live(args: argparse.Namespace, session, separator, source: Path | None,
     """Microphone (or a file at real-time pace) to speakers and/or a recording, until Ctrl-C.
 
     A line typed on stdin switches the queries, separated by ';', as many as wanted: the
-    speakers play the first, a recording keeps one channel per query of the start."""
+    speakers play the first, a recording keeps one channel per query of the start. The text
+    encoder is loaded before the audio starts, so a new query costs one encoder call (on the
+    stdin thread, never the audio's)."""
     from clipsep_rt.runtime.live.runner import LiveRunner
     from clipsep_rt.runtime.live.stdin import read_queries_from_stdin
 
+    if source is None:  # queries are typed live: load the text encoder now, not on the first switch
+        _load_query_encoder(session.separator)
     runner = LiveRunner(
         separator, input_device=args.input_device, output_device=args.output_device, output_file=record, play=play,
         status=None if args.quiet else say, source_file=source, overwrite=args.overwrite,
@@ -96,9 +94,9 @@ def _run_live(args: argparse.Namespace, session, separator, source: Path | None,
 
     def switch(text: str) -> None:
         names = [query.strip() for query in text.split(";") if query.strip()]
-        embeddings = session.separator.embed_text(names)
+        queries = session.separator.queries(names)
         if (current := live_runner()) is not None:
-            current.switch_queries(session.separator.prepare_queries(embeddings, noise_heads=False), names)
+            current.switch_queries(queries.for_streaming(), names)
 
     if not args.quiet and source is None:
         say("type a new query and Enter to switch; Ctrl-C stops")
@@ -110,3 +108,12 @@ def _run_live(args: argparse.Namespace, session, separator, source: Path | None,
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _load_query_encoder(separator) -> None:
+    """Load the text encoder before the audio starts; a model without a known encoder (vector
+    queries only) runs as it is, and says why typed queries will not work."""
+    try:
+        separator.load_query_encoder()
+    except ClipsepError as error:
+        say(f"typed queries are off: {error}")

@@ -27,8 +27,7 @@ import soundfile as sf
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.audio_formats import AUDIO_OUTPUT_SUBTYPES
 from clipsep_rt.io.media import SourceInfo, atomic_output, iter_audio_blocks, probe, write_video_with_audio_atomic
-from clipsep_rt.runtime.engines.protocol import PreparedQueries
-from clipsep_rt.runtime.offline import OfflineSeparator
+from clipsep_rt.api import Queries, Separator
 from clipsep_rt.io.resample import OutputRateConverter
 from clipsep_rt.jobs.outputs import (
     OutputOptions,
@@ -75,18 +74,11 @@ def failure_message(source: Path, error: Exception) -> str:
     return f"{source}: unexpected {type(error).__name__}: {reason}"
 
 
-@dataclass
-class QuerySet:
-    names: list[str]  # one per query, used in output names
-    prepared: PreparedQueries  # from the engine: Q * (1 + H) output rows
-
-
 class BatchSeparator:
     def __init__(
         self,
-        separator: OfflineSeparator,
-        queries: QuerySet,
-        noise_heads: int,
+        separator: Separator,
+        queries: Queries,
         options: OutputOptions,
         out_dir: Path,
         overwrite: bool = False,
@@ -106,8 +98,8 @@ class BatchSeparator:
         self.output_file = output_file
         self.protected: set[Path] = set()
         self.claimed: dict[Path, Path] = {}  # output (resolved) -> the input that writes it
-        self.targets = output_targets(queries.names, noise_heads, options)
-        self.union_rows = union_rows(len(queries.names), noise_heads, options)
+        self.targets = output_targets(queries.names, queries.noise_heads, options)
+        self.union_rows = union_rows(len(queries.names), queries.noise_heads, options)
         self.report = BatchReport()
         if output_file is not None:
             if len(self.targets) != 1:
@@ -189,7 +181,7 @@ class BatchSeparator:
         self, source: Path, info: SourceInfo, targets: list[OutputTarget], audio_paths: list[Path], stack: ExitStack
     ) -> float:
         """Stream the separation of `source` into one file per target; returns the input peak."""
-        model_rate = self.separator.spectral.sample_rate
+        model_rate = self.separator.sample_rate
         out_rate = self.options.sample_rate or info.rate
         subtype = AUDIO_OUTPUT_SUBTYPES[f".{self.options.audio_format}"]
         fmt = self.options.audio_format.upper()
@@ -210,8 +202,8 @@ class BatchSeparator:
                 writer.write(track if subtype == "FLOAT" else np.clip(track, -1.0, 1.0))
 
         with self._progress(source, info.duration_s, model_rate) as on_progress:
-            for mixture, outputs in self.separator.stream(blocks, self.queries.prepared, self.union_rows, on_progress,
-                                                          channels=None if mono else channels):
+            for mixture, outputs in self.separator.separate_blocks(blocks, self.queries, self.union_rows, on_progress,
+                                                                   channels=None if mono else channels):
                 peak = max(peak, float(np.abs(mixture).max(initial=0.0)))
                 write(*converter.convert(mixture, outputs))
         tail = converter.finish()
@@ -223,7 +215,7 @@ class BatchSeparator:
 
     @contextmanager
     def _progress(self, source: Path, duration_s: float | None, model_rate: int) -> Iterator[Callable[[int], None] | None]:
-        """`OfflineSeparator.stream`'s on_progress (samples read) feeding this input's meter, if any."""
+        """`Separator.separate_blocks`'s on_progress (samples read) feeding this input's meter, if any."""
         if self.progress is None:
             yield None
             return

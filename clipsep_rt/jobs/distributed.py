@@ -1,6 +1,6 @@
 """Batch separation on a Ray cluster: a pool of actors, each holding one loaded separator.
 
-    job = DistributedJob(SeparatorSpec(checkpoint=Path("model.safetensors")), names, embeddings,
+    job = DistributedJob(PipelineSpec(checkpoint=Path("/shared/model.safetensors")), names, embeddings,
                          OutputOptions(), Path("/shared/out"))
     report = separate_on_ray(job, inputs, RayCluster("auto", gpus_per_worker=1))
 
@@ -13,7 +13,7 @@ file. Each worker gets one file at a time; a file is a task, so one slow file ne
 back a batch of others.
 
 The queries are embedded once by the caller (`embeddings`); each worker loads the separator
-from `SeparatorSpec` (paths every worker sees, or the bundled model) on its own device.
+from `PipelineSpec` (paths every worker sees, or the bundled model) on its own device.
 Nothing is printed: warnings and errors go to `log`, progress to `progress`.
 """
 
@@ -33,31 +33,18 @@ import numpy as np
 
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.optional import describe_exception, import_optional
-from clipsep_rt.jobs.batch import BatchReport, BatchSeparator, QuerySet, failure_message
+from clipsep_rt.api import Separator
+from clipsep_rt.jobs.batch import BatchReport, BatchSeparator, failure_message
 from clipsep_rt.jobs.manifest import FileResult, Manifest
 from clipsep_rt.jobs.outputs import OutputOptions, output_base
-from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
+from clipsep_rt.runtime.pipeline import PipelineSpec
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SeparatorSpec:
-    """How each worker loads its separator: the arguments of `api.Separator.open`."""
-
-    checkpoint: Path | None = None  # None with no engine_dir: the bundled default model
-    engine_dir: Path | None = None
-    backend: str = "auto"
-    device: str = "auto"  # resolved on each worker: "auto" takes its GPU when it was given one
-    precision: str = "auto"
-    compile: bool = False
-    threads: int | None = None
-    windowing: WindowingOptions = WindowingOptions()
-
-
-@dataclass(frozen=True)
 class DistributedJob:
-    separator: SeparatorSpec
+    separator: PipelineSpec  # what each worker loads (`Separator.spec` of the caller's, absolute paths)
     names: list[str]  # (Q,) query names, used in output names
     embeddings: np.ndarray  # (Q, D) float32 query vectors
     options: OutputOptions
@@ -68,18 +55,9 @@ class DistributedJob:
 
     def build_batch(self, progress) -> BatchSeparator:
         """On a worker: the separator loaded and the queries prepared, as a BatchSeparator."""
-        from clipsep_rt.runtime.engines.loader import load_separator
-
-        spec = self.separator
-        loaded = load_separator(spec.checkpoint, spec.engine_dir, spec.backend, spec.device, spec.precision,
-                                compile=spec.compile, threads=spec.threads)
-        try:
-            offline = OfflineSeparator(loaded.engine, loaded.source.spectral, spec.windowing)
-        except ValueError as error:  # an overlap the window size does not allow
-            raise ClipsepError(str(error)) from None
-        prepared = loaded.engine.prepare_queries(self.embeddings, self.noise_heads)
-        heads = loaded.source.model_config.noise_heads if self.noise_heads else 0
-        batch = BatchSeparator(offline, QuerySet(self.names, prepared), heads, self.options, self.out_dir,
+        separator = Separator.load(self.separator)
+        queries = separator.prepare_queries(self.names, self.embeddings, self.noise_heads)
+        batch = BatchSeparator(separator, queries, self.options, self.out_dir,
                                overwrite=self.overwrite, log=logger.debug, progress=progress)
         batch.protected = set(self.protected)
         return batch

@@ -1,19 +1,15 @@
 """Query encoders: text (or a stored vector) -> the embedding that steers the separator.
 
-Typical use, which loads the encoder only for queries not in the cache:
+Typical use, which loads the encoder only for queries not in the cache, and then keeps it:
 
-    encoder_id = encoder_id_for(spec, weights)
-    embeddings = embed_queries(
-        queries, lambda: build_encoder(spec, device, weights), encoder_id,
-        templates=default_templates_for(spec), cache=EmbeddingCache(), dim=expected_dim,
-    )
-    check_embedding_dim(embeddings, expected_dim, checkpoint_encoder_id, checkpoint_name, encoder_id)
+    embedder = QueryEmbedder("minilm", QueryEncoderOptions())
+    embeddings = embedder.embed_text(["dog barking", "violin"], dim=expected_dim)   # (2, D)
+    check_embedding_dim(embeddings, expected_dim, checkpoint_encoder_id, checkpoint_name, embedder.encoder_id)
 """
 
 from clipsep_rt.query.base import ImageQueryEncoder, QueryEncoder, check_embedding_dim, l2_normalise
 from clipsep_rt.query.cache import EmbeddingCache, cache_key, default_cache_dir
-from clipsep_rt.query.embed import embed_queries
-from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
+from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions, embed_texts
 from clipsep_rt.query.vectors import load_query_embeddings, save_query_embeddings
 from clipsep_rt.query.encoders.minilm import MiniLMEncoder
 from clipsep_rt.query.encoders.open_clip import OpenClipEncoder, open_clip_encoder_id
@@ -52,7 +48,7 @@ __all__ = [
     "combine_prompt_embeddings",
     "default_cache_dir",
     "default_templates_for",
-    "embed_queries",
+    "embed_texts",
     "encoder_id_for",
     "l2_normalise",
     "load_query_embeddings",

@@ -32,7 +32,7 @@ from clipsep_rt.report.page import InputResult, QueryResult, ReportPage, Signal,
 from clipsep_rt.report.spectrogram import LogSpectrogram, colour_range, render_png
 
 if TYPE_CHECKING:
-    from clipsep_rt.api import Separator
+    from clipsep_rt.api import Queries, Separator
 
 INDEX = "index.html"
 LENGTH_TOLERANCE = 1  # samples at the model rate: files of different rates may round differently
@@ -153,11 +153,11 @@ class ReportJob:
         """Separate `sources` (some of the planned inputs) by the (Q, D) query `embeddings`, in the
         order of the query names; write their files, then the page. Returns the files written."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        prepared = self.separator.prepare_queries(np.asarray(embeddings, np.float32), noise_heads=self.noise_heads > 0)
+        queries = self.separator.prepare_queries(self.query_names, embeddings, noise_heads=self.noise_heads > 0)
         written: list[Path] = []
         results = []
         for source in sources:
-            result, files = self._write_input(source, prepared)
+            result, files = self._write_input(source, queries)
             results.append(result)
             written += files
         spectral = self.separator.spectral
@@ -172,16 +172,16 @@ class ReportJob:
             temp.write_text(render_page(page), encoding="utf-8")
         return [*written, index]
 
-    def _separate(self, mixture: np.ndarray, prepared) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _separate(self, mixture: np.ndarray, queries: "Queries") -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(n,) mixture -> (per query its (n,) prediction, per query its (H, n) noise heads)."""
-        outputs = self.separator.offline.separate(mixture, prepared)  # (Q * (1 + H), n), per query [mask, heads]
-        rows = 1 + self.noise_heads
-        count = len(self.query_names)
-        return [outputs[q * rows] for q in range(count)], [outputs[q * rows + 1 : (q + 1) * rows] for q in range(count)]
+        separation = self.separator.separate(mixture, self.rate, queries)
+        names = queries.names
+        empty = np.zeros((0, len(mixture)), np.float32)
+        return [separation.sources[name] for name in names], [separation.noise.get(name, empty) for name in names]
 
-    def _write_input(self, source: Path, prepared) -> tuple[InputResult, list[Path]]:
+    def _write_input(self, source: Path, queries: "Queries") -> tuple[InputResult, list[Path]]:
         mixture = load_audio(source, self.rate, min_samples=0).samples  # (n,): the mono mixture the network hears
-        predictions, noise = self._separate(mixture, prepared)
+        predictions, noise = self._separate(mixture, queries)
         planned_inputs, planned_queries = self.plan(source)
         audio = {planned_inputs[0].stem: mixture}
         for planned in planned_inputs[1:]:

@@ -2,7 +2,7 @@
 
 `open_source` reads what the separator is (configs, query encoder, the folder's files) and
 loads weights only when asked; `open_engine` builds the engine a backend choice names;
-`load_separator` does both, with the bundled default model when given neither.
+`runtime.pipeline.Pipeline.load` does both (the bundled default model when given neither).
 
 Nothing here imports torch until the torch backend is chosen or weights are loaded, so an
 engine folder on onnxruntime opens without it.
@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
-from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import file_sha256
 from clipsep_rt.query.encoders.exported import ExportedTextEncoder
-from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
+from clipsep_rt.runtime.engines.choice import BackendChoice
 from clipsep_rt.runtime.engines.contract import SEPARATOR_PLAN, TIMING_CACHE
 from clipsep_rt.runtime.engines.manifest import read_manifest
 from clipsep_rt.runtime.engines.protocol import Engine
@@ -135,38 +135,3 @@ def open_bundled_source() -> ModelSource:
     checkpoint = default_checkpoint()
     source = open_source(checkpoint, default_engine_dir())
     return dataclasses.replace(source, name=str(checkpoint), description=f"the bundled default model {checkpoint.name}")
-
-
-@dataclass
-class LoadedSeparator:
-    """An engine ready to run, what it runs, and the backend choice behind it."""
-
-    engine: Engine
-    source: ModelSource
-    backend: BackendChoice  # its precision is the engine's
-
-
-def load_separator(
-    checkpoint: str | Path | None = None,
-    engine_dir: str | Path | None = None,
-    backend: str = "auto",
-    device: str = "auto",
-    precision: str = "auto",
-    compile: bool = False,
-    threads: int | None = None,
-) -> LoadedSeparator:
-    """`open_source` (the bundled default model when given neither), then the engine of the
-    backend `choose_backend` picks for it here."""
-    if threads is not None and threads < 1:
-        raise OptionError("threads", f"must be at least 1, got {threads}")
-    bundled = checkpoint is None and engine_dir is None
-    source = open_bundled_source() if bundled else open_source(checkpoint, engine_dir)
-    choice = choose_backend(backend, device, source.files, precision=precision)
-    if bundled and choice.device == "cuda" and backend in ("auto", "tensorrt"):
-        # The bundled graph is for CPU engines (and an explicit onnxruntime): on a GPU, auto keeps
-        # torch fp16 rather than a first-run TensorRT build, which would also write into the install.
-        source = dataclasses.replace(source, files={})
-        choice = choose_backend(backend, device, source.files, precision=precision)
-    engine = open_engine(choice, source.files, source.weights, device, precision, compile=compile, threads=threads)
-    choice.precision = engine.precision  # an explicit precision overrides the choice's
-    return LoadedSeparator(engine, source, choice)

@@ -1,0 +1,234 @@
+"""The one place a separator is put together: the loaded engine, its spectral config, the
+windowing, and the query path (one encoder, kept loaded), with the two frame loops on top.
+
+    pipeline = Pipeline.load(PipelineSpec(checkpoint=Path("model.safetensors")))
+    queries = pipeline.queries(texts=["violin"])              # names, (Q, D) vectors, engine form
+    outputs = pipeline.offline().separate(mixture, queries.prepared)      # (rows, n)
+    stream = pipeline.stream(queries, StreamingOptions.preset("balanced"))  # .process(block)
+
+`PipelineSpec` is everything needed to load the same separator again (plain values and paths,
+picklable): a Ray worker loads its own copy from the driver's spec. `api.Separator` is the
+documented facade over this class; the command line and the file jobs use the facade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipsep_rt.config import ModelConfig, SpectralConfig
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.query.assemble import assemble_queries
+from clipsep_rt.query.base import check_embedding_dim
+from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
+from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
+from clipsep_rt.runtime.engines.loader import ModelSource, open_bundled_source, open_engine, open_source
+from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
+from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
+from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """How to load a separator: a checkpoint and/or an engine folder (neither: the bundled
+    default model), where and how it runs, its windowing and its query encoder."""
+
+    checkpoint: Path | None = None
+    engine_dir: Path | None = None
+    backend: str = "auto"  # see runtime.engines.choice.BACKENDS
+    device: str = "auto"  # "auto" takes a GPU when there is one (on a Ray worker: the one it was given)
+    precision: str = "auto"
+    compile: bool = False  # torch backend: torch.compile the U-Net
+    threads: int | None = None  # CPU threads of the network; None: the backend's choice
+    windowing: WindowingOptions = WindowingOptions()
+    encoder: QueryEncoderOptions = QueryEncoderOptions()
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise OptionError("threads", f"must be at least 1, got {self.threads}")
+
+    def resolved(self) -> PipelineSpec:
+        """The same spec with absolute paths, for a process with another working directory."""
+        return dataclasses.replace(
+            self,
+            checkpoint=Path(self.checkpoint).resolve() if self.checkpoint is not None else None,
+            engine_dir=Path(self.engine_dir).resolve() if self.engine_dir is not None else None,
+        )
+
+
+@dataclass
+class Queries:
+    """Named queries ready for the engine. Output rows are laid out per query: its mask,
+    then its `noise_heads` noise-head masks (0 unless asked for)."""
+
+    names: list[str]  # (Q,): texts as typed, image file stems, vector names
+    embeddings: np.ndarray  # (Q, D) float32 unit vectors, in the order of `names`
+    prepared: PreparedQueries  # the engine's form: Q * (1 + noise_heads) output rows
+    noise_heads: int = 0  # noise-head rows per query
+
+    @property
+    def rows(self) -> int:
+        return self.prepared.rows
+
+    def for_streaming(self) -> PreparedQueries:
+        """The prepared queries, if they stream: streaming separates the queries, not noise heads."""
+        if self.noise_heads:
+            raise ClipsepError("streaming separates the queries only, not their noise heads")
+        return self.prepared
+
+
+class Pipeline:
+    """A loaded separator: engine, spectral config, windowing and query path, built once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        source: ModelSource,
+        backend: BackendChoice | None = None,
+        windowing: WindowingOptions = WindowingOptions(),
+        encoder: QueryEncoderOptions = QueryEncoderOptions(),
+        spec: PipelineSpec | None = None,
+    ):
+        """`spec`: what it was loaded from (`load` sets it), so that another process can load it too."""
+        self.engine = engine
+        self.source = source
+        self.backend = backend
+        self.encoder = encoder
+        self.spec = spec
+        try:
+            self._offline = OfflineSeparator(engine, source.spectral, windowing)
+        except ValueError as error:  # an overlap the window size does not allow
+            raise ClipsepError(str(error)) from None
+        self._embedder: QueryEmbedder | None = None
+
+    @classmethod
+    def load(cls, spec: PipelineSpec = PipelineSpec()) -> Pipeline:
+        """The separator `spec` names, on the backend `choose_backend` picks for it here."""
+        bundled = spec.checkpoint is None and spec.engine_dir is None
+        source = open_bundled_source() if bundled else open_source(spec.checkpoint, spec.engine_dir)
+        choice = choose_backend(spec.backend, spec.device, source.files, precision=spec.precision)
+        if bundled and choice.device == "cuda" and spec.backend in ("auto", "tensorrt"):
+            # The bundled graph is for CPU engines (and an explicit onnxruntime): on a GPU, auto keeps
+            # torch fp16 rather than a first-run TensorRT build, which would also write into the install.
+            source = dataclasses.replace(source, files={})
+            choice = choose_backend(spec.backend, spec.device, source.files, precision=spec.precision)
+        engine = open_engine(choice, source.files, source.weights, spec.device, spec.precision, compile=spec.compile,
+                             threads=spec.threads)
+        choice.precision = engine.precision  # an explicit precision overrides the choice's
+        return cls(engine, source, choice, spec.windowing, spec.encoder, spec=spec)
+
+    # -- what it is ------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.source.model_config
+
+    @property
+    def spectral(self) -> SpectralConfig:
+        return self.source.spectral
+
+    @property
+    def windowing(self) -> WindowingOptions:
+        return self._offline.options
+
+    def describe(self) -> str:
+        config = self.model_config
+        kind = "CLIPSep-NIT" if config.noise_heads else "CLIPSep"
+        runs_on = self.backend.describe() if self.backend else f"{self.engine.device} ({self.engine.precision})"
+        return f"{kind} (depth {config.depth}, ngf {config.ngf}) from {self.name}, {runs_on}"
+
+    # -- the query path --------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> QueryEmbedder:
+        """The query encoder the model was trained with (or the chosen one), made on first use
+        and kept: its encoder loads on the first cache miss, once.
+
+        An exported text tower (engine folder) serves text queries without the CLIP weights.
+        """
+        if self._embedder is None:
+            self._embedder = self._make_embedder()
+        return self._embedder
+
+    def _make_embedder(self) -> QueryEmbedder:
+        spec = self.encoder.spec or self.source.query_encoder
+        if spec is None:
+            raise ClipsepError(
+                f"{self.name} does not say which query encoder it was trained with: "
+                "choose one (--query-encoder), or give query vectors (--query-embedding)"
+            )
+        # A torch encoder goes to CUDA only beside a torch-CUDA engine (torch, tensorrt): onnxruntime-gpu
+        # may run with a CPU-only PyTorch, and asking torch here would import it for cached queries too.
+        on_torch_cuda = self.engine.device.startswith("cuda") and (self.backend is None or self.backend.name in ("torch", "tensorrt"))
+        device = "cuda" if on_torch_cuda else "cpu"
+        exported = self.source.text_encoder_onnx
+        if exported and not self.encoder.spec:
+            return QueryEmbedder(spec, self.encoder, device, encoder_id=exported.encoder_id, factory=exported.build)
+        return QueryEmbedder(spec, self.encoder, device)
+
+    def check_embeddings(self, embeddings: np.ndarray, source: str) -> np.ndarray:
+        """(Q, D) float32 if D is the model's query size, else a ClipsepError naming both."""
+        check_embedding_dim(embeddings, self.model_config.query_dim, self.source.query_encoder, self.name, source)
+        return np.asarray(embeddings, dtype=np.float32)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """(Q,) texts -> (Q, D) embeddings, cached; one encoder call for new texts."""
+        return self.check_embeddings(self.embedder.embed_text(texts, self.model_config.query_dim), self.embedder.encoder_id)
+
+    def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""
+        return self.check_embeddings(self.embedder.embed_images(paths, self.model_config.query_dim), self.embedder.encoder_id)
+
+    def embed(
+        self,
+        texts: Sequence[str] = (),
+        images: Sequence[str | Path] = (),
+        vector_files: Sequence[str | Path] = (),
+        vectors: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[list[str], np.ndarray]:
+        """Names (Q,) and (Q, D) float32 embeddings of text queries, image queries (named after
+        the file), .npy/.npz query-vector files and named (D,) vectors, in that order."""
+        return assemble_queries(texts, images, vector_files, vectors, embed_text=self.embed_text,
+                                embed_images=self.embed_images, check=self.check_embeddings)
+
+    def prepare(self, names: Sequence[str], embeddings: np.ndarray, noise_heads: bool = False) -> Queries:
+        """Named (Q, D) embeddings -> `Queries` in the engine's form (with each query's noise heads if asked)."""
+        if noise_heads and not self.model_config.noise_heads:
+            raise ClipsepError(f"{self.name} is a plain CLIPSep model: it has no noise heads")
+        embeddings = self.check_embeddings(embeddings, "the query vectors")
+        if len(names) != len(embeddings):
+            raise ClipsepError(f"{len(names)} query names for {len(embeddings)} query vectors")
+        prepared = self.engine.prepare_queries(embeddings, noise_heads)
+        return Queries(list(names), embeddings, prepared, self.model_config.noise_heads if noise_heads else 0)
+
+    def queries(
+        self,
+        texts: Sequence[str] = (),
+        images: Sequence[str | Path] = (),
+        vector_files: Sequence[str | Path] = (),
+        vectors: Mapping[str, np.ndarray] | None = None,
+        noise_heads: bool = False,
+    ) -> Queries:
+        """`embed`, then `prepare`: the queries ready to separate with."""
+        names, embeddings = self.embed(texts, images, vector_files, vectors)
+        return self.prepare(names, embeddings, noise_heads)
+
+    # -- the frame loops -------------------------------------------------------------------
+
+    def offline(self) -> OfflineSeparator:
+        """Windowed separation of whole signals or of a file's blocks (stateless between calls)."""
+        return self._offline
+
+    def stream(self, queries: Queries, options: StreamingOptions = StreamingOptions(),
+               make: Callable[..., StreamingSeparator] = StreamingSeparator) -> StreamingSeparator:
+        """A new low-latency stream of `queries` (its own buffers; the engine is shared).
+        `make(engine, prepared, spectral, options)`: the class to make, e.g. the facade's `Stream`."""
+        return make(self.engine, queries.for_streaming(), self.spectral, options)
