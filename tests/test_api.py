@@ -112,3 +112,44 @@ def test_short_arrays_are_separated(separator, golden, length, channels):
     # One sample at 44.1 kHz is under one at 16 kHz: an empty result of the right layout, no error.
     tiny = separator.separate(audio[:1], 44100, embeddings={"q": golden["query_embedding"]})
     assert tiny.sources["q"].shape == (0, *audio.shape[1:])
+
+
+def test_a_stream_from_the_facade_matches_the_batch_separation(separator, golden):
+    """`Separator.stream` (what app builders call): blocks in, the same audio as `separate` out,
+    `latency_samples` late; `flush` returns what is left after the last block."""
+    mixture = np.resize(golden["mixture_wav"], 16000 * 6).astype(np.float32)
+    queries = separator.prepare_queries(["violin"], golden["query_embedding"])
+    stream = separator.stream(queries, latency="quality")
+    assert stream.sample_rate == 16000 and stream.query_names == ["violin"]
+    out = np.concatenate([*(stream.process(mixture[i : i + 512]) for i in range(0, len(mixture), 512)), stream.flush()], axis=1)
+    assert out.shape == (1, len(mixture) + stream.latency_samples)
+    streamed = out[0, stream.latency_samples :]
+    batch = separator.separate(mixture, 16000, queries).sources["violin"]
+    middle = slice(16000, len(mixture) - 16000)
+    assert snr_db(batch[middle], streamed[middle]) >= 10  # block-wise masks see less context than the batch windows
+    summary = stream.summary() if callable(getattr(stream, "summary", None)) else None
+    assert stream.stats.steps and (summary is None or summary.latency_ms == stream.latency_ms)
+
+
+def test_a_stream_switches_queries_and_refuses_noise_heads(separator, golden):
+    one = separator.prepare_queries(["violin"], golden["query_embedding"])
+    two = separator.prepare_queries(["a", "b"], np.concatenate([golden["query_embedding"]] * 2))
+    stream = separator.stream(one, hop_frames=4, lookahead_frames=2)
+    assert stream.latency_samples == (4 + 2 + 3) * 256 - 1
+    assert stream.process(np.zeros(4000, np.float32)).shape == (1, 4000)
+    stream.set_queries(two)
+    assert stream.query_names == ["a", "b"] and stream.process(np.zeros(4000, np.float32)).shape == (2, 4000)
+    with_heads = separator.prepare_queries(["violin"], golden["query_embedding"], noise_heads=True)
+    with pytest.raises(ClipsepError, match="noise heads"):
+        separator.stream(with_heads)
+    with pytest.raises(ClipsepError, match="noise heads"):
+        stream.set_queries(with_heads)
+
+
+def test_queries_made_once_serve_many_inputs(separator, golden):
+    queries = separator.prepare_queries(["violin"], golden["query_embedding"], noise_heads=True)
+    first = separator.separate(golden["mixture_wav"], 16000, queries)
+    again = separator.separate(golden["mixture_wav"][:30000], 16000, queries)
+    assert first.noise["violin"].shape[0] == 2 and again.sources["violin"].shape == (30000,)
+    with pytest.raises(ClipsepError, match="384 values .* expects 512"):
+        separator.prepare_queries(["q"], np.ones((1, 384), np.float32))

@@ -32,6 +32,7 @@ from clipsep_rt.query import (
     save_query_embeddings,
 )
 from clipsep_rt.query.prompts import check_template
+from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 
 # --- fakes -------------------------------------------------------------------------------
 
@@ -585,3 +586,15 @@ def test_onnx_minilm_tokens_match_sentence_transformers():
     np.testing.assert_array_equal(np.array([e.ids for e in encodings]), want["input_ids"].numpy())
     np.testing.assert_array_equal(np.array([e.attention_mask for e in encodings]), want["attention_mask"].numpy())
     assert len(encodings[2].ids) == MAX_TOKENS
+
+
+def test_a_query_embedder_loads_its_encoder_once_for_all_new_texts(tmp_path):
+    """A separator keeps one QueryEmbedder: every new text after the first costs one encoder call, not a load."""
+    factory = CountingFactory()
+    embedder = QueryEmbedder("minilm", QueryEncoderOptions(use_cache=False), factory=factory, encoder_id="fake:v1")
+    assert not embedder.loaded and factory.calls == 0
+    embedder.load()
+    assert embedder.loaded and factory.calls == 1
+    for text in ("dog", "violin", "rain"):
+        assert embedder.embed_text([text]).shape == (1, 8)
+    assert factory.calls == 1 and len(factory.encoders[0].encoded) == 3
