@@ -405,7 +405,7 @@ def test_negative_query_loss_scores_the_absent_class_mask_against_silence(corpus
     from clipsep_rt.dsp.spectral import SpectralFrontEnd
     from clipsep_rt.training.baselines import source_logits
     from clipsep_rt.training.losses import negative_query_loss
-    from clipsep_rt.training.trainer import _Step, make_targets
+    from clipsep_rt.training.step import TrainStep, make_targets
 
     weight = torch.rand(2, 8, 5)
     assert negative_query_loss(torch.full((2, 8, 5), -30.0), weight) < 1e-9
@@ -419,8 +419,8 @@ def test_negative_query_loss_scores_the_absent_class_mask_against_silence(corpus
     targets = make_targets(batch, SpectralFrontEnd(), "cpu")
     classes = sorted(LABELS.values())
     with torch.no_grad():
-        plain = _Step(_config(corpus, Path("unused"), "nit"), model, table, classes)(batch, targets, "cpu")
-        weighted = _Step(_config(corpus, Path("unused"), "nit", negative_weight=2.0), model, table, classes)(batch, targets, "cpu")
+        plain = TrainStep(_config(corpus, Path("unused"), "nit"), model, table, classes)(batch, targets, "cpu")
+        weighted = TrainStep(_config(corpus, Path("unused"), "nit", negative_weight=2.0), model, table, classes)(batch, targets, "cpu")
         negative = source_logits(model, targets.log_mag, table.lookup([[q] for q in batch.negative_queries]))
         expected = 2.0 * negative_query_loss(negative.query[:, 0].float(), targets.weight)
     assert plain.negative_activation is None

@@ -10,7 +10,9 @@ Mix-and-separate with two sources, everything on the 256-bin log-frequency grid:
   `source_logits` (per-item queries, one U-Net pass).
 - `index`, `datasets`: the dataset index CSV, random crops, 2-source mixture batches
   (clean or with off-screen noise), precomputed query tables.
-- `trainer`: `TrainConfig` (TOML/JSON) and `train`, resumable (`clipsep-rt train`).
+- `trainer`: `train`, resumable (`clipsep-rt train`): `train_config` (`TrainConfig`, TOML/JSON),
+  `build` (the run's data and model), `step` (forward and loss per model type), `run_state`
+  (checkpoints, the state it resumes from, the logs).
 - `evaluate`: BSS Eval v4 SDR/SIR/SAR, SDRi, SI-SDR (`clipsep_rt.dsp.metrics`) on
   held-out mixtures, PIT with oracle output selection (`clipsep-rt eval`).
 """

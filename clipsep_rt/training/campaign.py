@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import logging
 import os
 import platform
 import shutil
@@ -32,12 +33,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 
 STATE_FILES = ("last.safetensors", "last.state.pt", "best.safetensors", "dev_log.csv")
+_LOG = logging.getLogger(__name__)
 CAMPAIGN_LOG_COLUMNS = ("date", "step", "mixtures_seen", "train_wall_h", "dev_sdri_latest", "dev_sdri_best",
                         "best_step", "unrelated_db_best", "machine")
 
@@ -70,7 +73,7 @@ def running_pid(run_dir: Path) -> int | None:
     return pid if "train" in command else None
 
 
-def seed_run(run_dir: Path, campaign_dir: Path, log=print) -> int:
+def seed_run(run_dir: Path, campaign_dir: Path, log: Callable[[str], None] = _LOG.info) -> int:
     """Copy the campaign's committed state into the run folder when it is further along; the step to resume at."""
     committed, local = _step(campaign_dir), _step(run_dir)
     if committed > local:
@@ -85,7 +88,7 @@ def seed_run(run_dir: Path, campaign_dir: Path, log=print) -> int:
     return local
 
 
-def resume(config_path: Path, run_dir: Path, campaign_dir: Path, threads: int = 2, log=print) -> int:
+def resume(config_path: Path, run_dir: Path, campaign_dir: Path, threads: int = 2, log: Callable[[str], None] = _LOG.info) -> int:
     """Seed the run folder and start `clipsep-rt train` on `config_path` in the background; its pid."""
     pid = running_pid(run_dir)
     if pid is not None:
@@ -105,7 +108,7 @@ def resume(config_path: Path, run_dir: Path, campaign_dir: Path, threads: int = 
     return process.pid
 
 
-def snapshot(run_dir: Path, campaign_dir: Path, log=print) -> dict:
+def snapshot(run_dir: Path, campaign_dir: Path, log: Callable[[str], None] = _LOG.info) -> dict:
     """Copy the run's state, best checkpoint and dev log into the campaign folder and append a
     row to its log.csv; the row. The trainer writes its state atomically, so a snapshot taken
     while it runs is consistent (the state of the last checkpoint step)."""
@@ -176,7 +179,7 @@ def _snapshot(run_dir: Path, campaign_dir: Path, log, pid: int | None) -> dict:
     return row
 
 
-def stop(run_dir: Path, log=print) -> None:
+def stop(run_dir: Path, log: Callable[[str], None] = _LOG.info) -> None:
     """Stop the background trainer (SIGTERM; it keeps its last checkpoint)."""
     pid = running_pid(run_dir)
     if pid is None:
@@ -199,11 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_dir = TrainConfig.from_file(args.config).out_dir.resolve()
         if args.action == "resume":
-            resume(args.config, run_dir, args.campaign, args.threads)
+            resume(args.config, run_dir, args.campaign, args.threads, log=print)
         elif args.action == "snapshot":
-            snapshot(run_dir, args.campaign)
+            snapshot(run_dir, args.campaign, log=print)
         elif args.action == "stop":
-            stop(run_dir)
+            stop(run_dir, log=print)
         else:
             pid = running_pid(run_dir)
             print(f"run {run_dir}: step {_step(run_dir)}, {'training, pid ' + str(pid) if pid else 'not running'}; "
