@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soxr
@@ -153,3 +155,18 @@ def test_queries_made_once_serve_many_inputs(separator, golden):
     assert first.noise["violin"].shape[0] == 2 and again.sources["violin"].shape == (30000,)
     with pytest.raises(ClipsepError, match="384 values .* expects 512"):
         separator.prepare_queries(["q"], np.ones((1, 384), np.float32))
+
+
+def test_the_readme_streaming_example_runs_as_written(monkeypatch, tmp_path):
+    """The README's "Streaming in Python" block, run as written with the bundled model (MiniLM)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Streaming in Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("CLIPSEP_RT_CACHE", str(tmp_path))
+    printed: list[tuple] = []
+    namespace = {"print": lambda *values: printed.append(values)}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the documented example itself
+    stream = namespace["stream"]
+    assert printed[0] == (16000, stream.latency_samples) and printed[0][1] == 4863  # the README's stated numbers
+    assert namespace["out"].shape == (2, 512) and namespace["tail"].shape == (2, stream.latency_samples)
+    assert printed[1][0] == ["dog barking", "rain"] and printed[1][1] > 0
