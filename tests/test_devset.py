@@ -11,8 +11,9 @@ import soundfile as sf
 
 from clipsep_rt.dsp.levels import active_mask, frame_energies
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.training import devset, hierarchy, taxonomy
-from clipsep_rt.training.devset import build_devset, fill_window, load_devset, tir_db
+from clipsep_rt.training import devset, devset_tables, hierarchy, taxonomy
+from clipsep_rt.training.devset import build_devset, load_devset
+from clipsep_rt.training.devset_audio import fill_window, tir_db
 
 SR = 16000
 N = devset.WINDOW_SAMPLES
@@ -193,11 +194,11 @@ def test_fill_window_crops_and_loops():
 
 def test_tables_are_consistent():
     labels = taxonomy.all_class_labels()
-    for package, pattern, cls in devset.HELDOUT_TABLE:
-        assert cls in (None, devset.AUTO) or cls in labels, (package, pattern, cls)
+    for package, pattern, cls in devset_tables.HELDOUT_TABLE:
+        assert cls in (None, devset_tables.AUTO) or cls in labels, (package, pattern, cls)
     devset.check_paraphrases(devset.PARAPHRASES)
     assert set(PARAPHRASE_CLASSES_USED()) <= set(devset.PARAPHRASES)
 
 
 def PARAPHRASE_CLASSES_USED():
-    return {cls for _, _, cls in devset.HELDOUT_TABLE if cls not in (None, devset.AUTO)}
+    return {cls for _, _, cls in devset_tables.HELDOUT_TABLE if cls not in (None, devset_tables.AUTO)}

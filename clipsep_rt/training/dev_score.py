@@ -32,7 +32,7 @@ from clipsep_rt.config import SpectralConfig
 from clipsep_rt.dsp.block_spectral import BlockFrontEnd, apply_real_masks
 from clipsep_rt.dsp.metrics import energy_ratio_db
 from clipsep_rt.training.baselines import source_logits
-from clipsep_rt.training.devset import load_devset
+from clipsep_rt.training.devset_reader import load_devset
 
 DEV_COLUMNS = ("sdri_label", "sdri_paraphrase", "unrelated_db")
 QUERY_KINDS = ("label", "paraphrase", "unrelated")
