@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clipsep_rt.query.assemble import assemble_queries
+    from clipsep_rt.query.assemble import QueryTarget, assemble_queries
     from clipsep_rt.query.embedder import QueryEmbedder
     from clipsep_rt.query.vectors import save_query_embeddings
     from clipsep_rt.runtime.engines.manifest import read_manifest
@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
         embedder = QueryEmbedder(spec, options, args.device, encoder_id=exported.encoder_id, factory=exported.build)
     else:
         embedder = QueryEmbedder(spec, options, args.device)
-    names, embeddings = assemble_queries(args.queries, args.image, embed_text=lambda q: embedder.embed_text(q, query_dim),
-                                         embed_images=lambda paths: embedder.embed_images(paths, query_dim))
+    names, embeddings = assemble_queries(embedder, QueryTarget(query_dim, str(args.engine or args.checkpoint or "the bundled default"), trained_with), args.queries, args.image)
     save_query_embeddings(args.output, names, embeddings)
     print(f"embedded {len(names)} queries with {embedder.encoder_id} ({embeddings.shape[1]} values each, for {model}) -> {args.output}")
     return 0

@@ -22,8 +22,7 @@ import numpy as np
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
-from clipsep_rt.query.assemble import assemble_queries
-from clipsep_rt.query.base import check_embedding_dim
+from clipsep_rt.query.assemble import QueryTarget, assemble_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
 from clipsep_rt.runtime.engines.loader import ModelSource, open_bundled_source, open_engine, open_source
@@ -174,18 +173,18 @@ class Pipeline:
             return QueryEmbedder(spec, self.encoder, device, encoder_id=exported.encoder_id, factory=exported.build)
         return QueryEmbedder(spec, self.encoder, device)
 
-    def check_embeddings(self, embeddings: np.ndarray, source: str) -> np.ndarray:
-        """(Q, D) float32 if D is the model's query size, else a ClipsepError naming both."""
-        check_embedding_dim(embeddings, self.model_config.query_dim, self.source.query_encoder, self.name, source)
-        return np.asarray(embeddings, dtype=np.float32)
+    @property
+    def query_target(self) -> QueryTarget:
+        """What queries must fit: this model's query size, named in errors with its encoder."""
+        return QueryTarget(self.model_config.query_dim, self.name, self.source.query_encoder)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """(Q,) texts -> (Q, D) embeddings, cached; one encoder call for new texts."""
-        return self.check_embeddings(self.embedder.embed_text(texts, self.model_config.query_dim), self.embedder.encoder_id)
+        return self.embed(texts=texts)[1]
 
     def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""
-        return self.check_embeddings(self.embedder.embed_images(paths, self.model_config.query_dim), self.embedder.encoder_id)
+        return self.embed(images=paths)[1]
 
     def embed(
         self,
@@ -196,14 +195,14 @@ class Pipeline:
     ) -> tuple[list[str], np.ndarray]:
         """Names (Q,) and (Q, D) float32 embeddings of text queries, image queries (named after
         the file), .npy/.npz query-vector files and named (D,) vectors, in that order."""
-        return assemble_queries(texts, images, vector_files, vectors, embed_text=self.embed_text,
-                                embed_images=self.embed_images, check=self.check_embeddings)
+        embedder = self.embedder if texts or images else None
+        return assemble_queries(embedder, self.query_target, texts, images, vector_files, vectors)
 
     def prepare(self, names: Sequence[str], embeddings: np.ndarray, noise_heads: bool = False) -> Queries:
         """Named (Q, D) embeddings -> `Queries` in the engine's form (with each query's noise heads if asked)."""
         if noise_heads and not self.model_config.noise_heads:
             raise ClipsepError(f"{self.name} is a plain CLIPSep model: it has no noise heads")
-        embeddings = self.check_embeddings(embeddings, "the query vectors")
+        embeddings = self.query_target.check(embeddings, "the query vectors")
         if len(names) != len(embeddings):
             raise ClipsepError(f"{len(names)} query names for {len(embeddings)} query vectors")
         prepared = self.engine.prepare_queries(embeddings, noise_heads)
