@@ -13,9 +13,10 @@ import soundfile as sf
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.training import taxonomy
 from clipsep_rt.training.corpus import (
-    CROSS_SOURCE_PACKAGES, MANIFEST_VERSION, Deduplicator, audio_hash, build_corpus, fingerprint, read_allowed, read_excluded,
-    split_sources, trim_silence,
+    CROSS_SOURCE_PACKAGES, MANIFEST_VERSION, Deduplicator, build_corpus, read_allowed, read_excluded, trim_silence,
 )
+from clipsep_rt.training.corpus_dedup import audio_hash, fingerprint
+from clipsep_rt.training.corpus_write import split_sources
 from clipsep_rt.training.index import read_index
 
 SR = 16000

@@ -16,51 +16,56 @@ synthetic speech from festival / flite voices. Writes ``out_dir/index.csv`` and
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import random
-import re
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.io.files import atomic_output
+from clipsep_rt.training.corpus_dedup import Deduplicator, trim_silence
 from clipsep_rt.training.corpus_sources import (
-    SAMPLE_RATE, collect_files, decode, list_packages, package_licence, package_version, render_soundfonts,
-    render_tts, tool_version,
+    SAMPLE_RATE, collect_files, decode, list_packages, render_soundfonts, render_tts, tool_version,
 )
-from clipsep_rt.training.index import Clip, write_index
-from clipsep_rt.training.taxonomy import TTS_VOICES, UNUSED_PACKAGES, category, classify_any
+from clipsep_rt.training.corpus_write import MANIFEST_VERSION, MIN_SOURCES, SPLITS, excluded_report, write_corpus
+from clipsep_rt.training.taxonomy import TTS_VOICES, UNUSED_PACKAGES, classify_any
+
+__all__ = ["CROSS_SOURCE_PACKAGES", "MANIFEST_VERSION", "MIN_SOURCES", "SPLITS", "Deduplicator", "Sound", "build_corpus",
+           "main", "read_allowed", "read_excluded", "trim_silence"]
 
 logger = logging.getLogger(__name__)
 
 MIN_SECONDS = 1.0
 GROUP_SECONDS = 1.5  # short one-shots are concatenated up to at least this
 GROUP_GAP_S = 0.15
-MIN_SOURCES = 3
 MAX_CLIP_SECONDS = 30.0
 MAX_FILES_PER_CLASS_PACKAGE = 250  # seeded sample of a (class, package)'s files
 MAX_MUSIC_FILES_PER_PACKAGE = 14
 PHRASES_PER_CLASS = 16  # per soundfont
 SENTENCES_PER_VOICE = 24
 CROSS_SOURCE_PACKAGES = ("denemo-data", "megaglest-data", "kajongg", "scorched3d-data")
-SPLITS = ("train", "val", "test", "cross_source")
 DEFAULT_ALLOWED = Path(__file__).resolve().parents[3] / "shared/corpus/allowed_packages.txt"
 EXCLUDED_NAME = "excluded_clips.txt"  # beside the allowed list
-MANIFEST_VERSION = 3
 # Excluded on top of excluded_clips.txt: that file lists held-out minetest-mod-homedecor's
 # fake_fire/sounds/fire_small.ogg as equal to a clip of an allowed package without naming it;
 # minetest_game's fire_small.ogg is its namesake (homedecor's fake fire reuses minetest_game's
 # fire sounds), so it stays out of training and the dev set may keep the held-out copy.
 EXTRA_EXCLUDED = ("minetest-data/usr/share/games/minetest/games/minetest_game/mods/fire/sounds/fire_small.ogg",)
+MANIFEST_NOTES = (  # the manifest's notes
+    "Splits: whole cross-source packages form `cross_source` (classes also in train only); the rest is split by source per class ~80/10/10.",
+    "A group of concatenated short one-shots (< 1 s, classes marked group_short) counts as one source.",
+    f"Clips are trimmed of silence and cut to {MAX_CLIP_SECONDS:.0f} s; at most {MAX_FILES_PER_CLASS_PACKAGE} files per (class, package) and {MAX_MUSIC_FILES_PER_PACKAGE} music files per package (seeded sample).",
+    "Excluded clips (excluded_clips.txt beside the allowed list: copies of reserved clips) are never used, nor are their exact or near copies in other packages (`excluded_clips`, `skipped.excluded_clips`, `skipped.excluded_copies`).",
+    "Duplicates: exact on 8-bit quantised audio, near on a log band-energy fingerprint (cosine >= 0.995, duration within 3 %); the copy met first (training packages first, in name order) is kept.",
+    "Instruments and drums: seeded phrases rendered with fluidsynth from each melodic / drum soundfont, plus sampled one-shots; speech: recorded prompts (voice per folder) and festival / flite sentences.",
+    "The music class is also the background: the sampler's noisy mode adds clips of other classes, music included.",
+    "Audio and index.csv stay untracked; only this manifest is committed.",
+)
 
 
 @dataclass
@@ -101,69 +106,6 @@ def read_excluded(path) -> list[str]:
     return keys
 
 
-def trim_silence(x: np.ndarray, frame: int = 320, floor_db: float = -50.0) -> np.ndarray:
-    """Drop leading/trailing 20 ms frames quieter than floor_db below the loudest (or ~silent)."""
-    x = np.asarray(x, dtype=np.float32)
-    n = len(x) // frame
-    if n == 0:
-        return x[:0] if np.max(np.abs(x), initial=0.0) < 1e-4 else x
-    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1) + 1e-20)
-    threshold = max(float(rms.max()) * 10 ** (floor_db / 20), 1e-4)
-    loud = np.flatnonzero(rms > threshold)
-    if len(loud) == 0:
-        return x[:0]
-    end = (loud[-1] + 1) * frame if loud[-1] < n - 1 else len(x)
-    return x[loud[0] * frame : end]
-
-
-def audio_hash(x: np.ndarray) -> str:
-    """Hash of the audio quantised to 8 bits: identical sounds under two names collide."""
-    q = np.clip(np.round(np.asarray(x, dtype=np.float32) * 127), -127, 127).astype(np.int8)
-    return hashlib.sha1(q.tobytes()).hexdigest()
-
-
-def fingerprint(x: np.ndarray, bands: int = 32, frames: int = 24) -> np.ndarray:
-    """Unit vector of log band energies on a fixed time grid: re-encoded or resampled copies
-    of one recording have near-identical fingerprints (cosine > 0.99), other sounds do not."""
-    x = np.asarray(x, dtype=np.float32)
-    n_fft = 1024
-    if len(x) < n_fft:
-        x = np.pad(x, (0, n_fft - len(x)))
-    hop = max(1, (len(x) - n_fft) // (frames - 1)) if len(x) > n_fft else 1
-    starts = np.minimum(np.arange(frames) * hop, len(x) - n_fft)
-    spec = np.abs(np.fft.rfft(np.stack([x[s : s + n_fft] for s in starts]) * np.hanning(n_fft), axis=1)) ** 2
-    edges = np.unique(np.geomspace(8, spec.shape[1], bands + 1).astype(int))
-    energy = np.stack([spec[:, a:b].sum(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
-    v = np.log10(energy + 1e-3 * float(energy.max()) + 1e-12).ravel()  # floor 30 dB under the peak
-    v = v - v.mean()
-    return (v / (np.linalg.norm(v) + 1e-12)).astype(np.float32)
-
-
-class Deduplicator:
-    """Exact (hash) and near (fingerprint within 3 % duration) duplicate detection."""
-
-    def __init__(self, threshold: float = 0.995):
-        self.threshold = threshold
-        self.hashes: dict[str, str] = {}
-        self.buckets: dict[int, list[tuple[float, np.ndarray, str]]] = defaultdict(list)
-
-    def seen(self, x: np.ndarray, source: str) -> str | None:
-        """The source `x` duplicates, or None (and `x` is remembered)."""
-        digest = audio_hash(x)
-        if digest in self.hashes:
-            return self.hashes[digest]
-        seconds = len(x) / SAMPLE_RATE
-        bucket = int(np.log(max(seconds, 0.05)) / 0.03)
-        fp = fingerprint(x)
-        for b in (bucket - 1, bucket, bucket + 1):
-            for other_s, other_fp, other in self.buckets.get(b, ()):
-                if abs(other_s - seconds) <= 0.03 * max(seconds, other_s) and float(other_fp @ fp) >= self.threshold:
-                    return other
-        self.hashes[digest] = source
-        self.buckets[bucket].append((seconds, fp, source))
-        return None
-
-
 def _decode_trim(opener) -> np.ndarray | str:
     try:
         return trim_silence(decode(opener))
@@ -189,21 +131,6 @@ def _group_short(short: list[tuple[str, str, np.ndarray]], name: str, label: str
         if keys and sum(len(c) for c in current[:-1]) >= MIN_SECONDS * SAMPLE_RATE:
             out.append(Sound(name, label, f"group:{keys[0]}+{len(keys) - 1}", package, np.concatenate(current[:-1])))
     return out
-
-
-def split_sources(sources: list[str], seed: int, name: str = "") -> dict[str, str]:
-    """Source -> split, ~80/10/10; with >= 3 sources every split gets at least one."""
-    order = sorted(set(sources))
-    random.Random(f"{seed}:{name}").shuffle(order)
-    n = len(order)
-    if n < MIN_SOURCES:
-        return {s: "train" for s in order}
-    n_val = n_test = max(1, round(0.1 * n))
-    return {s: "val" if i < n_val else "test" if i < n_val + n_test else "train" for i, s in enumerate(order)}
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[-80:].strip("_.") or "clip"
 
 
 def _select(files: list, cap: int, seed: int, tag: str) -> list:
@@ -255,10 +182,10 @@ def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allow
     excluded_seen: list[tuple[str, tuple]] = []
     groups = _gather_files(root, packages, seed, max_files_per_class, stats, frozenset(excluded), excluded_seen)
     log(f"corpus: {sum(len(v) for v in groups.values())} files in {len(groups)} (class, package) groups, {time.time() - started:.0f} s")
-    excluded_report = _excluded_report(excluded, excluded_seen, packages, allowed_set)
+    report = excluded_report(excluded, excluded_seen, packages, allowed_set)
     stats["excluded_clips"] = len(excluded_seen)
     log(f"corpus: skipped {len(excluded_seen)} of {len(excluded)} excluded clip(s) (copies of reserved clips)")
-    for line in excluded_report["warnings"]:
+    for line in report["warnings"]:
         log(f"corpus: WARNING: {line}")
 
     dedup = Deduplicator()
@@ -287,7 +214,7 @@ def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allow
             other = dedup.seen(x, key)
             if other is not None and other.startswith("excluded:"):
                 stats["excluded_copies"] += 1
-                excluded_report["copies_skipped"].append(f"{key} = {other.split(':', 1)[1]}")
+                report["copies_skipped"].append(f"{key} = {other.split(':', 1)[1]}")
                 continue
             if other is not None:
                 stats["duplicates"] += 1
@@ -323,160 +250,8 @@ def build_corpus(out_dir, packages_root, seed=0, max_files_per_class=None, allow
             continue
         sounds.append(Sound(item.name, item.label, item.source, item.package, x, item.meta))
     log(f"corpus: {len(sounds)} clips with renders, {time.time() - started:.0f} s")
-    return _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, max_files_per_class, command,
-                  started, log, excluded_report)
-
-
-def _excluded_report(excluded: list[str], seen: list, packages: list[str], allowed: set[str]) -> dict:
-    """What became of each excluded-clips entry: skipped, in a package this build does not read,
-    or never seen (a warning: the path is stale or the package changed)."""
-    found = {key for key, _ in seen}
-    read = set(packages)
-    not_read, never_seen = [], []
-    for key in excluded:
-        package = key.split("/", 1)[0]
-        if key in found:
-            continue
-        if package not in read:
-            reason = "not in the allowed list" if package not in allowed else "allowed but not read (unused or absent)"
-            not_read.append(f"{key} ({reason})")
-        else:
-            never_seen.append(key)
-    return {
-        "listed": len(excluded),
-        "skipped": len(found),
-        "skipped_by_package": dict(sorted(Counter(k.split("/", 1)[0] for k in found).items())),
-        "in_packages_not_read": not_read,
-        "never_seen": never_seen,
-        "copies_skipped": [],
-        "warnings": [f"excluded clip never seen in its (read) package: {key}" for key in never_seen],
-    }
-
-
-def _write(out_dir, root, sounds, cross, stats, duplicates, refused, packages, tts_packages, seed, cap, command, started, log,
-           excluded_report=None) -> Path:
-    train_sources: dict[str, set] = defaultdict(set)
-    for s in sounds:
-        if s.package not in cross:
-            train_sources[s.name].add(s.source)
-    dropped = {n: f"{len(v)} distinct source(s) < {MIN_SOURCES}" for n, v in train_sources.items() if len(v) < MIN_SOURCES}
-    kept = {n for n in train_sources if n not in dropped}
-    for s in sounds:
-        if s.package in cross and s.name not in train_sources:
-            dropped.setdefault(s.name, "only in cross-source packages")
-    splits = {n: split_sources(sorted(train_sources[n]), seed, n) for n in kept}
-    clip_packages: list[str] = []
-    clips, classes, voices, per_package = [], {}, {}, defaultdict(lambda: {"clips": 0, "seconds": 0.0, "classes": set()})
-    empty = lambda kind: {s: (0 if kind is int else 0.0) for s in SPLITS}  # noqa: E731
-    for number, sound in enumerate(sounds):
-        if sound.name not in kept:
-            continue
-        split = "cross_source" if sound.package in cross else splits[sound.name][sound.source]
-        stem = _safe(sound.source.split("!")[-1].rsplit("/", 1)[-1].rsplit(".", 1)[0])
-        path = (out_dir / "audio" / sound.name / f"{stem}_{number:05d}.wav").resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, overwrite=True) as temporary:
-            sf.write(temporary, np.clip(sound.samples, -1, 1), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        duration = len(sound.samples) / SAMPLE_RATE
-        clips.append(Clip(path, None, 0, sound.label, split, sound.source, duration))
-        clip_packages.append(sound.package)
-        entry = classes.setdefault(sound.name, {"label": sound.label, "category": category(sound.name), "sources": 0,
-                                                "packages": set(), "clips": empty(int), "seconds": empty(float)})
-        entry["clips"][split] += 1
-        entry["seconds"][split] = round(entry["seconds"][split] + duration, 3)
-        entry["packages"].add(sound.package)
-        pkg = per_package[sound.package]
-        pkg["clips"] += 1
-        pkg["seconds"] += duration
-        pkg["classes"].add(sound.name)
-        if "voice" in sound.meta:
-            v = voices.setdefault(sound.meta["voice"], {k: sound.meta[k] for k in ("gender", "language")} | {
-                "kind": "synthetic" if sound.meta.get("synthetic") else "recorded", "packages": set(), "clips": 0, "seconds": 0.0})
-            v["packages"].add(sound.package)
-            v["clips"] += 1
-            v["seconds"] = round(v["seconds"] + duration, 2)
-    for name, entry in classes.items():
-        entry["sources"] = len(train_sources[name])
-        entry["packages"] = sorted(entry["packages"])
-    index_path = out_dir / "index.csv"
-    write_index(index_path, clips)
-    written, removed = {c.audio for c in clips}, 0
-    for stale in sorted((out_dir / "audio").glob("*/*.wav")) if (out_dir / "audio").is_dir() else []:
-        if stale.resolve() not in written:  # from an earlier build: not in this index
-            stale.unlink()
-            removed += 1
-    for folder in sorted((out_dir / "audio").iterdir()) if (out_dir / "audio").is_dir() else []:
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # a class of an earlier build that this one dropped
-    if removed:
-        log(f"corpus: removed {removed} audio file(s) of an earlier build")
-    train_pkgs = defaultdict(set)
-    for c, package in zip(clips, clip_packages):
-        if c.split == "train":
-            train_pkgs[c.audio.parent.name].add(package)
-    multi = sorted(n for n, p in train_pkgs.items() if len(p) >= 2)
-    cross_classes = sorted(n for n, e in classes.items() if e["clips"]["cross_source"] and e["clips"]["train"])
-    categories = defaultdict(lambda: {"classes": 0, "hours": 0.0, "train_hours": 0.0})
-    for name, entry in classes.items():
-        cat = categories[entry["category"]]
-        cat["classes"] += 1
-        cat["hours"] = round(cat["hours"] + sum(entry["seconds"].values()) / 3600, 4)
-        cat["train_hours"] = round(cat["train_hours"] + entry["seconds"]["train"] / 3600, 4)
-    used = sorted(per_package)
-    package_info = {}
-    for p in used:
-        info = {"version": package_version(root, p) if (root / p).is_dir() else tool_version(p),
-                "role": "cross_source" if p in cross else "train/val/test", "clips": per_package[p]["clips"],
-                "hours": round(per_package[p]["seconds"] / 3600, 4), "classes": sorted(per_package[p]["classes"])}
-        info.update(package_licence(root, p))
-        package_info[p] = info
-    for tool in ("festival", "flite", "libfluidsynth3"):
-        if tool_version(tool) not in ("not installed", "unknown (no dpkg-query)"):
-            package_info.setdefault(tool, {"version": tool_version(tool), "role": "renderer (no sounds of its own)"} | package_licence(root, tool))
-    total_s = sum(c.duration_s for c in clips)
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "sample_rate": SAMPLE_RATE,
-        "format": "WAV PCM_16 mono",
-        "num_classes": len(classes),
-        "num_clips": len(clips),
-        "total_hours": round(total_s / 3600, 4),
-        "split_clips": {s: sum(1 for c in clips if c.split == s) for s in SPLITS},
-        "split_hours": {s: round(sum(c.duration_s for c in clips if c.split == s) / 3600, 4) for s in SPLITS},
-        "num_packages": len(used),
-        "classes_from_two_or_more_packages": {"count": len(multi), "classes": multi},
-        "cross_source": {"packages": sorted(cross & set(used)), "classes_also_in_train": len(cross_classes), "classes": cross_classes},
-        "category_hours": dict(sorted(categories.items())),
-        "voices": {k: v | {"packages": sorted(v["packages"])} for k, v in sorted(voices.items())},
-        "classes": dict(sorted(classes.items())),
-        "dropped_classes": dict(sorted(dropped.items())),
-        "skipped": dict(sorted(stats.items())),
-        "duplicates_by_package": dict(sorted(duplicates.items())),
-        "excluded_clips": excluded_report or _excluded_report([], [], packages, set(packages)),
-        "warnings": list((excluded_report or {}).get("warnings", [])),
-        "unused_packages": {p: r for p, r in sorted(UNUSED_PACKAGES.items()) if p not in used},
-        "refused_packages": refused,
-        "seed": seed,
-        "max_files_per_class": cap,
-        "package_versions": {p: i["version"] for p, i in sorted(package_info.items())},
-        "packages": dict(sorted(package_info.items())),
-        "build_command": command or f"python -m clipsep_rt.training.corpus --out {out_dir} --packages-root {root} --seed {seed}",
-        "build_seconds": round(time.time() - started, 1),
-        "notes": [
-            "Splits: whole cross-source packages form `cross_source` (classes also in train only); the rest is split by source per class ~80/10/10.",
-            "A group of concatenated short one-shots (< 1 s, classes marked group_short) counts as one source.",
-            f"Clips are trimmed of silence and cut to {MAX_CLIP_SECONDS:.0f} s; at most {MAX_FILES_PER_CLASS_PACKAGE} files per (class, package) and {MAX_MUSIC_FILES_PER_PACKAGE} music files per package (seeded sample).",
-            "Excluded clips (excluded_clips.txt beside the allowed list: copies of reserved clips) are never used, nor are their exact or near copies in other packages (`excluded_clips`, `skipped.excluded_clips`, `skipped.excluded_copies`).",
-            "Duplicates: exact on 8-bit quantised audio, near on a log band-energy fingerprint (cosine >= 0.995, duration within 3 %); the copy met first (training packages first, in name order) is kept.",
-            "Instruments and drums: seeded phrases rendered with fluidsynth from each melodic / drum soundfont, plus sampled one-shots; speech: recorded prompts (voice per folder) and festival / flite sentences.",
-            "The music class is also the background: the sampler's noisy mode adds clips of other classes, music included.",
-            "Audio and index.csv stay untracked; only this manifest is committed.",
-        ],
-    }
-    with atomic_output(out_dir / "manifest.json", overwrite=True) as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    log(f"corpus: {len(clips)} clips, {len(classes)} classes, {total_s / 3600:.2f} h, {time.time() - started:.0f} s -> {index_path}")
-    return index_path
+    return write_corpus(out_dir, root, sounds, cross, stats, duplicates, refused, packages, seed, max_files_per_class, command,
+                        started, log, report, MANIFEST_NOTES)
 
 
 def main(argv=None) -> int:
