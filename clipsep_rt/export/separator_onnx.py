@@ -79,6 +79,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.export.onnx_graph import remove_noop_nodes, restore_float_resize_params, set_shape
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.optional import describe_exception, import_optional
@@ -232,7 +233,7 @@ def export_separator_onnx(
             except Exception as error:
                 raise ClipsepError(f"{path}: ONNX export failed ({describe_exception(error)})") from error
         graph = onnx.load(str(raw))
-    _remove_noop_nodes(graph)
+    remove_noop_nodes(graph)
     # The exporter leaves generated names on dimensions it cannot trace (H = 0, and the
     # frequency axis of an all-zero noise output): state the interface's shapes outright.
     frames_dim = "frames" if dynamic_frames else window_frames
@@ -243,7 +244,7 @@ def export_separator_onnx(
         NOISE_LOGITS: ["batch", "queries", config.noise_heads, LOG_FREQ_BINS, frames_dim],
     }
     for info in list(graph.graph.input) + list(graph.graph.output):
-        _set_shape(info, shapes[info.name])
+        set_shape(info, shapes[info.name])
     graph.doc_string = "CLIPSep separator: warped log magnitude + query embeddings -> log-grid mask logits"
     metadata = {
         "clipsep_rt.model_config": json.dumps(config.to_dict()),
@@ -258,51 +259,6 @@ def export_separator_onnx(
         onnx.save(graph, str(temporary))
         check_onnx(temporary)
     return path
-
-
-def _set_shape(info, dims: list) -> None:
-    shape = info.type.tensor_type.shape
-    del shape.dim[:]
-    for value in dims:
-        dim = shape.dim.add()
-        if isinstance(value, str):
-            dim.dim_param = value
-        else:
-            dim.dim_value = value
-
-
-def _remove_noop_nodes(model) -> None:
-    """Drop Identity nodes and Casts to the type their input already has, rewiring their users.
-
-    A node whose output is a graph output is kept (its output name is part of the interface).
-    """
-    onnx = _onnx()
-    inferred = onnx.shape_inference.infer_shapes(model)
-    elem_types = {
-        info.name: info.type.tensor_type.elem_type
-        for info in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
-    }
-    elem_types.update({init.name: init.data_type for init in model.graph.initializer})
-    graph_outputs = {output.name for output in model.graph.output}
-    renames: dict[str, str] = {}
-    kept = []
-    for node in model.graph.node:
-        for index, name in enumerate(node.input):
-            if name in renames:
-                node.input[index] = renames[name]
-        noop = node.op_type == "Identity"
-        if node.op_type == "Cast":
-            target = next(attr.i for attr in node.attribute if attr.name == "to")
-            noop = elem_types.get(node.input[0]) == target
-        if noop and node.output[0] not in graph_outputs:
-            renames[node.output[0]] = node.input[0]
-        else:
-            kept.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
-    stale = [info for info in model.graph.value_info if info.name in renames]
-    for info in stale:
-        model.graph.value_info.remove(info)
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -429,7 +385,7 @@ def convert_separator_fp16(
     if not src.is_file():
         raise ClipsepError(f"{src}: no such ONNX file")
     model = onnx.load(str(src))
-    _remove_noop_nodes(model)
+    remove_noop_nodes(model)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*will be truncated to.*")
@@ -441,32 +397,13 @@ def convert_separator_fp16(
             )
     except Exception as error:
         raise ClipsepError(f"{src}: FP16 conversion failed ({describe_exception(error)})") from error
-    _restore_float_resize_params(converted)
+    restore_float_resize_params(converted)
     entry = converted.metadata_props.add()
     entry.key, entry.value = FP16_METADATA_KEY, json.dumps(list(keep_fp32))
     with atomic_output(dst, overwrite=True) as temporary:
         onnx.save(converted, str(temporary))
         check_onnx(temporary)
     return dst
-
-
-def _restore_float_resize_params(model) -> None:
-    """Put Resize's `roi` and `scales` inputs (always float32 in ONNX) back to float32."""
-    onnx = _onnx()
-    TensorProto, numpy_helper = onnx.TensorProto, onnx.numpy_helper
-    names = {name for node in model.graph.node if node.op_type == "Resize" for name in node.input[1:3] if name}
-    for init in model.graph.initializer:
-        if init.name in names and init.data_type == TensorProto.FLOAT16:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.output[0] in names:
-            for attr in node.attribute:
-                if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT16:
-                    value = numpy_helper.to_array(attr.t).astype(np.float32)
-                    attr.t.CopyFrom(numpy_helper.from_array(value, attr.t.name))
-    for info in model.graph.value_info:
-        if info.name in names and info.type.tensor_type.elem_type == TensorProto.FLOAT16:
-            info.type.tensor_type.elem_type = TensorProto.FLOAT
 
 
 def mask_snr_db(fp32_logits: np.ndarray, fp16_logits: np.ndarray) -> float:
