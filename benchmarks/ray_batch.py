@@ -14,6 +14,7 @@ The bundled default model, torch on the CPU, fp32.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import socket
 import statistics
@@ -27,9 +28,9 @@ import soundfile as sf
 
 from clipsep_rt.bench.machine import machine_info
 from clipsep_rt.bench.results import result_stem, write_results
-from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, PipelineSpec, separate_on_ray
+from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, separate_on_ray
+from clipsep_rt.api import WindowingOptions
 from clipsep_rt.jobs.outputs import OutputOptions
-from clipsep_rt.runtime.offline import WindowingOptions
 
 SEED = 0
 
@@ -79,8 +80,7 @@ def main() -> int:
         (Path(scratch) / "in").mkdir()
         inputs = write_inputs(Path(scratch) / "in", args.files, args.seconds)
         for workers in [int(part) for part in args.workers.split(",")]:
-            spec = PipelineSpec(backend="torch", device="cpu", precision="fp32", threads=1,
-                                 windowing=WindowingOptions(batch_windows=4))
+            spec = dataclasses.replace(separator.spec, threads=1, windowing=WindowingOptions(batch_windows=4))
             job = DistributedJob(spec, names, embeddings, OutputOptions(), Path(scratch) / f"out{workers}")
             start = time.perf_counter()
             report = separate_on_ray(job, inputs, RayCluster(args.address or "local", workers=workers))

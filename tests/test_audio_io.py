@@ -14,8 +14,8 @@ from media import video_packets, write_aac, write_video
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io import media as audio_io
+from clipsep_rt.io.inputs import expand_inputs
 from clipsep_rt.io.media import (
-    expand_inputs,
     iter_audio_blocks,
     load_audio,
     write_audio_atomic,

@@ -61,13 +61,13 @@ def test_noise_heads_residual_and_combine(workspace, golden):
     np.save(workspace / "other.npy", -golden["query_embedding"][0])
     extra = ["--query-embedding", str(workspace / "other.npy"), "--noise-heads", "--residual", "--combine"]
     assert separate(workspace, str(workspace / "mix.wav"), *extra) == 0
-    names = sorted(p.name for p in (workspace / "out").iterdir())
+    names = sorted(p.name for p in (workspace / "out").glob("*.wav"))  # beside them: the results manifest
     assert names == sorted(
         f"mix_{n}.wav" for n in ["violin", "violin_noise1", "violin_noise2", "violin_residual", "other",
                                  "other_noise1", "other_noise2", "other_residual", "combined", "combined_residual"]
     )
     mixture = golden["mixture_wav"]
-    out = {p.stem[4:]: read(p) for p in (workspace / "out").iterdir()}
+    out = {p.stem[4:]: read(p) for p in (workspace / "out").glob("*.wav")}
     np.testing.assert_allclose(out["violin"] + out["violin_residual"], mixture, atol=1e-6)
     np.testing.assert_allclose(out["combined"] + out["combined_residual"], mixture, atol=1e-6)
     # The union keeps at least as much energy as either query alone.
@@ -537,3 +537,54 @@ def test_short_files_are_separated_to_their_length(workspace, golden, capsys):
         assert selection.shape == residual.shape == original.shape == ((length,) if channels == 1 else (length, 2))
         assert np.isfinite(selection).all()
         np.testing.assert_allclose(selection + residual, original, atol=1e-6)
+
+
+def test_a_list_of_inputs_without_ray(workspace, golden, capsys):
+    """A .txt list (entries relative to its folder, comments skipped) and a .csv list work locally."""
+    (workspace / "in" / "sub").mkdir(parents=True)
+    write_wav(workspace / "in" / "a.wav", golden["mixture_wav"][:20000])
+    write_wav(workspace / "in" / "sub" / "b.wav", golden["mixture_wav"][:24000])
+    (workspace / "in" / "list.txt").write_text("# the takes\na.wav\n\nsub\nmissing.wav\n")
+    assert separate(workspace, str(workspace / "in" / "list.txt")) == 1  # missing.wav
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        f"clipsep-rt: error: {workspace / 'in' / 'missing.wav'}: no such file or directory"]
+    assert sorted(str(p.relative_to(workspace / "out")) for p in (workspace / "out").rglob("*.wav")) == [
+        "a_violin.wav", "b_violin.wav"]  # sub/ was named in the list: a root, like a folder on the command line
+    (workspace / "list.csv").write_text(f"id,path\n1,{workspace / 'in' / 'sub' / 'b.wav'}\n")
+    assert separate(workspace, str(workspace / "list.csv"), "-o", str(workspace / "csv")) == 0
+    assert [p.name for p in (workspace / "csv").glob("*.wav")] == ["b_violin.wav"]
+
+
+def test_a_local_rerun_resumes_from_the_manifest(workspace, golden, capsys):
+    """The results manifest is written by local runs; a re-run skips the inputs it lists as done
+    (their outputs still there) and says so, redoes the rest, and a new query is not "done"."""
+    import json
+
+    write_wav(workspace / "second.wav", golden["mixture_wav"][:30000])
+    inputs = [str(workspace / "mix.wav"), str(workspace / "second.wav")]
+    base = ["--query-embedding", str(workspace / "violin.npy"), "-c", str(workspace / "model.safetensors"),
+            "--precision", "fp32", "-o", str(workspace / "out")]
+    assert main([*base, *inputs]) == 0
+    manifest = workspace / "out" / "clipsep-rt-manifest.jsonl"
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [Path(entry["input"]).name for entry in entries] == ["mix.wav", "second.wav"]
+    assert all(entry["error"] is None and len(entry["outputs"]) == 1 and entry["seconds"] > 0 for entry in entries)
+    assert entries[0]["audio_seconds"] == pytest.approx(65535 / 16000, abs=0.01)
+    stamp = (workspace / "out" / "mix_violin.wav").stat().st_mtime_ns
+    (workspace / "out" / "second_violin.wav").unlink()
+    capsys.readouterr()
+    assert main([*base, *inputs]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert f"clipsep-rt: {workspace / 'mix.wav'}: already done per {manifest} (--overwrite separates it again)" in err
+    summary = err[-1]
+    assert summary.startswith("clipsep-rt: 1 of 2 inputs separated, 1 skipped (outputs exist); 1 files written"), summary
+    assert f"1 already done per {manifest}" in summary
+    assert (workspace / "out" / "mix_violin.wav").stat().st_mtime_ns == stamp
+    assert (workspace / "out" / "second_violin.wav").is_file()
+    assert len(manifest.read_text().splitlines()) == 3
+    np.save(workspace / "other.npy", -golden["query_embedding"][0])  # another query: its outputs are not done yet
+    assert main([*base, *inputs, "--query-embedding", str(workspace / "other.npy"), "--quiet"]) == 0
+    assert sorted(p.name for p in (workspace / "out").glob("*.wav")) == [
+        "mix_other.wav", "mix_violin.wav", "second_other.wav", "second_violin.wav"]
+    assert (workspace / "out" / "mix_violin.wav").stat().st_mtime_ns == stamp  # kept

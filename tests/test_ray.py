@@ -17,7 +17,7 @@ from conftest import REFERENCE_CHECKPOINT, write_wav
 from media import write_video
 
 from clipsep_rt.cli import main
-from clipsep_rt.jobs.manifest import MANIFEST_NAME, FileResult
+from clipsep_rt.jobs.results import MANIFEST_NAME, FileResult
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra clipsep-rt[distributed]")
 
@@ -193,6 +193,19 @@ def test_a_rerun_skips_finished_inputs(ray_instance, workspace, capsys):
     assert len(manifest(workspace / "resume")) == 5 and last["c.flac"]["error"] is None
 
 
+def test_an_output_file_and_a_report_with_ray(ray_instance, workspace):
+    """-o FILE.wav and --report work with --ray: the same file as a local run, and the report
+    made on the driver after the job."""
+    source = str(workspace / "in" / "a.wav")
+    assert separate(workspace, "one/local.wav", source) == 0
+    assert separate(workspace, "one/ray.wav", source, "--ray", "local", "--report", str(workspace / "report")) == 0
+    assert_same_audio({"a": workspace / "one" / "local.wav"}, {"a": workspace / "one" / "ray.wav"})
+    assert (workspace / "report" / "index.html").is_file()
+    assert any(path.suffix == ".png" for path in (workspace / "report").rglob("*"))
+    entries = manifest(workspace / "one")  # both runs' lines: the local run's did not make the Ray run's output "done"
+    assert [Path(entry["outputs"][0]).name for entry in entries] == ["local.wav", "ray.wav"]
+
+
 def test_ray_options_are_checked(workspace, capsys):
     assert separate(workspace, "x", str(workspace / "in"), "--ray-workers", "2") == 2
     assert "--ray-workers: goes with --ray ADDRESS" in capsys.readouterr().err
@@ -211,11 +224,12 @@ def test_without_ray_the_error_says_how_to_install_it(workspace, capsys, monkeyp
 
 
 def test_input_lists(tmp_path):
-    from clipsep_rt.io.path_lists import expand_input_specs
+    from clipsep_rt.io.inputs import collect_inputs
 
     for name in ("a.wav", "b.wav"):
         write_wav(tmp_path / name, np.zeros(2000, dtype=np.float32))
     (tmp_path / "list.csv").write_text(f"id,path\n1,a.wav\n2,{tmp_path / 'b.wav'}\n3,missing.wav\n")
-    files, errors = expand_input_specs([str(tmp_path / "list.csv")])
+    found = collect_inputs([str(tmp_path / "list.csv")])
+    files, errors = found.files, found.errors
     assert [path.name for path in files] == ["a.wav", "b.wav"]
     assert len(errors) == 1 and "missing.wav: no such file" in errors[0]

@@ -1,6 +1,8 @@
 """`clipsep-rt separate` (the default command): files in, one output per query, optional report.
 
-With --stream or --input mic the same command line goes to the streaming path (`cli.stream`).
+One batch path (`jobs.run.Batch`) with its executor chosen by --ray: this process
+(`LocalExecutor`) or a pool of Ray workers (`cli.ray_batch`). With --stream or --input mic
+the same command line goes to the streaming path (`cli.stream`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from clipsep_rt.cli.common import (
     say,
     say_error,
 )
-from clipsep_rt.cli.ray_batch import ray_arguments, run_ray_batch, wants_ray
+from clipsep_rt.cli.ray_batch import FilesMeter, check_ray_options, ray_arguments, ray_cluster, ray_executor, wants_ray
 from clipsep_rt.cli.stream import run_stream, streaming_arguments
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.runtime.engines.choice import BACKENDS
@@ -30,7 +32,9 @@ def add_parser(sub) -> None:
         help="separate files by text query (the default command)",
         description="Separate the sound named by each query out of audio and video files.",
     )
-    p.add_argument("inputs", nargs="*", metavar="PATH", help="input files, directories or glob patterns")
+    p.add_argument("inputs", nargs="*", metavar="PATH",
+                   help="input files, directories, glob patterns, or .txt/.csv lists of them (one path per line; "
+                        "a csv's path column)")
     p.add_argument("-i", "--input", dest="more_inputs", action="extend", nargs="+", default=[], metavar="PATH",
                    help="more inputs (same as positional PATHs)")
     p.add_argument("-q", "--query", action="append", default=[], metavar="TEXT", help="what to separate, e.g. 'dog barking' (repeatable)")
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         raise ClipsepError("--reference and --interference go with --report DIR")
     _refuse_unused_options(args, specs)
     if wants_ray(args):
-        return run_ray_batch(args, specs)
+        check_ray_options(args, specs)
     if specs == ["mic"] or args.stream:
         return run_stream(args, specs)
     return _run_batch(args, specs)
@@ -162,42 +166,45 @@ def _refuse_unused_options(args: argparse.Namespace, specs: list[str]) -> None:
 
 def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
     from clipsep_rt.cli.session import open_session
-    from clipsep_rt.io.media import expand_inputs
-    from clipsep_rt.jobs.batch import BatchSeparator
-    from clipsep_rt.jobs.outputs import OutputOptions, input_roots
+    from clipsep_rt.io.inputs import collect_inputs
+    from clipsep_rt.jobs.batch import BatchJob
+    from clipsep_rt.jobs.outputs import OutputOptions
+    from clipsep_rt.jobs.run import Batch, LocalExecutor
 
     output, output_file = _batch_output(args)
     audio_format = output_file.suffix[1:].lower() if output_file else args.audio_format
     options = OutputOptions(args.noise_heads, args.residual, args.combine, args.video, audio_format, args.sample_rate,
                             mono=args.mono)
-    session = open_session(args, noise_heads=args.noise_heads)
-    inputs, input_errors = expand_inputs(specs)
-    for message in input_errors:
+    cluster = ray_cluster(args) if args.ray is not None else None
+    session = open_session(args, noise_heads=args.noise_heads)  # embeds the queries once, for either executor
+    found = collect_inputs(specs)
+    for message in found.errors:
         say_error(message)
     if not args.quiet:
         print(session.describe(), file=sys.stderr)
-    batch = BatchSeparator(
-        session.separator, session.queries, options, output, overwrite=args.overwrite,
-        log=say, progress=None if args.quiet else _progress_bar, output_file=output_file,
-    )
-    report_job = _report_job(args, session, inputs)  # checked before anything is separated
+    job = BatchJob.of(session.queries, options, output, overwrite=args.overwrite, output_file=output_file)
+    meter = FilesMeter(len(found.files)) if cluster is not None and not args.quiet else None
+    batch = Batch(job, found.files, found.roots, log=say, progress=meter.update if meter else None)
+    report_job = _report_job(args, session, found.files)  # checked before anything is separated
+    if cluster is not None:
+        executor = ray_executor(session.separator, cluster)
+    else:
+        executor = LocalExecutor(session.separator, progress=None if args.quiet else _progress_bar)
     try:
-        report = batch.run(inputs, input_roots(specs))
+        report = batch.run(executor)
     except KeyboardInterrupt:
-        _say_stopped(batch.report, len(inputs))
+        _say_stopped(batch.report, len(found.files))
         raise
-    failed = len(report.failures) + len(input_errors)
+    finally:
+        if meter is not None:
+            meter.close()
+    failed = len(report.failures) + len(found.errors)
     if not args.quiet:
-        for source in report.skipped:
-            say(f"{source}: kept its existing outputs (--overwrite replaces them)")
-        skipped = f", {len(report.skipped)} skipped (outputs exist)" if report.skipped else ""
-        kept = f", {len(report.kept)} existing kept" if report.kept else ""
-        say(f"{len(report.finished)} of {len(inputs) + len(input_errors)} inputs separated{skipped}"
-            + (f", {failed} failed" if failed else "")
-            + f"; {len(report.written)} files written to {output_file or output}{kept}; model: {session.model}")
+        _say_skips(report, batch.manifest.path)
+        say(_summary(report, len(found.errors), output_file or output, batch.manifest.path, session.model))
     if report_job is not None:
-        failures = {source for source, _ in report.failures}
-        separated = [source for source in inputs if str(source) not in failures]
+        failures = {result.input for result in report.failures}
+        separated = [source for source in found.files if str(source.resolve()) not in failures]
         if separated:
             report_job.write(session.queries.embeddings, separated)
             if not args.quiet:
@@ -205,6 +212,35 @@ def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
         else:
             say("no report written: no input was separated")
     return EXIT_FAILURES if failed else 0
+
+
+def _summary(report, input_errors: int, destination: Path, manifest: Path, model: str) -> str:
+    """The batch's summary line, the same for both executors."""
+    failed = len(report.failures) + input_errors
+    skipped = len(report.skipped) + len(report.already_done)
+    line = f"{len(report.separated)} of {report.total + input_errors} inputs separated"
+    line += f" on {len(report.workers)} Ray workers" if report.workers else ""
+    line += f", {skipped} skipped (outputs exist)" if skipped else ""
+    line += f", {failed} failed" if failed else ""
+    line += f"; {len(report.written)} files written to {destination}"
+    line += f", {len(report.kept)} existing kept" if report.kept else ""
+    line += f"; {len(report.already_done)} already done per {manifest}" if report.already_done else ""
+    if report.audio_seconds and report.elapsed_s:
+        audio = report.audio_seconds
+        amount = f"{audio / 3600:.3g} h" if audio >= 3600 else f"{audio:.1f} s"
+        line += f"; {amount} of audio in {report.elapsed_s:.1f} s ({audio / report.elapsed_s:.3g}x real time)"
+    return f"{line}; model: {model}"
+
+
+def _say_skips(report, manifest: Path, limit: int = 20) -> None:
+    """One line per skipped input (the first `limit`), on stderr."""
+    lines = [f"{result.input}: kept its existing outputs (--overwrite replaces them)" for result in report.skipped]
+    lines += [f"{result.input}: already done per {manifest} (--overwrite separates it again)"
+              for result in report.already_done]
+    for line in lines[:limit]:
+        say(line)
+    if len(lines) > limit:
+        say(f"... and {len(lines) - limit} more inputs skipped")
 
 
 def _batch_output(args: argparse.Namespace) -> tuple[Path, Path | None]:
@@ -231,10 +267,11 @@ def _batch_output(args: argparse.Namespace) -> tuple[Path, Path | None]:
     return output, None
 
 
-def _say_stopped(report, total: int) -> None:
+def _say_stopped(report, total: int, limit: int = 20) -> None:
     """What an interrupted batch finished, on stderr (its unfinished file left nothing)."""
-    finished = [*report.finished, *report.skipped]
-    names = f": {', '.join(Path(source).name for source in finished)}" if finished else ""
+    finished = [Path(result.input).name for result in [*report.results, *report.already_done] if result.error is None]
+    more = f" and {len(finished) - limit} more" if len(finished) > limit else ""
+    names = f": {', '.join(finished[:limit])}{more}" if finished else ""
     where = f"stopped while separating {report.interrupted} (its unfinished outputs were removed); " if report.interrupted else ""
     say(f"{where}{len(finished)} of {total} inputs finished{names}")
 

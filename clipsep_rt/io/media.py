@@ -15,7 +15,6 @@ All bad input is reported as a `ClipsepError` whose one-line message names the f
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -439,53 +438,3 @@ def _interleave(
     if pending is not None:
         output.mux(pending)
     output.mux(audio_packets)
-
-
-# ---------------------------------------------------------------------------- inputs
-
-
-def expand_inputs(specs: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """Expand file paths, directories and glob patterns into media files.
-
-    A directory is searched recursively for files with a known audio/video extension, hidden
-    files and folders skipped, sorted. An explicit file is taken whatever its extension. A
-    spec that does not exist as a path but contains `*`, `?` or `[` is globbed (`**` recurses);
-    its matches are filtered like a directory's and matched directories are searched. Returns
-    the files in order without duplicates, and one error message for each spec that does not
-    exist or matched nothing.
-    """
-    files: dict[Path, Path] = {}  # resolved -> as given, insertion-ordered
-    errors: list[str] = []
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            found = _media_in_dir(path)
-            if not found:
-                errors.append(f"{spec}: directory contains no audio or video files")
-        elif path.is_file():
-            found = [path]
-        elif any(char in spec for char in "*?["):
-            found = []
-            for match in map(Path, sorted(glob.glob(spec, recursive=True))):
-                if match.is_dir():
-                    found.extend(_media_in_dir(match))
-                elif match.is_file() and match.suffix.lower() in MEDIA_EXTENSIONS:
-                    found.append(match)
-            if not found:
-                errors.append(f"{spec}: no audio or video files match this pattern")
-        else:
-            found = []
-            errors.append(f"{spec}: no such file or directory")
-        for file in found:
-            files.setdefault(file.resolve(), file)
-    return list(files.values()), errors
-
-
-def _media_in_dir(directory: Path) -> list[Path]:
-    return sorted(
-        path
-        for path in directory.rglob("*")
-        if path.suffix.lower() in MEDIA_EXTENSIONS
-        and not any(part.startswith(".") for part in path.relative_to(directory).parts)
-        and path.is_file()
-    )

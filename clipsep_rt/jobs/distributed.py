@@ -1,66 +1,48 @@
-"""Batch separation on a Ray cluster: a pool of actors, each holding one loaded separator.
+"""Batch separation on a Ray cluster: the Ray executor of a batch job (`run.Batch`), a pool
+of actors, each holding one loaded separator.
 
-    job = DistributedJob(PipelineSpec(checkpoint=Path("/shared/model.safetensors")), names, embeddings,
-                         OutputOptions(), Path("/shared/out"))
-    report = separate_on_ray(job, inputs, RayCluster("auto", gpus_per_worker=1))
+    report = Batch(job, inputs, roots).run(RayExecutor(separator.spec, RayCluster("auto", gpus_per_worker=1)))
+    report = separate_on_ray(DistributedJob(spec, names, embeddings, OutputOptions(), Path("/shared/out")),
+                             inputs, RayCluster("local"))        # the same, without a separator loaded here
 
 Ray core, not Ray Data: an input is a path on storage every worker sees, and its worker
-decodes, separates and writes it in blocks (`BatchSeparator.separate_file`), so no audio goes
-through the object store and nothing is gained from Ray Data's block streaming. What the job
-needs is per-file control: a bounded retry of the one file whose worker died, the
-replacement of that worker, one manifest line per file as it finishes, and progress per
-file. Each worker gets one file at a time; a file is a task, so one slow file never holds
-back a batch of others.
+decodes, separates and writes it in blocks (`batch.separate_file`, as the local executor
+does), so no audio goes through the object store and nothing is gained from Ray Data's
+block streaming. What the job needs is per-file control: a bounded retry of the one file
+whose worker died, the replacement of that worker, one manifest line per file as it
+finishes (written by `run.Batch`), and progress per file. Each worker gets one file at a
+time; a file is a task, so one slow file never holds back a batch of others.
 
-The queries are embedded once by the caller (`embeddings`); each worker loads the separator
-from `PipelineSpec` (paths every worker sees, or the bundled model) on its own device.
-Nothing is printed: warnings and errors go to `log`, progress to `progress`.
+The queries are embedded once by the caller (the job's names and vectors); each worker
+loads the separator from a `PipelineSpec` (paths every worker sees, or the bundled model)
+on its own device. Nothing is printed: warnings and errors go to `log`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
-import resource
-import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from clipsep_rt.api import PipelineSpec, Separator
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.jobs.batch import BatchJob, separate_file
+from clipsep_rt.jobs.outputs import OutputOptions
+from clipsep_rt.jobs.results import FileResult
+from clipsep_rt.jobs.run import Batch, BatchPlan, BatchReport, FileTask, JobProgress, Log
 from clipsep_rt.optional import describe_exception, import_optional
-from clipsep_rt.api import Separator
-from clipsep_rt.jobs.batch import BatchReport, BatchSeparator, failure_message
-from clipsep_rt.jobs.manifest import FileResult, Manifest
-from clipsep_rt.jobs.outputs import OutputOptions, output_base
-from clipsep_rt.runtime.pipeline import PipelineSpec
+
+__all__ = ["DistributedJob", "OutputOptions", "PipelineSpec", "RayCluster", "RayExecutor", "SeparationWorker",
+           "separate_on_ray"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DistributedJob:
-    separator: PipelineSpec  # what each worker loads (`Separator.spec` of the caller's, absolute paths)
-    names: list[str]  # (Q,) query names, used in output names
-    embeddings: np.ndarray  # (Q, D) float32 query vectors
-    options: OutputOptions
-    out_dir: Path
-    noise_heads: bool = False  # also separate (and, with options.noise_heads, write) the noise heads
-    overwrite: bool = False  # replace existing outputs and separate again what the manifest says is done
-    protected: frozenset[Path] = frozenset()  # resolved inputs: never written (filled by separate_on_ray)
-
-    def build_batch(self, progress) -> BatchSeparator:
-        """On a worker: the separator loaded and the queries prepared, as a BatchSeparator."""
-        separator = Separator.load(self.separator)
-        queries = separator.prepare_queries(self.names, self.embeddings, self.noise_heads)
-        batch = BatchSeparator(separator, queries, self.options, self.out_dir,
-                               overwrite=self.overwrite, log=logger.debug, progress=progress)
-        batch.protected = set(self.protected)
-        return batch
 
 
 @dataclass(frozen=True)
@@ -84,149 +66,108 @@ class RayCluster:
             raise OptionError("max_retries", f"must be 0 or more, got {self.max_retries}")
 
 
-@dataclass
-class JobProgress:
-    done: int  # inputs finished (separated, failed or skipped)
-    total: int
-    failed: int
-    audio_seconds: float  # audio separated so far by this run
-    elapsed_s: float
+@dataclass(frozen=True, eq=False)
+class DistributedJob:
+    """A batch job with the separator each worker loads: what `separate_on_ray` takes."""
+
+    separator: PipelineSpec  # what each worker loads (`Separator.spec` of the caller's, absolute paths)
+    names: list[str]  # (Q,) query names, used in output names
+    embeddings: np.ndarray  # (Q, D) float32 query vectors
+    options: OutputOptions
+    out_dir: Path
+    noise_heads: int = 0  # noise-head rows per query (the model's count) when options.noise_heads, else 0
+    overwrite: bool = False  # replace existing outputs and separate again what the manifest says is done
+    output_file: Path | None = None  # the one output of a one-input, one-target job
 
     @property
-    def audio_hours_per_second(self) -> float:
-        return self.audio_seconds / 3600 / self.elapsed_s if self.elapsed_s > 0 else 0.0
+    def batch(self) -> BatchJob:
+        return BatchJob(tuple(self.names), self.embeddings, self.options, self.out_dir, int(self.noise_heads),
+                        self.overwrite, self.output_file)
 
 
-@dataclass
-class DistributedReport:
-    total: int
-    results: list[FileResult] = field(default_factory=list)  # this run's, in the order they finished
-    skipped: list[FileResult] = field(default_factory=list)  # finished by an earlier run (the manifest)
-    workers: list[str] = field(default_factory=list)  # every worker started, "node:pid"
-    elapsed_s: float = 0.0
-
-    @property
-    def failures(self) -> list[FileResult]:
-        return [result for result in self.results if result.error is not None]
-
-    @property
-    def written(self) -> list[str]:
-        return [path for result in self.results for path in result.outputs]
-
-    @property
-    def audio_seconds(self) -> float:
-        return sum(result.audio_seconds for result in self.results)
+def separate_on_ray(
+    job: DistributedJob,
+    inputs: Sequence[Path],
+    cluster: RayCluster,
+    roots: Sequence[Path] = (),
+    progress: Callable[[JobProgress], None] | None = None,
+    log: Log | None = None,
+) -> BatchReport:
+    """`Batch(job.batch, inputs, roots, log, progress).run(RayExecutor(job.separator, cluster))`:
+    `inputs` (on storage every worker sees) separated on a pool of Ray actors."""
+    return Batch(job.batch, inputs, roots, log, progress).run(RayExecutor(job.separator, cluster))
 
 
-class _AudioMeter:
-    """BatchSeparator's progress meter on a worker: adds up the seconds of audio separated."""
+class RayExecutor:
+    """A batch job's executor on a pool of Ray actors, each loading the separator of `spec`.
 
-    def __init__(self, worker: "SeparationWorker"):
-        self.worker = worker
+    Uses the Ray instance this process is connected to, if any; otherwise connects to (or
+    with "local" starts) `cluster.address` and disconnects at the end. Each worker runs the
+    network on `cluster.cpus_per_worker` threads unless `spec.threads` says otherwise."""
 
-    def update(self, n: float) -> None:
-        self.worker.audio_seconds += n
+    def __init__(self, spec: PipelineSpec, cluster: RayCluster):
+        self.ray = import_optional("ray", "distributed")
+        self.spec = spec.resolved() if spec.threads else dataclasses.replace(
+            spec.resolved(), threads=max(1, int(cluster.cpus_per_worker)))
+        self.cluster = cluster
 
-    def close(self) -> None:
-        pass
+    def run(self, plan: BatchPlan, on_result: Callable[[FileResult], None], report: BatchReport, log: Log) -> None:
+        ray = self.ray
+        job = plan.job  # the workers' working directory is not this one: absolute paths
+        plan = dataclasses.replace(plan, job=dataclasses.replace(
+            job, out_dir=job.out_dir.resolve(), output_file=job.output_file.resolve() if job.output_file else None))
+        started_ray = _connect(ray, self.cluster.address)
+        try:
+            size = min(_pool_size(ray, self.cluster, log), len(plan.tasks))
+            pool = _Pool(ray, self.spec, plan, self.cluster, size, log)
+            try:
+                pool.run(deque(_Item(task) for task in plan.tasks), report, on_result)
+            finally:
+                pool.close()
+        finally:
+            if started_ray:
+                ray.shutdown()
 
 
 class SeparationWorker:
-    """A Ray actor: one loaded separator; separates one input per `separate` call."""
+    """A Ray actor: one loaded separator with the job's queries; separates one input per `separate` call."""
 
-    def __init__(self, job: DistributedJob):
+    def __init__(self, spec: PipelineSpec, job: BatchJob, protected: frozenset[Path]):
         import ray
 
         self.name = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
-        self.audio_seconds = 0.0
+        self.job = job
+        self.protected = protected
         self.load_error: str | None = None
         try:
-            self.batch = job.build_batch(progress=lambda source, duration_s: _AudioMeter(self))
+            self.separator = Separator.load(spec)
+            self.queries = self.separator.prepare_queries(list(job.names), job.embeddings, job.noise_heads > 0)
+            if self.queries.noise_heads != job.noise_heads:
+                raise ClipsepError(f"its model has {self.queries.noise_heads} noise heads per query, the job "
+                                   f"{job.noise_heads}")
         except Exception as error:  # noqa: BLE001 - reported by `ready`, which stops the job
-            self.batch, self.load_error = None, str(error) if isinstance(error, ClipsepError) else describe_exception(error)
+            self.load_error = str(error) if isinstance(error, ClipsepError) else describe_exception(error)
 
     def ready(self) -> tuple[str, str | None]:
         """(this worker's node:pid, why it could not load the separator or None)."""
         return self.name, self.load_error
 
-    def separate(self, source: str, base: Path, claims: dict[Path, Path]) -> tuple[FileResult, dict[Path, Path]]:
-        """Separate one input (outputs `out_dir/base...`, see `outputs.output_base`); `claims`:
-        the outputs (resolved) earlier inputs of the same base took -> those inputs. Returns its
-        result and the outputs it claimed, as `BatchSeparator.run` would have in one process."""
-        result = FileResult(source, worker=self.name)
-        report = BatchReport()
-        start = time.perf_counter()
-        self.audio_seconds = 0.0
-        self.batch.claimed = dict(claims)
-        try:
-            self.batch.separate_file(Path(source), base, report)
-        except Exception as error:  # noqa: BLE001 - one bad file must not stop this worker
-            result.error = failure_message(Path(source), error)
-        result.outputs = [str(path) for path in [*report.kept, *report.written]]
-        result.seconds = time.perf_counter() - start
-        result.audio_seconds = self.audio_seconds
-        result.warnings = report.warnings
-        result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-        return result, {path: owner for path, owner in self.batch.claimed.items() if path not in claims}
+    def separate(self, source: str, base: Path, claimed: dict[Path, Path]) -> tuple[FileResult, dict[Path, Path]]:
+        """`batch.separate_file` of one input; `claimed`: the outputs (resolved) earlier inputs of
+        the same base named -> those inputs. Returns its result and the outputs it named."""
+        result = separate_file(self.separator, self.queries, self.job, Path(source), base, self.protected, claimed)
+        result.worker = self.name
+        return result, {Path(path): Path(source) for path in result.claimed}
 
 
 @dataclass
 class _Item:
-    source: str
-    base: Path
+    task: FileTask
     attempts: int = 0
 
-
-def separate_on_ray(
-    job: DistributedJob,
-    inputs: list[Path],
-    cluster: RayCluster,
-    roots: list[Path] = (),
-    progress: Callable[[JobProgress], None] | None = None,
-    log: Callable[[str], None] | None = None,
-) -> DistributedReport:
-    """Separate `inputs` (on storage every worker sees) on a pool of Ray actors, with the
-    names `BatchSeparator.run(inputs, roots)` gives them.
-
-    Inputs the manifest in `job.out_dir` says are done, with their outputs still there, are
-    skipped (unless `job.overwrite`). Each result is appended to the manifest as it arrives.
-    Uses the Ray instance this process is connected to, if any; otherwise connects to (or
-    with "local" starts) `cluster.address` and disconnects at the end.
-    """
-    ray = import_optional("ray", "distributed")
-    log = log or logger.warning
-    start = time.perf_counter()
-    sources = [str(path.resolve()) for path in inputs]
-    job = replace(job, out_dir=job.out_dir.resolve(), protected=frozenset(map(Path, sources)))
-    manifest = Manifest(job.out_dir)
-    earlier = {} if job.overwrite else manifest.read()
-    report = DistributedReport(total=len(inputs))
-    queue: deque[_Item] = deque()
-    for given, source in zip(inputs, sources):
-        previous = earlier.get(source)
-        if previous is not None and previous.finished():
-            report.skipped.append(previous)
-        else:
-            queue.append(_Item(source, output_base(given, list(roots))))
-    _report_progress(progress, report, start)
-    if not queue:
-        return report
-    started_ray = _connect(ray, cluster.address)
-    pool = _Pool(ray, job, cluster, min(_pool_size(ray, cluster, log), len(queue)), log)
-    try:
-        pool.run(queue, report, manifest, lambda: _report_progress(progress, report, start))
-    finally:
-        pool.close()
-        if started_ray:
-            ray.shutdown()
-    report.elapsed_s = time.perf_counter() - start
-    return report
-
-
-def _report_progress(progress: Callable[[JobProgress], None] | None, report: DistributedReport, start: float) -> None:
-    if progress is not None:
-        done = len(report.results) + len(report.skipped)
-        progress(JobProgress(done, report.total, len(report.failures), report.audio_seconds, time.perf_counter() - start))
+    @property
+    def base(self) -> Path:
+        return self.task.base
 
 
 def _connect(ray, address: str) -> bool:
@@ -244,7 +185,7 @@ def _connect(ray, address: str) -> bool:
     return True
 
 
-def _pool_size(ray, cluster: RayCluster, log: Callable[[str], None]) -> int:
+def _pool_size(ray, cluster: RayCluster, log: Log) -> int:
     """`cluster.workers`, or as many workers as the cluster's resources hold now."""
     resources = ray.cluster_resources()
     held = int(resources.get("CPU", 0) // cluster.cpus_per_worker)
@@ -265,12 +206,12 @@ def _pool_size(ray, cluster: RayCluster, log: Callable[[str], None]) -> int:
 class _Pool:
     """The actors and the scheduling loop: one file per idle worker; a dead worker is replaced."""
 
-    def __init__(self, ray, job: DistributedJob, cluster: RayCluster, size: int, log: Callable[[str], None]):
+    def __init__(self, ray, spec: PipelineSpec, plan: BatchPlan, cluster: RayCluster, size: int, log: Log):
         self.ray = ray
         self.cluster = cluster
         self.log = log
-        self.out_dir = job.out_dir
-        self.job_ref = ray.put(job)  # shipped once, not once per worker
+        self.job = plan.job
+        self.refs = (ray.put(spec), ray.put(plan.job), ray.put(plan.protected))  # shipped once, not once per worker
         self.actor_class = ray.remote(SeparationWorker).options(
             num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker, max_restarts=0, max_task_retries=0,
         )
@@ -278,22 +219,22 @@ class _Pool:
         self.running: dict = {}  # separate() ref -> (actor, item)
         self.idle: list = []
         self.start_deaths = 0  # workers that died before they were ready, since the last one was
-        self.died_bases: set[Path] = set()
-        self.claims: dict[Path, dict[Path, Path]] = {}  # base -> outputs claimed by its inputs -> input  # inputs whose worker died: their partial temp files are removed at the end
+        self.died_bases: set[Path] = set()  # inputs whose worker died: their partial temp files are removed at the end
+        self.claims = {base: dict(outputs) for base, outputs in plan.taken.items()}  # base -> outputs named -> input
         for _ in range(size):
             self._start_worker()
 
     def _start_worker(self) -> None:
-        actor = self.actor_class.remote(self.job_ref)
+        actor = self.actor_class.remote(*self.refs)
         self.starting[actor.ready.remote()] = actor
 
-    def run(self, queue: deque[_Item], report: DistributedReport, manifest: Manifest, on_result: Callable[[], None]) -> None:
+    def run(self, queue: deque[_Item], report: BatchReport, on_result: Callable[[FileResult], None]) -> None:
         while queue or self.running:
             while self.idle and (item := self._next(queue)) is not None:
                 actor = self.idle.pop()
                 item.attempts += 1
-                claims = self.claims.get(item.base, {})
-                self.running[actor.separate.remote(item.source, item.base, claims)] = (actor, item)
+                source = str(item.task.source.resolve())
+                self.running[actor.separate.remote(source, item.base, self.claims.get(item.base, {}))] = (actor, item)
             [ref], _ = self.ray.wait([*self.starting, *self.running], num_returns=1)
             if ref in self.starting:
                 self._worker_ready(ref, report)
@@ -309,13 +250,7 @@ class _Pool:
                 self.idle.append(actor)
                 self.claims.setdefault(item.base, {}).update(claimed)
             result.attempts = item.attempts
-            for warning in result.warnings:
-                self.log(f"warning: {warning}")
-            if result.error is not None:
-                self.log(f"error: {result.error}")
-            report.results.append(result)
-            manifest.append(result)
-            on_result()
+            on_result(result)
 
     def _next(self, queue: deque[_Item]) -> _Item | None:
         """The first queued input no running input shares a base with (those run in input
@@ -327,7 +262,7 @@ class _Pool:
                 return item
         return None
 
-    def _worker_ready(self, ref, report: DistributedReport) -> None:
+    def _worker_ready(self, ref, report: BatchReport) -> None:
         actor = self.starting.pop(ref)
         try:
             name, load_error = self.ray.get(ref)
@@ -350,12 +285,13 @@ class _Pool:
         self._start_worker()
         self.died_bases.add(item.base)
         reason = _first_line(error)
+        source = item.task.source.resolve()
         if item.attempts <= self.cluster.max_retries:
-            self.log(f"warning: {item.source}: its Ray worker died ({reason}); trying again "
+            self.log(f"warning: {source}: its Ray worker died ({reason}); trying again "
                      f"(retry {item.attempts} of {self.cluster.max_retries})")
             queue.appendleft(item)
             return None
-        return FileResult(item.source, error=f"{item.source}: its Ray worker died {item.attempts} times while "
+        return FileResult(str(source), error=f"{source}: its Ray worker died {item.attempts} times while "
                                              f"separating it (last: {reason})")
 
     def close(self) -> None:
@@ -363,10 +299,10 @@ class _Pool:
         for actor in [*self.idle, *self.starting.values(), *(actor for actor, _ in self.running.values())]:
             self.ray.kill(actor, no_restart=True)
         interrupted = {item.base for _, item in self.running.values()}
-        for base in self.died_bases | interrupted:  # atomic_output's temporary names: .{base}_{target}.{hex}.tmp{ext}
-            folder = glob.escape(str(self.out_dir / base.parent))
-            for path in glob.glob(os.path.join(folder, f".{glob.escape(base.name)}_*.tmp*")):
-                Path(path).unlink(missing_ok=True)
+        for base in self.died_bases | interrupted:
+            for pattern in self.job.temporaries(base):
+                for path in glob.glob(pattern):
+                    Path(path).unlink(missing_ok=True)
 
 
 def _first_line(error: Exception) -> str:

@@ -86,27 +86,9 @@ def union_rows(query_count: int, noise_heads: int, options: OutputOptions) -> li
     return [index * rows_per_query for index in range(query_count)]
 
 
-def input_roots(specs: list[str]) -> list[Path]:
-    """The folders inputs are found in: each directory spec, and each glob's fixed leading part
-    (`takes/**/*.flac` -> takes). Inputs below them keep their subfolders in the output."""
-    roots = []
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            roots.append(path)
-        elif not path.exists() and any(char in spec for char in "*?["):
-            fixed = []
-            for part in path.parts:
-                if any(char in part for char in "*?["):
-                    break
-                fixed.append(part)
-            roots.append(Path(*fixed) if fixed else Path("."))
-    return roots
-
-
 def output_base(source: Path, roots: list[Path]) -> Path:
     """The name an input's outputs start with, relative to the output folder: its stem, below
-    its subfolders inside the innermost root holding it (see `input_roots`)."""
+    its subfolders inside the innermost root holding it (see `io.inputs.input_roots`)."""
     resolved = source.resolve()
     holders = [root.resolve() for root in roots if resolved.is_relative_to(root.resolve())]
     folder = resolved.parent.relative_to(max(holders, key=lambda root: len(root.parts))) if holders else Path()

@@ -1,7 +1,10 @@
-"""The results manifest of a file job: one JSON line per input, beside the outputs.
+"""What a file job did with each input, and the results manifest it keeps beside the outputs.
 
-    {"input": "/data/a.wav", "outputs": ["/out/a_violin.wav"], "seconds": 1.9, "audio_seconds": 30.0,
-     "error": null, "attempts": 1, "worker": "10.0.0.5:4711", "peak_rss_mb": 612.0}
+`clipsep-rt-manifest.jsonl` in the output folder: one JSON line per input, local and Ray runs alike.
+
+    {"input": "/data/a.wav", "outputs": ["/out/a_violin.wav"], "kept": [], "seconds": 1.9,
+     "audio_seconds": 30.0, "error": null, "attempts": 1, "worker": "10.0.0.5:4711",
+     "peak_rss_mb": 612.0, "warnings": []}
 
 Lines are appended as inputs finish, each in one write, so the manifest of an interrupted
 job holds every input finished before the interruption (a torn last line is ignored when
@@ -17,42 +20,55 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 MANIFEST_NAME = "clipsep-rt-manifest.jsonl"
+UNRECORDED = ("claimed",)  # FileResult fields the manifest does not keep
 
 
 @dataclass
 class FileResult:
     input: str  # absolute path of the input
-    outputs: list[str] = field(default_factory=list)  # absolute paths written (none when it failed)
+    outputs: list[str] = field(default_factory=list)  # absolute paths it has now, written or kept (none when it failed)
+    kept: list[str] = field(default_factory=list)  # those of `outputs` that existed and were left as they were
     seconds: float = 0.0  # wall time of the attempt that finished
     audio_seconds: float = 0.0  # audio separated, in seconds of the input
     error: str | None = None  # the one-line reason it failed, or None
-    attempts: int = 1  # 1 + the times its worker died while separating it
-    worker: str = ""  # node address:pid of the worker that finished it
-    peak_rss_mb: float | None = None  # that worker process's peak resident memory so far
+    attempts: int = 1  # 1 + the times its Ray worker died while separating it
+    worker: str = ""  # node address:pid of the process that finished it
+    peak_rss_mb: float | None = None  # that process's peak resident memory so far
     warnings: list[str] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)  # outputs (resolved) it named, even if it failed later
+
+    @property
+    def written(self) -> list[str]:
+        """The outputs this attempt wrote."""
+        kept = set(self.kept)
+        return [path for path in self.outputs if path not in kept]
 
     def finished(self) -> bool:
-        """Succeeded, and every output it wrote is still there."""
+        """Succeeded, and every output it has is still there."""
         return self.error is None and all(Path(path).is_file() for path in self.outputs)
 
+    def record(self) -> dict:
+        """Its manifest line, as a dict."""
+        return {key: value for key, value in asdict(self).items() if key not in UNRECORDED}
 
-class Manifest:
+
+class ResultsManifest:
     """`out_dir/clipsep-rt-manifest.jsonl`: what earlier runs finished, and appending results."""
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / MANIFEST_NAME
 
     def read(self) -> dict[str, FileResult]:
-        """The last result per input of the runs so far (empty when there is no manifest)."""
+        """The last result per input (absolute path) of the runs so far (empty without a manifest)."""
         if not self.path.is_file():
             return {}
         results: dict[str, FileResult] = {}
-        known = set(FileResult.__dataclass_fields__)
+        known = set(FileResult.__dataclass_fields__) - set(UNRECORDED)
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
                 result = FileResult(**{key: value for key, value in entry.items() if key in known})
-            except (ValueError, TypeError):  # a line torn by a crash mid-write
+            except (ValueError, TypeError, AttributeError):  # a line torn by a crash mid-write
                 continue
             results[result.input] = result
         return results
@@ -60,7 +76,7 @@ class Manifest:
     def append(self, result: FileResult) -> None:
         """Add one line, written and flushed in one call."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(asdict(result), ensure_ascii=False) + "\n"
+        line = json.dumps(result.record(), ensure_ascii=False) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
