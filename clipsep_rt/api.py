@@ -161,9 +161,10 @@ class Separator:
         """Load the text encoder now (seconds), so that the first uncached query costs one encoder call."""
         self.pipeline.embedder.load()
 
-    def embed_text(self, queries: Sequence[str]) -> np.ndarray:
-        """(Q,) texts -> (Q, D) embeddings with the checkpoint's (or the chosen) encoder, cached."""
-        return self.pipeline.embed_text(queries)
+    def embed_text(self, queries: Sequence[str], prompt_ensemble: bool = False) -> np.ndarray:
+        """(Q,) texts -> (Q, D) embeddings with the checkpoint's (or the chosen) encoder, cached.
+        `prompt_ensemble`: average several prompt templates per text (whatever the encoder options say)."""
+        return self.pipeline.embed_text(queries, prompt_ensemble)
 
     def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""

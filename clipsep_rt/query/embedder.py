@@ -84,12 +84,14 @@ class QueryEmbedder:
         if dim is not None and self._builds_from_spec:
             check_encoder_fits(self.spec, dim, self.options.clip_weights)
 
-    def embed_text(self, queries: Sequence[str], dim: int | None = None) -> np.ndarray:
-        """(Q,) texts -> (Q, D) float32 unit embeddings; `dim`: the separator's D, checked first."""
+    def embed_text(self, queries: Sequence[str], dim: int | None = None, prompt_ensemble: bool = False) -> np.ndarray:
+        """(Q,) texts -> (Q, D) float32 unit embeddings; `dim`: the separator's D, checked first.
+        `prompt_ensemble`: average the ensemble's templates for these texts, whatever the options say."""
         if any(not query.strip() for query in queries):
             raise ClipsepError("empty query text: say what to separate, e.g. --query 'dog barking'")
         self.check_fits(dim)
-        return embed_texts(list(queries), self.load, self.encoder_id, self.templates(), self.cache, dim)
+        templates = ENSEMBLE_TEMPLATES if prompt_ensemble else self.templates()
+        return embed_texts(list(queries), self.load, self.encoder_id, templates, self.cache, dim)
 
     def embed_images(self, paths: Sequence[str | Path], dim: int | None = None) -> np.ndarray:
         """(Q,) image files -> (Q, D) float32 CLIP image embeddings (CLIPSep trains with these)."""

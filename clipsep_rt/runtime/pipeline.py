@@ -178,9 +178,14 @@ class Pipeline:
         """What queries must fit: this model's query size, named in errors with its encoder."""
         return QueryTarget(self.model_config.query_dim, self.name, self.source.query_encoder)
 
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """(Q,) texts -> (Q, D) embeddings, cached; one encoder call for new texts."""
-        return self.embed(texts=texts)[1]
+    def embed_text(self, texts: Sequence[str], prompt_ensemble: bool = False) -> np.ndarray:
+        """(Q,) texts -> (Q, D) embeddings, cached; one encoder call for new texts.
+        `prompt_ensemble`: average the prompt ensemble's templates (whatever the encoder options say)."""
+        if not prompt_ensemble:
+            return self.embed(texts=texts)[1]
+        embedder = self.embedder
+        return self.query_target.check(embedder.embed_text(texts, self.model_config.query_dim, prompt_ensemble=True),
+                                       embedder.encoder_id)
 
     def embed_images(self, paths: Sequence[str | Path]) -> np.ndarray:
         """(Q,) image files -> (Q, D) CLIP image embeddings (as CLIPSep is trained with), cached."""

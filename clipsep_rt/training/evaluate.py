@@ -28,7 +28,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -314,12 +314,7 @@ def _text_query_vector(separator, labels: tuple[str, ...], query_mode: str) -> n
     if query_mode == "ensemble":
         from clipsep_rt.query.prompts import combine_prompt_embeddings
 
-        previous = separator.encoder
-        separator.encoder = replace(previous, prompt_ensemble=True)
-        try:
-            rows = separator.embed_text(list(labels))
-        finally:
-            separator.encoder = previous
+        rows = separator.embed_text(list(labels), prompt_ensemble=True)
         return combine_prompt_embeddings(np.asarray(rows, dtype=np.float32)).astype(np.float32)
     raise ClipsepError(f"query mode must be 'label' or 'ensemble', got {query_mode!r}")
 
