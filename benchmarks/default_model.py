@@ -8,7 +8,7 @@ channels 32, 384-d MiniLM queries, FP16 on disk) on this machine's CPU:
      STFT, overlapping windows, U-Net, query head, masking, iSTFT), in bf16 (CPUs with native
      bf16 only) and fp32; median of --repeats runs after one warm-up;
   2. streaming: per-hop compute p50 / p99, real-time factor and algorithmic latency of each
-     latency preset (`clipsep_rt.bench.streaming.run_bench`, torch backend);
+     latency preset (`clipsep_rt.measure.stream_timing.run_bench`, torch backend);
   3. width trade-off (speed side): the same offline measurement for random-weight
      CLIPSep-NIT U-Nets of several widths (ngf; depth 7, channels 32, query_dim 384) at the
      best CPU precision, with parameter counts and the size of their FP16 checkpoint files
@@ -51,8 +51,8 @@ from clipsep_rt.model.checkpoint import (
     save_checkpoint,
 )
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.bench.results import format_table, result_stem, write_results
-from clipsep_rt.bench.streaming import BenchRow, run_bench
+from clipsep_rt.measure.results import format_table, result_stem, write_results
+from clipsep_rt.measure.stream_timing import BenchRow, run_bench
 from clipsep_rt.runtime.offline import CPU_BATCH, WindowingOptions
 
 SEED = 0

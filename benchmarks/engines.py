@@ -30,8 +30,8 @@ import torch
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.results import write_results
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.results import write_results
 from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.model.device import cpu_has_native_bf16
 

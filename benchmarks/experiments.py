@@ -191,8 +191,8 @@ def results_markdown(results: list[dict], count: int, machine: dict, mixture_fil
 
 
 def command_eval(args: argparse.Namespace) -> int:
-    from clipsep_rt.bench.machine import machine_info
-    from clipsep_rt.bench.results import write_results
+    from clipsep_rt.measure.machine import machine_info
+    from clipsep_rt.measure.results import write_results
     from clipsep_rt.training.evaluate import (
         make_eval_mixtures,
         read_mixture_list,

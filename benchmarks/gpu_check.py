@@ -6,7 +6,7 @@ in one is recorded in the report and the others still run):
                they skip without it), with pytest's skip reasons
   offline      network throughput (windows/s, x real-time) in fp16 and fp32 at batch 1-64, for
                the full-size model (ngf 64, random weights) and the bundled default model
-  streaming    per-hop compute p50 / p99 and RTF of every latency preset (bench/streaming.py)
+  streaming    per-hop compute p50 / p99 and RTF of every latency preset (clipsep_rt/measure/stream_timing.py)
   engines      torch CUDA graphs, torch.compile, ONNX Runtime CUDA (when onnxruntime-gpu is
                installed) and TensorRT (when importable), batch 1 latency and batch 16 throughput
   training     training steps per second (forward, BCE mask loss, backward, AdamW step) at
@@ -135,7 +135,7 @@ def part_offline(dry: bool) -> dict:
 def part_streaming(dry: bool) -> dict:
     from dataclasses import asdict
 
-    from clipsep_rt.bench.streaming import run_bench
+    from clipsep_rt.measure.stream_timing import run_bench
 
     from clipsep_rt.model.weights import default_checkpoint
 
@@ -320,8 +320,8 @@ def main(argv=None) -> int:
         torch.manual_seed(0)
         args.result.write_text(json.dumps(PART_FUNCTIONS[args.part](args.dry_run)))
         return 0
-    from clipsep_rt.bench.machine import machine_info
-    from clipsep_rt.bench.results import write_results
+    from clipsep_rt.measure.machine import machine_info
+    from clipsep_rt.measure.results import write_results
 
     parts = [part for part in args.parts.split(",") if part]
     unknown = sorted(set(parts) - set(PARTS))

@@ -38,8 +38,8 @@ import soundfile as sf
 import torch
 
 from clipsep_rt.api import Separator
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.results import write_results
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.results import write_results
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.dsp.metrics import separation_metrics
 from clipsep_rt.errors import ClipsepError

@@ -28,8 +28,8 @@ import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.bench.machine import machine_info as shared_machine_info
-from clipsep_rt.bench.results import result_stem, write_results
+from clipsep_rt.measure.machine import machine_info as shared_machine_info
+from clipsep_rt.measure.results import result_stem, write_results
 from clipsep_rt.runtime.engines.torch_engine import HeadVectors, TorchEngine
 from clipsep_rt.runtime.offline import CPU_BATCH, CUDA_BATCH, OfflineSeparator, WindowingOptions
 

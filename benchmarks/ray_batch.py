@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.results import result_stem, write_results
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.results import result_stem, write_results
 from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, separate_on_ray
 from clipsep_rt.api import WindowingOptions
 from clipsep_rt.jobs.outputs import OutputOptions

@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from clipsep_rt.api import Separator
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.results import result_stem, write_results
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.results import result_stem, write_results
 from clipsep_rt.dsp.metrics import energy_ratio_db, separation_metrics
 from clipsep_rt.runtime.streaming import stream_file_aligned
 from clipsep_rt.runtime.streaming_presets import PRESETS

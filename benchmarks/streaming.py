@@ -37,9 +37,9 @@ import torch
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model.checkpoint import load_checkpoint
 from clipsep_rt.model.separator import CLIPSepSeparator
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.results import result_stem, write_results
-from clipsep_rt.bench.streaming import (
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.results import result_stem, write_results
+from clipsep_rt.measure.stream_timing import (
     BLOCK_S,
     WARMUP_STEPS,
     BenchRow,

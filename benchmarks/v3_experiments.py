@@ -41,8 +41,8 @@ from pathlib import Path
 
 import torch
 
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.results import write_results
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.results import write_results
 from clipsep_rt.training.augment import AugmentConfig
 from clipsep_rt.training.datasets import MixRecipe
 from clipsep_rt.training.trainer import TrainConfig, read_dev_log, train

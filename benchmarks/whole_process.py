@@ -45,8 +45,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.results import result_stem, write_results
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.results import result_stem, write_results
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.model.checkpoint import checkpoint_from_model, save_checkpoint
 from clipsep_rt.model.separator import CLIPSepSeparator

@@ -1,4 +1,4 @@
-"""`clipsep-rt bench` (clipsep_rt.bench): streaming latency rows on a tiny model; the
+"""`clipsep-rt bench` (clipsep_rt.measure): streaming latency rows on a tiny model; the
 whole-process benchmark (benchmarks/whole_process.py) on tiny sizes."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
-from clipsep_rt.bench.results import format_table, rows_to_json
-from clipsep_rt.bench.streaming import run_bench, synthetic_sources
+from clipsep_rt.measure.results import format_table, rows_to_json
+from clipsep_rt.measure.stream_timing import run_bench, synthetic_sources
 from clipsep_rt.model.device import cpu_has_native_bf16
 from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.streaming import PRESETS, StreamingOptions, StreamingSeparator

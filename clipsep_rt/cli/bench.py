@@ -33,9 +33,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clipsep_rt.bench.machine import machine_info
-    from clipsep_rt.bench.results import format_table, rows_to_json
-    from clipsep_rt.bench.streaming import run_bench
+    from clipsep_rt.measure.machine import machine_info
+    from clipsep_rt.measure.results import format_table, rows_to_json
+    from clipsep_rt.measure.stream_timing import run_bench
     from clipsep_rt.io.files import atomic_output
 
     rows = run_bench(args.checkpoint, args.engine, args.backend, args.preset, args.seconds, args.device, args.threads,
