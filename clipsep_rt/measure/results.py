@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from clipsep_rt.bench.machine import machine_info
-from clipsep_rt.bench.streaming import BenchRow
+from clipsep_rt.measure.machine import machine_info
+from clipsep_rt.measure.stream_timing import BenchRow
 from clipsep_rt.io.files import atomic_output
 
 JSON_FORMAT = "clipsep_rt-bench"
