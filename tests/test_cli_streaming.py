@@ -12,7 +12,7 @@ import soxr
 import torch
 from conftest import REFERENCE_CHECKPOINT, snr_db, write_wav
 
-from clipsep_rt.bench.streaming import BenchRow, fill_timing, stream_timed
+from clipsep_rt.measure.stream_timing import BenchRow, fill_timing, stream_timed
 from clipsep_rt.cli import main
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.model import load_checkpoint
@@ -124,7 +124,7 @@ def test_an_overrun_is_a_step_slower_than_its_hop_for_every_driver(tmp_path, gol
             assert all(step.compute_s == pytest.approx(delay_s) for step in stats.steps)
             assert stats.overruns == (len(stats.steps) if slow else 0)
         assert worker.drops == 0  # nothing was dropped: the worker had no backlog limit
-        summary = StreamSummary.of(paced)
+        summary = paced.summary()
         assert summary.overruns == paced.stats.overruns
         assert fill_timing(BenchRow("torch", "cpu", "fp32", "balanced"), bench, 16000).overruns == bench.stats.overruns
 

@@ -63,4 +63,4 @@ def _write(out: sf.SoundFile, converter: OutputRateConverter, aligned: np.ndarra
 
 def write_stats(separator: StreamingSeparator, path: Path) -> None:
     """The stream's statistics (`StreamSummary`: per-hop timings, latency, overruns) as JSON."""
-    write_stats_json(path, StreamSummary.of(separator).to_json())
+    write_stats_json(path, separator.summary().to_json())

@@ -11,7 +11,9 @@ selection + residual is that channel, and a signal present in all channels alike
 exactly its mono output in each. Input of any length works: shorter than one window, the
 signal is zero-padded to one window and the outputs keep the input's length.
 
-Bookkeeping is in global indices: sample s, STFT frame t (centred at t * hop).
+Bookkeeping is in global indices: sample s, STFT frame t (centred at t * hop), in
+`dsp.spectral_buffer` buffers sized from the batch of windows and a decoding block
+(`BLOCK_ROOM_SAMPLES`); a larger block (`separate` passes the whole signal) grows them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import OptionError
 from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.spectral_buffer import SlidingBuffer, SpectralBuffer
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
 from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
 
@@ -31,6 +34,9 @@ from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
 # Windows per network call when not given: 4 is near the best in the CPU benchmark; 16 on CUDA
 # is not yet measured (no GPU run so far), only chosen to fill a GPU better than 4.
 CPU_BATCH, CUDA_BATCH = 4, 16
+# Input blocks up to this many samples fit the preallocated buffers (the file jobs decode
+# 65,536 at a time); a larger one grows them once.
+BLOCK_ROOM_SAMPLES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,10 @@ def _channels_first(block: np.ndarray, channels: int | None) -> np.ndarray:
 
 
 class _StreamState:
-    """Buffers of one stream: samples, per-channel STFT frames, blended mask probabilities."""
+    """Buffers of one stream: samples, per-channel STFT frames, blended mask probabilities.
+
+    All are held from the frame (or its first sample) that the oldest output sample still
+    to come or the latest window start needs, whichever is earlier (`_trim`)."""
 
     def __init__(
         self, separator: OfflineSeparator, queries: PreparedQueries, union_rows: list[int] | None, channels: int | None
@@ -119,20 +128,25 @@ class _StreamState:
         self.queries = queries
         self.union_rows = union_rows
         self.channels = channels  # None: mono blocks in and out
-        self.received = 0
-        self.samples = np.zeros((channels or 1, 0), np.float32)  # (C, n): input samples from global index sample_base
-        self.sample_base = 0
-        self.frames = np.zeros((channels or 1, self.config.linear_freq_bins, 0), np.complex64)  # (C, 513, T) per-channel STFT
-        self.blend = np.zeros((queries.rows, self.config.log_freq_bins, 0), np.float32)  # (rows, 256, T) weighted masks
-        self.weight_sum = np.zeros(0, np.float32)  # (T,)
-        self.frame_base = 0  # global frame index of frames[:, 0], blend[..., 0], weight_sum[0]
+        hop = self.config.hop_length
+        # Most frames held at once: a batch of windows, and the few before it kept for the output.
+        frame_capacity = separator.batch_windows * separator.hop + separator.window + 2 * self.config.n_fft // hop
+        self.spectrum = SpectralBuffer(  # samples (C, n) and per-channel STFT frames (C, 513, T)
+            separator.front_end, (channels or 1,),
+            sample_capacity=frame_capacity * hop + BLOCK_ROOM_SAMPLES, frame_capacity=frame_capacity,
+        )
+        self.blend = SlidingBuffer((queries.rows, self.config.log_freq_bins), np.float32, frame_capacity)  # (rows, 256, T) weighted masks
+        self.weight_sum = SlidingBuffer((), np.float32, frame_capacity)  # (T,) the weights summed into blend
         self.latest_start = -1  # the latest window start processed (windows go in start order)
         self.emitted = 0  # global samples yielded so far
 
+    @property
+    def received(self) -> int:
+        return self.spectrum.received
+
     def push(self, block: np.ndarray) -> None:
         """Append a (C, m) block."""
-        self.samples = np.concatenate([self.samples, block], axis=1)
-        self.received += block.shape[1]
+        self.spectrum.push(block)
 
     # -- windows ---------------------------------------------------------------------------
 
@@ -161,33 +175,26 @@ class _StreamState:
             yield from self._emit(final=True)
         if final and not self.received:  # an empty input: one empty block
             rows = self.queries.rows + (1 if self.union_rows else 0)
-            yield self._output(self.samples, np.zeros((rows, *self.samples.shape), np.float32))
-
-    def _grow(self, stop: int) -> None:
-        """Extend the frame-indexed buffers to cover global frames < stop."""
-        extra = stop - (self.frame_base + self.weight_sum.shape[0])
-        if extra > 0:
-            self.blend = np.pad(self.blend, ((0, 0), (0, 0), (0, extra)))
-            self.weight_sum = np.pad(self.weight_sum, (0, extra))
+            empty = self.spectrum.samples.held()  # (C, 0)
+            yield self._output(empty, np.zeros((rows, *empty.shape), np.float32))
 
     def _process(self, starts: list[int], final: bool) -> None:
         window = self.sep.window
         first, stop = min(starts), max(starts) + window
         end = (stop - 1) * self.config.hop_length + self.config.n_fft // 2  # the last frame's reach
-        assert final or end <= self.sample_base + self.samples.shape[1], "frame requested before its samples arrived"
-        spec = self.sep.front_end.stft_frames(self.samples, self.sample_base, first, stop)  # (C, 513, stop - first)
+        assert final or end <= self.received, "frame requested before its samples arrived"
+        spec = self.spectrum.compute_frames(first, stop)  # (C, 513, stop - first); new frames kept
         mono = spec[0] if spec.shape[0] == 1 else spec.mean(axis=0)  # the downmix's STFT (STFT is linear)
         log_mag = self.sep.front_end.warped_log_magnitude(np.abs(mono))  # (256, stop - first)
         windows = np.stack([log_mag[:, s - first : s - first + window] for s in starts])[:, None]  # (B, 1, 256, W)
         probabilities = self.sep.engine.probabilities(windows, self.queries)  # (B, rows, 256, W)
-        self._grow(stop)
-        known = self.frame_base + self.frames.shape[-1]
-        if stop > known:
-            self.frames = np.concatenate([self.frames, spec[..., known - first :]], axis=-1)
+        self.blend.extend_to(stop)  # frames not yet blended: zero weight so far
+        self.weight_sum.extend_to(stop)
         for start, window_probs in zip(starts, probabilities):
-            offset = start - self.frame_base
-            self.blend[..., offset : offset + window] += window_probs * self.sep.weights
-            self.weight_sum[offset : offset + window] += self.sep.weights
+            blend = self.blend.slice(start, start + window)  # (rows, 256, W), a view
+            blend += window_probs * self.sep.weights
+            weight_sum = self.weight_sum.slice(start, start + window)
+            weight_sum += self.sep.weights
             self.latest_start = start
 
     # -- output ----------------------------------------------------------------------------
@@ -204,14 +211,13 @@ class _StreamState:
             return
         front_end = self.sep.front_end
         first = front_end.istft_first_frame(self.emitted)
-        known = self.frame_base + self.frames.shape[-1]
+        known = self.spectrum.frames.stop
         stop = known if final else min(known, -(-end // hop) + 3)
-        local = slice(first - self.frame_base, stop - self.frame_base)
-        probability = self.blend[..., local] / self.weight_sum[local]
+        probability = self.blend.slice(first, stop) / self.weight_sum.slice(first, stop)  # (rows, 256, T)
         masks = front_end.linear_masks(probability, self.union_rows, self.sep.options.mask)  # (K, 513, T)
-        masked = apply_real_masks(self.frames[..., local], masks[:, None])  # (K, C, 513, T)
+        masked = apply_real_masks(self.spectrum.frames.slice(first, stop), masks[:, None])  # (K, C, 513, T)
         audio = front_end.istft_span(masked, first, self.emitted, end)  # (K, C, end - emitted)
-        yield self._output(self.samples[:, self.emitted - self.sample_base : end - self.sample_base], audio)
+        yield self._output(self.spectrum.samples.slice(self.emitted, end), audio)
         self.emitted = end
         self._trim()
 
@@ -227,14 +233,6 @@ class _StreamState:
         hop, half = self.config.hop_length, self.config.n_fft // 2
         # The last window may be moved left onto the latest start, never further.
         keep_frame = min(self.sep.front_end.istft_first_frame(self.emitted), self.latest_start)
-        drop = keep_frame - self.frame_base
-        if drop > 0:
-            self.frames = self.frames[..., drop:]
-            self.blend = self.blend[..., drop:]
-            self.weight_sum = self.weight_sum[drop:]
-            self.frame_base = keep_frame
-        keep_sample = min(self.emitted, keep_frame * hop - half)
-        drop = keep_sample - self.sample_base
-        if drop > 0:
-            self.samples = self.samples[:, drop:]
-            self.sample_base = keep_sample
+        self.spectrum.trim(keep_sample=min(self.emitted, keep_frame * hop - half), keep_frame=keep_frame)
+        self.blend.trim(keep_frame)
+        self.weight_sum.trim(keep_frame)

@@ -17,14 +17,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TypedDict
 
 import numpy as np
 
 from clipsep_rt.io.files import atomic_output
-
-if TYPE_CHECKING:
-    from clipsep_rt.runtime.streaming import StreamingSeparator
 
 
 @dataclass
@@ -76,14 +73,6 @@ class StreamSummary:
     realtime: bool | None = None  # rtf_p99 < 1
     overruns: int = 0  # network steps slower than real time (compute > hop_ms): StreamStats.overruns
     steps: list[StepRecord] = field(default_factory=list)  # every network step, in stream order
-
-    @classmethod
-    def of(cls, separator: StreamingSeparator) -> StreamSummary:
-        """The summary of what `separator` has streamed so far."""
-        options = separator.options
-        summary = cls(hop_frames=options.hop_frames, lookahead_frames=options.lookahead_frames)
-        return summary.measure(separator.stats, latency_samples=separator.latency_samples,
-                               hop_samples=separator.hop_samples, sample_rate=separator.spectral.sample_rate)
 
     def measure(self, stats: StreamStats, *, latency_samples: int, hop_samples: int, sample_rate: int) -> StreamSummary:
         """Fill the latency and timing fields from `stats` (in place); returns self."""

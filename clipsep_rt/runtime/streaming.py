@@ -22,7 +22,10 @@ and a row that is gone fades out; that row stays in the output, silent, until it
 audio has come out (at most a hop and the latency later), then the next block drops it.
 A new row's output is silent until the switch reaches it, like all of the switch.
 
-Global indices as in `offline`: sample s, STFT frame t centred at t * hop.
+Global indices as in `offline`: sample s, STFT frame t centred at t * hop. The samples,
+frames, masked frames and output FIFO are `dsp.spectral_buffer` buffers allocated up front,
+sized from the options for blocks up to `BLOCK_ROOM_SAMPLES`: a hop allocates none of them
+(a larger block grows them once; see that module for what still allocates).
 """
 
 from __future__ import annotations
@@ -36,10 +39,15 @@ import numpy as np
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.spectral_buffer import SlidingBuffer, SpectralBuffer, shift_in
 from clipsep_rt.dsp.warp import MAG_EPS
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
-from clipsep_rt.runtime.stream_stats import StepTiming, StreamStats
+from clipsep_rt.runtime.stream_stats import StepTiming, StreamStats, StreamSummary
 from clipsep_rt.runtime.streaming_presets import PRESETS
+
+# Blocks up to this many samples (256 ms at 16 kHz; audio callbacks and file streaming pass
+# 16 ms) fit the preallocated buffers; a larger one grows them once.
+BLOCK_ROOM_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -86,24 +94,30 @@ class StreamingSeparator:
         self.front_end = BlockFrontEnd(spectral)
         self.queries = queries
         self.stats = StreamStats(hop_s=self.hop_samples / spectral.sample_rate)
+        hop_frames, lookahead = options.hop_frames, options.lookahead_frames
         hop, window = spectral.hop_length, spectral.window_frames
-        self.latency_samples = (options.hop_frames + options.lookahead_frames + 3) * hop - 1
-        silence = float(np.log(MAG_EPS))
-        self._log_window = np.full((spectral.log_freq_bins, window), silence, np.float32)  # (256, W) network input
-        self._samples = np.zeros(0, np.float32)  # input from global sample _sample_base on
-        self._sample_base = 0
-        self._received = 0
-        self._frames = np.zeros((spectral.linear_freq_bins, 0), np.complex64)  # (513, n) mixture STFT
-        self._masked = np.zeros((queries.rows, spectral.linear_freq_bins, 0), np.complex64)  # (rows, 513, n)
-        self._frame_base = 0  # global index of _masked[..., 0]
+        self.latency_samples = (hop_frames + lookahead + 3) * hop - 1
+        # Capacities: twice the most each buffer holds at once, so the held run moves to
+        # the front of its storage every few hops only (a memmove, see SlidingBuffer).
+        reach = spectral.n_fft // hop  # frames whose samples one frame's span covers
+        self._signal = SpectralBuffer(  # input samples (n,) and mixture STFT frames (513, T)
+            self.front_end, (),
+            sample_capacity=2 * ((hop_frames + lookahead + reach) * hop + BLOCK_ROOM_SAMPLES),
+            frame_capacity=2 * (hop_frames + lookahead),
+        )
+        # The network input, (1, 1, 256, W): log magnitudes of the newest W frames, silent at first.
+        self._network_input = np.full((1, 1, spectral.log_freq_bins, window), np.log(MAG_EPS), np.float32)
+        # Masked frames (rows, 513, T) awaiting the iSTFT, from frame istft_first_frame(_finished) on.
+        self._masked = SlidingBuffer((queries.rows, spectral.linear_freq_bins), np.complex64, 2 * (hop_frames + reach + 1))
+        # Output FIFO (rows, n), indexed by output sample: `latency_samples` of silence, then the separation.
+        self._output = SlidingBuffer((queries.rows,), np.float32, 2 * (self.latency_samples + BLOCK_ROOM_SAMPLES))
+        self._output.append_zeros(self.latency_samples)
         self._next_frame = 0  # first frame not yet computed
         self._step = 0
         self._finished = 0  # processed samples final so far
-        self._out = np.zeros((queries.rows, self.latency_samples), dtype=np.float32)  # output FIFO
         self._fade_in: PreparedQueries | None = None
-        self._rows = queries.rows  # rows of _masked and _out: the queries' and those fading out
-        self._returned = 0  # output samples returned so far
-        self._retire_at: int | None = None  # when _returned reaches it, the rows fading out are silent
+        self._rows = queries.rows  # rows of _masked and _output: the queries' and those fading out
+        self._retire_at: int | None = None  # when _output.start reaches it, the rows fading out are silent
 
     @property
     def latency_ms(self) -> float:
@@ -114,6 +128,19 @@ class StreamingSeparator:
         """Audio per network step, in samples."""
         return self.options.hop_frames * self.spectral.hop_length
 
+    @property
+    def buffers(self) -> dict[str, SlidingBuffer]:
+        """The stream's buffers by name (for inspection: their storage stays the same array
+        from hop to hop unless a block exceeds BLOCK_ROOM_SAMPLES or rows are added)."""
+        return {"samples": self._signal.samples, "frames": self._signal.frames, "masked": self._masked,
+                "output": self._output}
+
+    def summary(self) -> StreamSummary:
+        """The statistics of what this separator has streamed so far."""
+        summary = StreamSummary(hop_frames=self.options.hop_frames, lookahead_frames=self.options.lookahead_frames)
+        return summary.measure(self.stats, latency_samples=self.latency_samples, hop_samples=self.hop_samples,
+                               sample_rate=self.spectral.sample_rate)
+
     def set_queries(self, queries: PreparedQueries) -> None:
         """Switch queries mid-stream, to as many rows as they have: the next hop fades from the
         old masks to the new ones (see the module docstring for rows gained or lost)."""
@@ -122,16 +149,17 @@ class StreamingSeparator:
     def process(self, block: np.ndarray) -> np.ndarray:
         """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late. rows:
         the queries' rows, plus those of a switch's removed queries until they are silent."""
-        block = np.asarray(block, dtype=np.float32).reshape(-1)
-        self._samples = np.concatenate([self._samples, block])
-        self._received += len(block)
-        while self._received >= self._step_ready_at(self._step):
+        block = np.asarray(block, dtype=np.float32).reshape(-1)  # (m,)
+        self._signal.push(block)
+        while self._signal.received >= self._step_ready_at(self._step):
             self._run_step()
-        out, self._out = self._out[:, : len(block)], self._out[:, len(block) :]
-        self._returned += len(block)
-        if self._retire_at is not None and self._returned >= self._retire_at:  # from the next block on
+        returned = self._output.start  # output samples returned so far
+        out = self._output.slice(returned, returned + len(block)).copy()  # (rows, m): the caller's own
+        self._output.trim(returned + len(block))
+        if self._retire_at is not None and self._output.start >= self._retire_at:  # from the next block on
             self._rows, self._retire_at = self.queries.rows, None
-            self._masked, self._out = self._masked[: self._rows], self._out[: self._rows]
+            self._masked.set_rows(self._rows)
+            self._output.set_rows(self._rows)
         return out
 
     # -- one hop ---------------------------------------------------------------------------
@@ -145,11 +173,9 @@ class StreamingSeparator:
         started = time.perf_counter()
         hop_frames, lookahead = self.options.hop_frames, self.options.lookahead_frames
         newest = (self._step + 1) * hop_frames - 1 + lookahead
-        new_frames = self._stft(self._next_frame, newest + 1)  # (513, n)
+        new_frames = self._signal.compute_frames(self._next_frame, newest + 1)  # (513, n), kept in _signal.frames
         self._next_frame = newest + 1
-        self._frames = np.concatenate([self._frames, new_frames], axis=1)
-        log_mag = self.front_end.warped_log_magnitude(np.abs(new_frames))
-        self._log_window = np.concatenate([self._log_window, log_mag], axis=1)[:, -self.spectral.window_frames :]
+        shift_in(self._network_input[0, 0], self.front_end.warped_log_magnitude(np.abs(new_frames)))
 
         probability = self._probabilities(self.queries)  # (queries' rows, 256, H)
         if self._fade_in is not None:  # crossfade to the new queries over this hop
@@ -161,21 +187,21 @@ class StreamingSeparator:
         masks = self.front_end.linear_masks(self._padded(probability), mode=self.options.mask)  # (_rows, 513, H)
 
         first = self._step * hop_frames  # the frames this step masks
-        frames = self._frames[:, first - (self._next_frame - self._frames.shape[1]) :][:, :hop_frames]
-        self._masked = np.concatenate([self._masked, apply_real_masks(frames, masks)], axis=2)
+        self._masked.append(apply_real_masks(self._signal.frames.slice(first, first + hop_frames), masks))
         self._step += 1
         self._emit(end=(first + hop_frames) * self.spectral.hop_length - self.spectral.n_fft // 2)
-        self._frames = self._frames[:, self._frames.shape[1] - lookahead :]  # kept for the next hops
-        if self._rows > self.queries.rows and self._retire_at is None and not self._masked[self.queries.rows :].any():
-            self._retire_at = self._returned + self._out.shape[1]  # the rows fading out have gone silent
-        self.stats.steps.append(StepTiming(self._received / self.spectral.sample_rate, time.perf_counter() - started))
+        # Kept for the next hops: the look-ahead frames, and the samples of the frames to come.
+        self._signal.trim(keep_sample=self._next_frame * self.spectral.hop_length - self.spectral.n_fft // 2,
+                          keep_frame=self._next_frame - lookahead)
+        if self._rows > self.queries.rows and self._retire_at is None and not self._masked.held()[self.queries.rows :].any():
+            self._retire_at = self._output.stop  # the rows fading out have gone silent
+        self.stats.steps.append(StepTiming(self._signal.received / self.spectral.sample_rate, time.perf_counter() - started))
 
     def _resize(self, rows: int) -> None:
         """Give the buffers `rows` rows: new rows are silent so far."""
         if rows > self._rows:
-            masked = np.zeros((rows - self._rows, *self._masked.shape[1:]), self._masked.dtype)
-            self._masked = np.concatenate([self._masked, masked])
-            self._out = np.concatenate([self._out, np.zeros((rows - self._rows, self._out.shape[1]), np.float32)])
+            self._masked.set_rows(rows)
+            self._output.set_rows(rows)
         self._rows = rows
         self._retire_at = None  # rows fading out (if any) are checked again after this hop
 
@@ -188,30 +214,20 @@ class StreamingSeparator:
 
     def _probabilities(self, queries: PreparedQueries) -> np.ndarray:
         """Masks for this hop's H frames from the current window: (rows, 256, H)."""
-        window = self._log_window[None, None]
-        probability = self.engine.probabilities(window, queries)[0]  # (rows, 256, W)
+        probability = self.engine.probabilities(self._network_input, queries)[0]  # (rows, 256, W)
         end = self.spectral.window_frames - self.options.lookahead_frames
         return probability[..., end - self.options.hop_frames : end]
 
-    def _stft(self, first: int, stop: int) -> np.ndarray:
-        """Global centred-STFT frames [first, stop): complex (513, stop - first)."""
-        return self.front_end.stft_frames(self._samples, self._sample_base, first, stop)
-
     def _emit(self, end: int) -> None:
-        """Append processed samples [finished, end) to the output FIFO and drop what is spent."""
-        hop = self.spectral.hop_length
+        """Append processed samples [finished, end) to the output FIFO and drop the masked
+        frames no later sample needs."""
         if end <= self._finished:  # the first hop of a short hop size finishes no sample yet
             return
         first = self.front_end.istft_first_frame(self._finished)
-        audio = self.front_end.istft_span(self._masked[..., first - self._frame_base :], first, self._finished, end)
-        self._out = np.concatenate([self._out, audio], axis=1)
+        masked = self._masked.slice(first, self._masked.stop)  # (rows, 513, T)
+        self._output.append(self.front_end.istft_span(masked, first, self._finished, end))  # (rows, end - finished)
         self._finished = end
-        keep_frame = self.front_end.istft_first_frame(end)
-        self._masked = self._masked[..., keep_frame - self._frame_base :]
-        self._frame_base = keep_frame
-        keep_sample = self._next_frame * hop - self.spectral.n_fft // 2
-        self._samples = self._samples[keep_sample - self._sample_base :]
-        self._sample_base = keep_sample
+        self._masked.trim(self.front_end.istft_first_frame(end))
 
 
 class LatencyAligner:
