@@ -18,7 +18,6 @@ separator is put together in one place, `runtime.pipeline.Pipeline`.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,12 @@ from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.runtime.engines.choice import BackendChoice
-from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
 from clipsep_rt.runtime.offline import WindowingOptions
-from clipsep_rt.runtime.pipeline import Pipeline, PipelineSpec, Queries
+from clipsep_rt.runtime.pipeline import Pipeline, PipelineSpec
+from clipsep_rt.runtime.queries import Queries
 from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
+
+Stream = StreamingSeparator  # what `Separator.stream` returns: process, set_queries, flush, summary, latency
 
 __all__ = ["Queries", "Separation", "Separator", "Stream", "StreamingOptions", "WindowingOptions"]
 
@@ -260,12 +261,12 @@ class Separator:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """A long input in blocks at the model rate (a file's decoder) -> (mixture, outputs)
         blocks as soon as they are final, the same as `separate` on the whole signal (see
-        `runtime.offline.OfflineSeparator.stream`): memory bounded by the batch, not the length.
+        `runtime.offline.OfflineSeparator.separate_blocks`): memory bounded by the batch, not the length.
 
         Blocks are (m,) with `channels=None` -> (m,) and (rows [+1], m); or (m, C) -> (m, C)
         and (rows [+1], m, C). `union_rows`: a last output row masked by the union of those
         rows' masks. `on_progress(samples_read)`."""
-        return self.pipeline.offline().stream(blocks, queries.prepared, union_rows, on_progress, channels=channels)
+        return self.pipeline.offline().separate_blocks(blocks, queries.prepared, union_rows, on_progress, channels=channels)
 
     def stream(
         self,
@@ -274,7 +275,7 @@ class Separator:
         hop_frames: int | None = None,
         lookahead_frames: int | None = None,
         mask: str = "soft",
-    ) -> Stream:
+    ) -> StreamingSeparator:
         """A new low-latency stream (its own state; the model is shared, so make as many as
         needed): `stream.process(block)` takes (m,) float32 mono at the model rate (16 kHz) and
         returns (rows, m), `stream.latency_samples` late. `latency`: a preset ("low" 96 ms,
@@ -285,43 +286,4 @@ class Separator:
             preset.lookahead_frames if lookahead_frames is None else lookahead_frames,
             mask,
         )
-        queries = self._as_queries(queries)
-        return self.pipeline.stream(queries, options, make=functools.partial(Stream, separator=self, names=queries.names))
-
-
-class Stream(StreamingSeparator):
-    """One low-latency stream of a `Separator` (`Separator.stream`): blocks of any size in,
-    as many samples out, a fixed `latency_samples` late; `stats` times every network step.
-
-        out = stream.process(block)        # (m,) float32 at stream.sample_rate -> (rows, m)
-        stream.set_queries(["dog"])        # switch mid-stream (rows may change)
-        tail = stream.flush()              # (rows, latency_samples): what is left after the last block
-        stream.summary()                   # latency, per-step compute p50/p99, overruns
-
-    Output row k is query k (`query_names`). Not thread-safe: process and switch from one
-    thread, or hand switches to that thread (as the live runner does).
-    """
-
-    def __init__(self, engine: Engine, prepared: PreparedQueries, spectral: SpectralConfig, options: StreamingOptions,
-                 *, separator: Separator, names: Sequence[str]):
-        super().__init__(engine, prepared, spectral, options)
-        self._separator = separator
-        self.query_names = list(names)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.spectral.sample_rate
-
-    def set_queries(self, queries: Sequence[str] | Queries | PreparedQueries) -> None:
-        """Switch to texts (embedded here: one encoder call for a new one), `Queries`, or an
-        engine's prepared queries; the next hop crossfades (see `runtime.streaming`)."""
-        if isinstance(queries, (str, Sequence, Queries)):
-            queries = self._separator._as_queries(queries)
-            self.query_names = list(queries.names)
-            queries = queries.for_streaming()
-        super().set_queries(queries)
-
-    def flush(self) -> np.ndarray:
-        """(rows, latency_samples): the output still inside the stream after the last block
-        (it processes that much silence). The stream can go on afterwards."""
-        return self.process(np.zeros(self.latency_samples, dtype=np.float32))
+        return self.pipeline.stream(self._as_queries(queries), options)

@@ -11,6 +11,7 @@ from conftest import REFERENCE_CHECKPOINT, snr_db
 
 from clipsep_rt.api import Separator
 from clipsep_rt.errors import ClipsepError
+from clipsep_rt.runtime.streaming import StreamingSeparator
 from clipsep_rt.runtime.offline import WindowingOptions
 
 COMMON = 65280
@@ -129,14 +130,18 @@ def test_a_stream_from_the_facade_matches_the_batch_separation(separator, golden
     batch = separator.separate(mixture, 16000, queries).sources["violin"]
     middle = slice(16000, len(mixture) - 16000)
     assert snr_db(batch[middle], streamed[middle]) >= 10  # block-wise masks see less context than the batch windows
-    summary = stream.summary() if callable(getattr(stream, "summary", None)) else None
-    assert stream.stats.steps and (summary is None or summary.latency_ms == stream.latency_ms)
+    summary = stream.summary()
+    assert stream.stats.steps and summary.latency_ms == stream.latency_ms and summary.compute_p99_ms > 0
 
 
 def test_a_stream_switches_queries_and_refuses_noise_heads(separator, golden):
     one = separator.prepare_queries(["violin"], golden["query_embedding"])
     two = separator.prepare_queries(["a", "b"], np.concatenate([golden["query_embedding"]] * 2))
     stream = separator.stream(one, hop_frames=4, lookahead_frames=2)
+    with pytest.raises(ClipsepError, match="CLIP weights .* not in the local cache"):
+        stream.set_queries(["dog barking"])  # the reference checkpoint's encoder, whose weights are not installed here
+    with pytest.raises(ClipsepError, match="no query encoder"):
+        StreamingSeparator(separator.pipeline.engine, one.prepared).set_queries("dog barking")
     assert stream.latency_samples == (4 + 2 + 3) * 256 - 1
     assert stream.process(np.zeros(4000, np.float32)).shape == (1, 4000)
     stream.set_queries(two)

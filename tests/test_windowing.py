@@ -103,7 +103,7 @@ def test_any_block_size_gives_the_same_audio(long_mixture, fp32_engine):
     vectors = _vectors(fp32_engine, 2)
     whole = separator.separate(long_mixture, vectors)
     for block in (997, 44_100):
-        pieces = list(separator.stream((long_mixture[i : i + block] for i in range(0, len(long_mixture), block)), vectors))
+        pieces = list(separator.separate_blocks((long_mixture[i : i + block] for i in range(0, len(long_mixture), block)), vectors))
         np.testing.assert_array_equal(np.concatenate([m for m, _ in pieces]), long_mixture)
         np.testing.assert_allclose(np.concatenate([o for _, o in pieces], axis=1), whole, atol=1e-6, rtol=0)
 
@@ -125,7 +125,7 @@ def test_memory_does_not_grow_with_length():
             consumed += block
             yield (0.1 * rng.standard_normal(block)).astype(np.float32)
 
-    for mixture, _ in separator.stream(blocks(), vectors):
+    for mixture, _ in separator.separate_blocks(blocks(), vectors):
         emitted += len(mixture)
         held_back.append(consumed - emitted)
     assert emitted == consumed == 16000 * 120
@@ -184,7 +184,7 @@ def test_channels_are_masked_by_the_mono_masks(long_mixture, fp32_engine):
     alone = torch_istft(spec_right[:, :256] * masks, 255 * HOP)[0].numpy()
     np.testing.assert_allclose(out[0, 2 * HOP : 150 * HOP, 1], alone[2 * HOP : 150 * HOP], atol=2e-5, rtol=0)
     # Streaming in blocks gives the same (m, C) blocks.
-    pieces = list(separator.stream((stereo[i : i + 44_100] for i in range(0, len(stereo), 44_100)), vectors, [0, 1],
+    pieces = list(separator.separate_blocks((stereo[i : i + 44_100] for i in range(0, len(stereo), 44_100)), vectors, [0, 1],
                                    channels=2))
     np.testing.assert_array_equal(np.concatenate([m for m, _ in pieces]), stereo)
     np.testing.assert_allclose(np.concatenate([o for _, o in pieces], axis=1), out, atol=1e-6, rtol=0)
@@ -199,7 +199,7 @@ def test_the_same_signal_in_every_channel_gets_its_mono_output(golden, fp32_engi
     for channel in range(3):
         np.testing.assert_allclose(out[..., channel], mono, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match=r"\(m, 2\)"):
-        list(separator.stream([np.stack([mixture] * 3, axis=1)], vectors, channels=2))
+        list(separator.separate_blocks([np.stack([mixture] * 3, axis=1)], vectors, channels=2))
 
 
 @pytest.mark.parametrize("length", [1, 160, 1023])
@@ -221,5 +221,5 @@ def test_short_inputs_are_the_start_of_their_zero_padded_separation(golden, fp32
 @pytest.mark.parametrize("channels", [None, 2])
 def test_an_empty_stream_yields_one_empty_block(fp32_engine, channels):
     separator = OfflineSeparator(fp32_engine)
-    (mixture, outputs), = separator.stream([], _vectors(fp32_engine, 2), union_rows=[0, 1], channels=channels)
+    (mixture, outputs), = separator.separate_blocks([], _vectors(fp32_engine, 2), union_rows=[0, 1], channels=channels)
     assert mixture.shape == ((0,) if channels is None else (0, 2)) and outputs.shape == (3, *mixture.shape)

@@ -19,7 +19,7 @@ import soundfile as sf
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.io.media import iter_audio_blocks, probe
 from clipsep_rt.io.resample import OutputRateConverter
-from clipsep_rt.runtime.stream_stats import StreamSummary, write_stats_json
+from clipsep_rt.runtime.stream_stats import write_stats_json
 from clipsep_rt.runtime.streaming import LatencyAligner, StreamingSeparator
 
 BLOCK_SAMPLES = 256  # 16 ms: a typical audio-device block

@@ -1,6 +1,6 @@
 """Offline (file) separation: long audio in overlapping trained-size windows, bounded memory.
 
-`OfflineSeparator.stream` consumes 16 kHz blocks of any size and yields (mixture, outputs)
+`OfflineSeparator.separate_blocks` consumes 16 kHz blocks of any size and yields (mixture, outputs)
 blocks as soon as they are final, so memory depends on the batch size, not on the length of
 the file. The result is identical (up to float rounding) to processing the whole signal at
 once with the same window grid (see `windowing`).
@@ -74,10 +74,10 @@ class OfflineSeparator:
         or (rows [+1 union], n, C) float32."""
         mixture = np.asarray(mixture, dtype=np.float32)
         channels = None if mixture.ndim == 1 else mixture.shape[1]
-        outputs = [out for _, out in self.stream([mixture], queries, union_rows, channels=channels)]
+        outputs = [out for _, out in self.separate_blocks([mixture], queries, union_rows, channels=channels)]
         return np.concatenate(outputs, axis=1)
 
-    def stream(
+    def separate_blocks(
         self,
         blocks: Iterable[np.ndarray],
         queries: PreparedQueries,

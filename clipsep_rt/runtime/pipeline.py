@@ -14,7 +14,7 @@ documented facade over this class; the command line and the file jobs use the fa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +26,9 @@ from clipsep_rt.query.assemble import QueryTarget, assemble_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
 from clipsep_rt.runtime.engines.loader import ModelSource, open_bundled_source, open_engine, open_source
-from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
+from clipsep_rt.runtime.engines.protocol import Engine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
+from clipsep_rt.runtime.queries import Queries
 from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
 
 
@@ -57,27 +58,6 @@ class PipelineSpec:
             checkpoint=Path(self.checkpoint).resolve() if self.checkpoint is not None else None,
             engine_dir=Path(self.engine_dir).resolve() if self.engine_dir is not None else None,
         )
-
-
-@dataclass
-class Queries:
-    """Named queries ready for the engine. Output rows are laid out per query: its mask,
-    then its `noise_heads` noise-head masks (0 unless asked for)."""
-
-    names: list[str]  # (Q,): texts as typed, image file stems, vector names
-    embeddings: np.ndarray  # (Q, D) float32 unit vectors, in the order of `names`
-    prepared: PreparedQueries  # the engine's form: Q * (1 + noise_heads) output rows
-    noise_heads: int = 0  # noise-head rows per query
-
-    @property
-    def rows(self) -> int:
-        return self.prepared.rows
-
-    def for_streaming(self) -> PreparedQueries:
-        """The prepared queries, if they stream: streaming separates the queries, not noise heads."""
-        if self.noise_heads:
-            raise ClipsepError("streaming separates the queries only, not their noise heads")
-        return self.prepared
 
 
 class Pipeline:
@@ -231,8 +211,8 @@ class Pipeline:
         """Windowed separation of whole signals or of a file's blocks (stateless between calls)."""
         return self._offline
 
-    def stream(self, queries: Queries, options: StreamingOptions = StreamingOptions(),
-               make: Callable[..., StreamingSeparator] = StreamingSeparator) -> StreamingSeparator:
-        """A new low-latency stream of `queries` (its own buffers; the engine is shared).
-        `make(engine, prepared, spectral, options)`: the class to make, e.g. the facade's `Stream`."""
-        return make(self.engine, queries.for_streaming(), self.spectral, options)
+    def stream(self, queries: Queries, options: StreamingOptions = StreamingOptions()) -> StreamingSeparator:
+        """A new low-latency stream of `queries` (its own buffers; the engine is shared) that
+        can switch to new texts through this pipeline's query path."""
+        return StreamingSeparator(self.engine, queries.for_streaming(), self.spectral, options, names=queries.names,
+                                  query_source=self.queries)

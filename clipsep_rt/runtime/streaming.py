@@ -31,7 +31,7 @@ sized from the options for blocks up to `BLOCK_ROOM_SAMPLES`: a hop allocates no
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,7 @@ from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_
 from clipsep_rt.dsp.spectral_buffer import SlidingBuffer, SpectralBuffer, shift_in
 from clipsep_rt.dsp.warp import MAG_EPS
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
+from clipsep_rt.runtime.queries import Queries
 from clipsep_rt.runtime.stream_stats import StepTiming, StreamStats, StreamSummary
 from clipsep_rt.runtime.streaming_presets import PRESETS
 
@@ -73,7 +74,16 @@ class StreamingOptions:
 
 
 class StreamingSeparator:
-    """Blocks in (mono, model rate) -> (rows, block) separated blocks out, with fixed latency."""
+    """Blocks in (mono, model rate) -> (rows, block) separated blocks out, with fixed latency.
+
+        out = stream.process(block)        # (m,) float32 at stream.sample_rate -> (rows, m)
+        stream.set_queries(["dog"])        # switch mid-stream (rows may change)
+        tail = stream.flush()              # (rows, latency_samples): what is left after the last block
+        stream.summary()                   # latency, per-step compute p50/p99, overruns
+
+    Output row k is query k (`query_names`). Not thread-safe: process and switch from one
+    thread, or hand switches to that thread (as the live worker does).
+    """
 
     def __init__(
         self,
@@ -81,7 +91,12 @@ class StreamingSeparator:
         queries: PreparedQueries,
         spectral: SpectralConfig = SpectralConfig(),
         options: StreamingOptions = StreamingOptions(),
+        *,
+        names: Sequence[str] = (),
+        query_source: Callable[[list[str]], Queries] | None = None,
     ):
+        """`names`: the queries' names (`query_names`); `query_source(texts)`: embeds and
+        prepares texts for `set_queries` (a `Pipeline`'s query path), if texts may be given."""
         if options.hop_frames + options.lookahead_frames > spectral.window_frames:
             raise OptionError(
                 "lookahead_frames",
@@ -93,6 +108,8 @@ class StreamingSeparator:
         self.options = options
         self.front_end = BlockFrontEnd(spectral)
         self.queries = queries
+        self.query_names = list(names)
+        self._query_source = query_source
         self.stats = StreamStats(hop_s=self.hop_samples / spectral.sample_rate)
         hop_frames, lookahead = options.hop_frames, options.lookahead_frames
         hop, window = spectral.hop_length, spectral.window_frames
@@ -120,6 +137,11 @@ class StreamingSeparator:
         self._retire_at: int | None = None  # when _output.start reaches it, the rows fading out are silent
 
     @property
+    def sample_rate(self) -> int:
+        """The rate of the blocks in and out: the model's."""
+        return self.spectral.sample_rate
+
+    @property
     def latency_ms(self) -> float:
         return 1000 * self.latency_samples / self.spectral.sample_rate
 
@@ -141,10 +163,25 @@ class StreamingSeparator:
         return summary.measure(self.stats, latency_samples=self.latency_samples, hop_samples=self.hop_samples,
                                sample_rate=self.spectral.sample_rate)
 
-    def set_queries(self, queries: PreparedQueries) -> None:
+    def set_queries(self, queries: PreparedQueries | Queries | Sequence[str]) -> None:
         """Switch queries mid-stream, to as many rows as they have: the next hop fades from the
-        old masks to the new ones (see the module docstring for rows gained or lost)."""
+        old masks to the new ones (see the module docstring for rows gained or lost). Texts are
+        embedded here (one encoder call for a new one) through `query_source`."""
+        if isinstance(queries, str):
+            queries = [queries]
+        if isinstance(queries, Sequence):
+            if self._query_source is None:
+                raise ClipsepError("this stream has no query encoder: switch with prepared queries, not texts")
+            queries = self._query_source(list(queries))
+        if isinstance(queries, Queries):
+            self.query_names = list(queries.names)
+            queries = queries.for_streaming()
         self._fade_in = queries
+
+    def flush(self) -> np.ndarray:
+        """(rows, latency_samples): the output still inside the stream after the last block
+        (it processes that much silence). The stream can go on afterwards."""
+        return self.process(np.zeros(self.latency_samples, dtype=np.float32))
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late. rows:

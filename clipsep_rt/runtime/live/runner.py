@@ -57,7 +57,7 @@ from clipsep_rt.runtime.live.status import (
 from clipsep_rt.runtime.live.stop_signals import StopSignals
 from clipsep_rt.runtime.live.streams import DEVICE_STOP_TIMEOUT_S, DeviceStreams
 from clipsep_rt.runtime.live.worker import LiveWorker
-from clipsep_rt.runtime.stream_stats import StreamSummary, write_stats_json
+from clipsep_rt.runtime.stream_stats import write_stats_json
 from clipsep_rt.runtime.streaming import StreamingSeparator
 
 
