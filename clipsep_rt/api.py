@@ -18,7 +18,7 @@ separator is put together in one place, `runtime.pipeline.Pipeline`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +32,12 @@ from clipsep_rt.runtime.engines.choice import BackendChoice
 from clipsep_rt.runtime.offline import WindowingOptions
 from clipsep_rt.runtime.pipeline import Pipeline, PipelineSpec
 from clipsep_rt.runtime.queries import Queries
-from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
+from clipsep_rt.runtime.streaming import LatencyAligner, StreamingOptions, StreamingSeparator
 
 Stream = StreamingSeparator  # what `Separator.stream` returns: process, set_queries, flush, summary, latency
 
-__all__ = ["Queries", "Separation", "Separator", "Stream", "StreamingOptions", "WindowingOptions"]
+__all__ = ["LatencyAligner", "QueryEncoderOptions", "Queries", "Separation", "Separator", "Stream", "StreamingOptions",
+           "WindowingOptions"]
 
 
 @dataclass
@@ -254,9 +255,9 @@ class Separator:
     def separate_blocks(
         self,
         blocks: Iterable[np.ndarray],
-        queries: Queries,
+        queries: Sequence[str] | Queries,
         union_rows: list[int] | None = None,
-        on_progress=None,
+        on_progress: Callable[[int], None] | None = None,
         channels: int | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """A long input in blocks at the model rate (a file's decoder) -> (mixture, outputs)

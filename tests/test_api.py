@@ -10,6 +10,7 @@ import soxr
 from conftest import REFERENCE_CHECKPOINT, snr_db
 
 from clipsep_rt.api import Separator
+from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.runtime.streaming import StreamingSeparator
 from clipsep_rt.runtime.offline import WindowingOptions
@@ -142,6 +143,10 @@ def test_a_stream_switches_queries_and_refuses_noise_heads(separator, golden):
         stream.set_queries(["dog barking"])  # the reference checkpoint's encoder, whose weights are not installed here
     with pytest.raises(ClipsepError, match="no query encoder"):
         StreamingSeparator(separator.pipeline.engine, one.prepared).set_queries("dog barking")
+    stream.set_queries(one.prepared, names=["violin again"])  # prepared queries (the live worker's switch) and their names
+    assert stream.query_names == ["violin again"]
+    with pytest.raises(ClipsepError, match="n_fft = 4 x hop_length"):
+        StreamingSeparator(separator.pipeline.engine, one.prepared, SpectralConfig(hop_length=128))
     assert stream.latency_samples == (4 + 2 + 3) * 256 - 1
     assert stream.process(np.zeros(4000, np.float32)).shape == (1, 4000)
     stream.set_queries(two)

@@ -6,9 +6,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipsep_rt.api import Queries, Separator
+from clipsep_rt.api import Queries, Separator, WindowingOptions
 from clipsep_rt.cli.common import encoder_options
-from clipsep_rt.runtime.offline import WindowingOptions
 
 
 @dataclass

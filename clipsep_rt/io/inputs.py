@@ -37,18 +37,25 @@ class InputSet:
 
 def collect_inputs(specs: Iterable[str]) -> InputSet:
     """Specs (files, folders, globs, .txt/.csv lists) -> the files, the errors and the roots."""
-    flat = flatten_specs(specs)
+    flat, empty_lists = flatten_specs(specs)
     files, errors = expand_inputs(flat)
-    return InputSet(files, errors, input_roots(flat))
+    return InputSet(files, [f"{path}: the list names no inputs" for path in empty_lists] + errors, input_roots(flat))
 
 
-def flatten_specs(specs: Iterable[str]) -> list[str]:
-    """The specs with each list file (.txt/.csv) replaced by its entries."""
+def flatten_specs(specs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(the specs with each list file (.txt/.csv) replaced by its entries, the lists with no entry)."""
     flat: list[str] = []
+    empty: list[str] = []
     for spec in specs:
         path = Path(spec)
-        flat += read_path_list(path) if path.suffix.lower() in LIST_EXTENSIONS and path.is_file() else [spec]
-    return flat
+        if path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
+            entries = read_path_list(path)
+            flat += entries
+            if not entries:
+                empty.append(spec)
+        else:
+            flat.append(spec)
+    return flat, empty
 
 
 def read_path_list(path: Path) -> list[str]:

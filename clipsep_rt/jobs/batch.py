@@ -65,6 +65,9 @@ class BatchJob:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(self.names))
+        if bool(self.noise_heads) != self.options.noise_heads:  # the rows the separator gives, and the targets read
+            raise OptionError("noise_heads", "queries prepared with noise heads go with OutputOptions(noise_heads=True), "
+                                             "and only they: prepare the queries as the outputs say")
         if self.output_file is None:
             return
         count = len(self.targets)

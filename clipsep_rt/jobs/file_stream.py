@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from clipsep_rt.api import LatencyAligner, Stream
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.io.media import iter_audio_blocks, probe
 from clipsep_rt.io.resample import OutputRateConverter
 from clipsep_rt.runtime.stream_stats import write_stats_json
-from clipsep_rt.runtime.streaming import LatencyAligner, StreamingSeparator
 
 BLOCK_SAMPLES = 256  # 16 ms: a typical audio-device block
 NATIVE_BLOCK_SAMPLES = 65536  # decoding block of the input at the output rate
 
 
-def stream_file(separator: StreamingSeparator, source: Path, destination: Path, realtime: bool = False,
+def stream_file(separator: Stream, source: Path, destination: Path, realtime: bool = False,
                 overwrite: bool = False, sample_rate: int | None = None) -> int:
     """Stream `source` through `separator` into `destination` (float WAV, aligned) at
     `sample_rate` (None: the input's rate); returns that rate."""
@@ -61,6 +61,6 @@ def _write(out: sf.SoundFile, converter: OutputRateConverter, aligned: np.ndarra
             out.write(converted.T)
 
 
-def write_stats(separator: StreamingSeparator, path: Path) -> None:
+def write_stats(separator: Stream, path: Path) -> None:
     """The stream's statistics (`StreamSummary`: per-hop timings, latency, overruns) as JSON."""
     write_stats_json(path, separator.summary().to_json())

@@ -77,7 +77,11 @@ class ResultsManifest:
         """Add one line, written and flushed in one call."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(result.record(), ensure_ascii=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
+        with open(self.path, "a+b") as handle:  # writes go to the end; reads see the last byte
+            if handle.seek(0, os.SEEK_END):
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line  # a line torn by a crash: end it, so this one reads whole
+            handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())

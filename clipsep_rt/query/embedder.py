@@ -57,7 +57,7 @@ class QueryEmbedder:
         self._builds_from_spec = factory is None
         self._factory = factory or (lambda: build_encoder(spec, device, options.clip_weights, allow_download=options.allow_download))
         self._encoder: QueryEncoder | None = None
-        self._lock = threading.Lock()  # one load, and one encoder call at a time
+        self._lock = threading.RLock()  # one load, and one embedding (cache lookups, encoder call) at a time
         self.cache = EmbeddingCache(options.cache_dir) if options.use_cache else None
 
     @property
@@ -91,12 +91,14 @@ class QueryEmbedder:
             raise ClipsepError("empty query text: say what to separate, e.g. --query 'dog barking'")
         self.check_fits(dim)
         templates = ENSEMBLE_TEMPLATES if prompt_ensemble else self.templates()
-        return embed_texts(list(queries), self.load, self.encoder_id, templates, self.cache, dim)
+        with self._lock:
+            return embed_texts(list(queries), self.load, self.encoder_id, templates, self.cache, dim)
 
     def embed_images(self, paths: Sequence[str | Path], dim: int | None = None) -> np.ndarray:
         """(Q,) image files -> (Q, D) float32 CLIP image embeddings (CLIPSep trains with these)."""
         self.check_fits(dim)
-        return embed_images([Path(p) for p in paths], self.load, self.encoder_id, self.cache, dim)
+        with self._lock:
+            return embed_images([Path(p) for p in paths], self.load, self.encoder_id, self.cache, dim)
 
 
 def embed_texts(

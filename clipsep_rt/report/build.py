@@ -174,10 +174,11 @@ class ReportJob:
 
     def _separate(self, mixture: np.ndarray, queries: "Queries") -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(n,) mixture -> (per query its (n,) prediction, per query its (H, n) noise heads)."""
+        names, no_heads = queries.names, np.zeros((0, len(mixture)), np.float32)
+        if not len(mixture):  # an empty input (the batch writes empty outputs for it too)
+            return [mixture.copy() for _ in names], [np.zeros((queries.noise_heads, 0), np.float32) for _ in names]
         separation = self.separator.separate(mixture, self.rate, queries)
-        names = queries.names
-        empty = np.zeros((0, len(mixture)), np.float32)
-        return [separation.sources[name] for name in names], [separation.noise.get(name, empty) for name in names]
+        return [separation.sources[name] for name in names], [separation.noise.get(name, no_heads) for name in names]
 
     def _write_input(self, source: Path, queries: "Queries") -> tuple[InputResult, list[Path]]:
         mixture = load_audio(source, self.rate, min_samples=0).samples  # (n,): the mono mixture the network hears

@@ -93,7 +93,7 @@ class OfflineSeparator:
         `union_rows` adds a last output row masked by the union (max) of those rows' masks.
         `on_progress` is called with the number of input samples consumed so far.
         """
-        state = _StreamState(self, queries, union_rows, channels)
+        state = _BlockState(self, queries, union_rows, channels)
         for block in blocks:
             state.push(_channels_first(block, channels))
             if on_progress:
@@ -114,7 +114,7 @@ def _channels_first(block: np.ndarray, channels: int | None) -> np.ndarray:
     return block.T
 
 
-class _StreamState:
+class _BlockState:
     """Buffers of one stream: samples, per-channel STFT frames, blended mask probabilities.
 
     All are held from the frame (or its first sample) that the oldest output sample still
@@ -222,7 +222,7 @@ class _StreamState:
         self._trim()
 
     def _output(self, mixture: np.ndarray, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(C, m) mixture, (K, C, m) outputs -> the stream's layout: (m,), (K, m) for mono
+        """(C, m) mixture, (K, C, m) outputs -> the blocks' layout: (m,), (K, m) for mono
         blocks, else (m, C), (K, m, C)."""
         if self.channels is None:
             return mixture[0].copy(), audio[:, 0]

@@ -52,12 +52,16 @@ class PipelineSpec:
             raise OptionError("threads", f"must be at least 1, got {self.threads}")
 
     def resolved(self) -> PipelineSpec:
-        """The same spec with absolute paths, for a process with another working directory."""
-        return dataclasses.replace(
-            self,
-            checkpoint=Path(self.checkpoint).resolve() if self.checkpoint is not None else None,
-            engine_dir=Path(self.engine_dir).resolve() if self.engine_dir is not None else None,
-        )
+        """The same spec with absolute paths (model files, CLIP weights, embedding cache), for a
+        process with another working directory."""
+
+        def absolute(path: Path | None) -> Path | None:
+            return Path(path).expanduser().resolve() if path is not None else None
+
+        encoder = dataclasses.replace(self.encoder, clip_weights=absolute(self.encoder.clip_weights),
+                                      cache_dir=absolute(self.encoder.cache_dir))
+        return dataclasses.replace(self, checkpoint=absolute(self.checkpoint), engine_dir=absolute(self.engine_dir),
+                                   encoder=encoder)
 
 
 class Pipeline:
@@ -80,8 +84,8 @@ class Pipeline:
         self.spec = spec
         try:
             self._offline = OfflineSeparator(engine, source.spectral, windowing)
-        except ValueError as error:  # an overlap the window size does not allow
-            raise ClipsepError(str(error)) from None
+        except ValueError as error:  # a spectral config the block front end cannot run (BlockFrontEnd's check)
+            raise ClipsepError(f"{source.name}: {error}") from None
         self._embedder: QueryEmbedder | None = None
 
     @classmethod
@@ -113,10 +117,6 @@ class Pipeline:
     @property
     def spectral(self) -> SpectralConfig:
         return self.source.spectral
-
-    @property
-    def windowing(self) -> WindowingOptions:
-        return self._offline.options
 
     def describe(self) -> str:
         config = self.model_config

@@ -81,7 +81,8 @@ class StreamingSeparator:
         tail = stream.flush()              # (rows, latency_samples): what is left after the last block
         stream.summary()                   # latency, per-step compute p50/p99, overruns
 
-    Output row k is query k (`query_names`). Not thread-safe: process and switch from one
+    Output row k is query k of `query_names` (after a switch, rows of removed queries stay,
+    silent, until their last audio is out: see the module docstring). Not thread-safe: process and switch from one
     thread, or hand switches to that thread (as the live worker does).
     """
 
@@ -97,6 +98,9 @@ class StreamingSeparator:
     ):
         """`names`: the queries' names (`query_names`); `query_source(texts)`: embeds and
         prepares texts for `set_queries` (a `Pipeline`'s query path), if texts may be given."""
+        if spectral.n_fft != 4 * spectral.hop_length:  # the latency and buffer sizes below count on it
+            raise ClipsepError(f"streaming needs an STFT of 4 hops (n_fft = 4 x hop_length), got n_fft {spectral.n_fft}, "
+                               f"hop {spectral.hop_length}")
         if options.hop_frames + options.lookahead_frames > spectral.window_frames:
             raise OptionError(
                 "lookahead_frames",
@@ -163,10 +167,11 @@ class StreamingSeparator:
         return summary.measure(self.stats, latency_samples=self.latency_samples, hop_samples=self.hop_samples,
                                sample_rate=self.spectral.sample_rate)
 
-    def set_queries(self, queries: PreparedQueries | Queries | Sequence[str]) -> None:
+    def set_queries(self, queries: PreparedQueries | Queries | Sequence[str], names: Sequence[str] | None = None) -> None:
         """Switch queries mid-stream, to as many rows as they have: the next hop fades from the
         old masks to the new ones (see the module docstring for rows gained or lost). Texts are
-        embedded here (one encoder call for a new one) through `query_source`."""
+        embedded here (one encoder call for a new one) through `query_source`; `names` name
+        prepared queries (texts and `Queries` bring their own). `query_names` changes at once."""
         if isinstance(queries, str):
             queries = [queries]
         if isinstance(queries, Sequence):
@@ -174,8 +179,8 @@ class StreamingSeparator:
                 raise ClipsepError("this stream has no query encoder: switch with prepared queries, not texts")
             queries = self._query_source(list(queries))
         if isinstance(queries, Queries):
-            self.query_names = list(queries.names)
-            queries = queries.for_streaming()
+            names, queries = queries.names, queries.for_streaming()
+        self.query_names = list(names or [])
         self._fade_in = queries
 
     def flush(self) -> np.ndarray:

@@ -218,7 +218,7 @@ class LiveRunner:
             self.query_names = names
             self._notes.put(f"queries now: {', '.join(names) or '(unnamed)'}{routing}")
 
-        self.worker.switch_queries(prepared, then=switched)
+        self.worker.switch_queries(prepared, then=switched, names=names)
 
     def _routing(self, names: list[str]) -> str:
         """Where `names` go, when that is not one query to each output: empty, or a note."""

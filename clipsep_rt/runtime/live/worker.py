@@ -34,7 +34,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class LiveWorker:
         self.record_input = record_input
         self._aligner = LatencyAligner(separator)  # the recording is aligned with the input
         self._pending = np.zeros(0, dtype=np.float32)  # model-rate input not yet processed
-        self._switch: tuple[PreparedQueries, Callable[[], None] | None] | None = None
+        self._switch: tuple[PreparedQueries, Sequence[str], Callable[[], None] | None] | None = None
         self._switch_lock = threading.Lock()
         self.consumed = 0  # model-rate input samples handled so far: processed + dropped
         self.drops = 0  # times input was dropped because the worker fell behind
@@ -116,14 +116,15 @@ class LiveWorker:
         """Queue one mono input block at `input_rate` (from the input callback: never blocks)."""
         self.inbox.put(samples)
 
-    def switch_queries(self, queries: PreparedQueries, then: Callable[[], None] | None = None) -> None:
+    def switch_queries(self, queries: PreparedQueries, then: Callable[[], None] | None = None,
+                       names: Sequence[str] = ()) -> None:
         """Switch the separator's queries between two blocks, on the worker thread; `then`
         runs there after the switch. A later switch before that replaces this one."""
         if queries.rows <= self.row:
             raise ClipsepError(f"playback is query {self.row + 1}: a switch needs at least {self.row + 1} queries, "
                                f"got {queries.rows}")
         with self._switch_lock:
-            self._switch = (queries, then)
+            self._switch = (queries, names, then)
 
     # -- the worker thread ------------------------------------------------------------------
 
@@ -199,8 +200,8 @@ class LiveWorker:
         with self._switch_lock:
             switch, self._switch = self._switch, None
         if switch is not None:
-            queries, then = switch
-            self.separator.set_queries(queries)
+            queries, names, then = switch
+            self.separator.set_queries(queries, names)
             if then is not None:
                 then()
 
