@@ -35,7 +35,8 @@ import torch
 
 from clipsep_rt.config import ModelConfig
 from clipsep_rt.training.schedule import TrainingRecipe
-from clipsep_rt.training.trainer import TrainConfig, train
+from clipsep_rt.training.train_config import TrainConfig
+from clipsep_rt.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

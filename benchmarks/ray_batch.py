@@ -1,8 +1,8 @@
 """Batch separation on a local Ray instance: files per second and audio hours per hour with 1
 and 2 workers, and each worker's peak memory.
 
-Writes a folder of synthetic mixtures, embeds one query, and runs `separate_on_ray` with each
-worker count on a fresh output folder. The wall time includes starting the workers (torch
+Writes a folder of synthetic mixtures, embeds one query, and runs a `Batch` with a `RayExecutor`
+for each worker count on a fresh output folder. The wall time includes starting the workers (torch
 import, model load); "per-worker x real time" is each file's audio over its separation time.
 The bundled default model, torch on the CPU, fp32.
 
@@ -28,9 +28,11 @@ import soundfile as sf
 
 from clipsep_rt.measure.machine import machine_info
 from clipsep_rt.measure.results import result_stem, write_results
-from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, separate_on_ray
+from clipsep_rt.jobs.batch import BatchJob
+from clipsep_rt.jobs.distributed import RayCluster, RayExecutor
 from clipsep_rt.api import WindowingOptions
 from clipsep_rt.jobs.outputs import OutputOptions
+from clipsep_rt.jobs.run import Batch
 
 SEED = 0
 
@@ -70,7 +72,7 @@ def main() -> int:
 
     separator = Separator.open(backend="torch", device="cpu", precision="fp32")
     vector = np.random.default_rng(SEED).standard_normal(separator.query_dim).astype(np.float32)
-    names, embeddings = separator.embed_queries(vectors={"query": vector})
+    queries = separator.queries(vectors={"query": vector})
     if args.address:
         ray.init(address=args.address, log_to_driver=False, logging_level="WARNING")
     else:
@@ -81,9 +83,9 @@ def main() -> int:
         inputs = write_inputs(Path(scratch) / "in", args.files, args.seconds)
         for workers in [int(part) for part in args.workers.split(",")]:
             spec = dataclasses.replace(separator.spec, threads=1, windowing=WindowingOptions(batch_windows=4))
-            job = DistributedJob(spec, names, embeddings, OutputOptions(), Path(scratch) / f"out{workers}")
+            job = BatchJob.of(queries, OutputOptions(), Path(scratch) / f"out{workers}")
             start = time.perf_counter()
-            report = separate_on_ray(job, inputs, RayCluster(args.address or "local", workers=workers))
+            report = Batch(job, inputs).run(RayExecutor(spec, RayCluster(args.address or "local", workers=workers)))
             total = time.perf_counter() - start
             if report.failures:
                 print(f"{workers} workers: {len(report.failures)} failed: {report.failures[0].error}", file=sys.stderr)

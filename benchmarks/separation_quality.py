@@ -49,7 +49,7 @@ from clipsep_rt.measure.results import result_stem, write_results
 from clipsep_rt.dsp.metrics import energy_ratio_db, separation_metrics
 from clipsep_rt.runtime.streaming import stream_file_aligned
 from clipsep_rt.runtime.streaming_presets import PRESETS
-from clipsep_rt.training.devset import load_devset
+from clipsep_rt.training.devset_reader import load_devset
 from clipsep_rt.training.evaluate import load_mixture, make_eval_mixtures, summary_stats
 
 SEED = 0

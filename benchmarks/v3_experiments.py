@@ -45,7 +45,9 @@ from clipsep_rt.measure.machine import machine_info
 from clipsep_rt.measure.results import write_results
 from clipsep_rt.training.augment import AugmentConfig
 from clipsep_rt.training.datasets import MixRecipe
-from clipsep_rt.training.trainer import TrainConfig, read_dev_log, train
+from clipsep_rt.training.run_state import read_dev_log
+from clipsep_rt.training.train_config import TrainConfig
+from clipsep_rt.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_CONFIG = ROOT / "configs/default_model_v3.toml"

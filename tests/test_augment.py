@@ -9,7 +9,7 @@ pytest.importorskip("audiomentations")
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.training.augment import AugmentConfig, Augmenter
-from clipsep_rt.training.trainer import TrainConfig
+from clipsep_rt.training.train_config import TrainConfig
 
 SR = 16000
 

@@ -19,7 +19,6 @@ from clipsep_rt.model import load_checkpoint
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.jobs.file_stream import stream_file
 from clipsep_rt.runtime.live.worker import LiveWorker
-from clipsep_rt.runtime.stream_stats import StreamSummary
 from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.streaming import (
     StreamingOptions,

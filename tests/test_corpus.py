@@ -12,11 +12,11 @@ import soundfile as sf
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.training import taxonomy
-from clipsep_rt.training.corpus import (
-    CROSS_SOURCE_PACKAGES, MANIFEST_VERSION, Deduplicator, build_corpus, read_allowed, read_excluded, trim_silence,
-)
-from clipsep_rt.training.corpus_dedup import audio_hash, fingerprint
-from clipsep_rt.training.corpus_write import split_sources
+from clipsep_rt.training.corpus import CROSS_SOURCE_PACKAGES, build_corpus, read_allowed, read_excluded
+from clipsep_rt.training.corpus_dedup import Deduplicator, audio_hash, fingerprint, trim_silence
+from clipsep_rt.training.corpus_write import MANIFEST_VERSION, split_sources
+from clipsep_rt.training.taxonomy_instruments import INSTRUMENTS, SOUNDFONTS
+from clipsep_rt.training.taxonomy_speech import TTS_VOICES, VOICES
 from clipsep_rt.training.index import read_index
 
 SR = 16000
@@ -64,9 +64,9 @@ def test_taxonomy_rules_map_paths():
     assert taxonomy.classify(ZAD + "!audio/ambient/water/river_1.ogg").name == "river"
     assert taxonomy.classify("triplea/usr/share/triplea/sounds/battle_sea_01.mp3") is None or taxonomy.classify("triplea/usr/share/triplea/sounds/battle_sea_01.mp3").name != "bat"
     assert taxonomy.classify_any("megaglest-data/usr/share/games/megaglest/techs/x/units/swordman/sounds/swordman_ack4.wav") is None
-    assert all(len(i.label.split("|")) >= 3 for i in taxonomy.INSTRUMENTS)
+    assert all(len(i.label.split("|")) >= 3 for i in INSTRUMENTS)
     assert taxonomy.category("cow") == "animals" and taxonomy.category("violin") == "instruments"
-    assert len({v.speaker for v in taxonomy.VOICES} | {v.speaker for v in taxonomy.TTS_VOICES}) >= 8
+    assert len({v.speaker for v in VOICES} | {v.speaker for v in TTS_VOICES}) >= 8
 
 
 def test_v3_package_rules_soundfonts_and_cross_source():
@@ -96,11 +96,11 @@ def test_v3_package_rules_soundfonts_and_cross_source():
     )
     for key in unlabelled:
         assert taxonomy.classify_any(key) is None, key
-    fonts = {f.package for f in taxonomy.SOUNDFONTS}
+    fonts = {f.package for f in SOUNDFONTS}
     assert "fluid-soundfont-gm" not in fonts and {"timgm6mb-soundfont", "csound-soundfont", "denemo-data"} <= fonts
     assert "timgm6mb-soundfont" not in CROSS_SOURCE_PACKAGES and "denemo-data" in CROSS_SOURCE_PACKAGES
     names = set(taxonomy.all_class_labels())
-    assert all(set(f.skip) <= names for f in taxonomy.SOUNDFONTS)
+    assert all(set(f.skip) <= names for f in SOUNDFONTS)
     assert all(cls is None or cls in names for _, _, cls in taxonomy.PACKAGE_RULES)
     assert not {"csound-soundfont", "denemo-data", "timgm6mb-soundfont"} & set(taxonomy.UNUSED_PACKAGES)
 

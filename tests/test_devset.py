@@ -12,7 +12,8 @@ import soundfile as sf
 from clipsep_rt.dsp.levels import active_mask, frame_energies
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.training import devset, devset_tables, hierarchy, taxonomy
-from clipsep_rt.training.devset import build_devset, load_devset
+from clipsep_rt.training.devset import build_devset
+from clipsep_rt.training.devset_reader import load_devset
 from clipsep_rt.training.devset_audio import fill_window, tir_db
 
 SR = 16000

@@ -89,7 +89,8 @@ def test_eval_uses_each_distinct_mixture_once_and_says_when_there_are_fewer(tmp_
 
 def _train(index, out, model_type):
     from clipsep_rt.training.schedule import TrainingRecipe
-    from clipsep_rt.training.trainer import TrainConfig, train
+    from clipsep_rt.training.train_config import TrainConfig
+    from clipsep_rt.training.trainer import train
 
     config = TrainConfig(index=index, out_dir=out, model_type=model_type,
                          model=ModelConfig(depth=5, ngf=2, channels=4, query_dim=16, noise_heads=0),

@@ -23,7 +23,6 @@ from clipsep_rt.query import (
     combine_prompt_embeddings,
     default_cache_dir,
     default_templates_for,
-    embed_texts,
     encoder_id_for,
     l2_normalise,
     load_query_embeddings,
@@ -32,7 +31,7 @@ from clipsep_rt.query import (
     save_query_embeddings,
 )
 from clipsep_rt.query.prompts import check_template
-from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
+from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions, embed_texts
 
 # --- fakes -------------------------------------------------------------------------------
 

@@ -17,7 +17,11 @@ from conftest import REFERENCE_CHECKPOINT, write_wav
 from media import write_video
 
 from clipsep_rt.cli import main
+from clipsep_rt.jobs.batch import BatchJob
+from clipsep_rt.jobs.outputs import OutputOptions
 from clipsep_rt.jobs.results import MANIFEST_NAME, FileResult
+from clipsep_rt.jobs.run import Batch
+from clipsep_rt.runtime.pipeline import PipelineSpec
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra clipsep-rt[distributed]")
 
@@ -122,21 +126,20 @@ def _busy_worker_pid(timeout_s: float) -> int:
 
 
 def test_a_killed_worker_is_replaced_and_its_file_retried(ray_instance, workspace, golden):
-    from clipsep_rt.jobs.distributed import DistributedJob, RayCluster, PipelineSpec, separate_on_ray
-    from clipsep_rt.jobs.outputs import OutputOptions
+    from clipsep_rt.jobs.distributed import RayCluster, RayExecutor
 
     inputs = workspace / "kill"
     inputs.mkdir()
     paths = [write_wav(inputs / "long.wav", np.tile(golden["mixture_wav"], 6))]  # 25 s: long enough to be caught
     paths += [write_wav(inputs / f"short{i}.wav", golden["mixture_wav"][: 8000 * (i + 2)]) for i in range(3)]
     assert separate(workspace, "kill_local", str(inputs)) == 0
-    job = DistributedJob(PipelineSpec(checkpoint=workspace / "model.safetensors", precision="fp32"), ["violin"],
-                         golden["query_embedding"].astype(np.float32), OutputOptions(), workspace / "kill_ray")
+    spec = PipelineSpec(checkpoint=workspace / "model.safetensors", precision="fp32")
+    job = BatchJob(("violin",), golden["query_embedding"].astype(np.float32), OutputOptions(), workspace / "kill_ray")
     killed: list[int] = []
     killer = threading.Thread(target=lambda: killed.append(os.kill(pid := _busy_worker_pid(60), signal.SIGKILL) or pid))
     killer.start()
     warnings: list[str] = []
-    report = separate_on_ray(job, paths, RayCluster("local", workers=2, max_retries=1), log=warnings.append)
+    report = Batch(job, paths, log=warnings.append).run(RayExecutor(spec, RayCluster("local", workers=2, max_retries=1)))
     killer.join()
     assert killed and not report.failures
     assert any(name.endswith(f":{killed[0]}") for name in report.workers)
@@ -164,12 +167,12 @@ def test_a_worker_that_dies_on_every_try_fails_only_its_file(ray_instance, works
     folder.mkdir()
     paths = [write_wav(folder / "doomed.wav", golden["mixture_wav"][:16000]),
              write_wav(folder / "fine.wav", golden["mixture_wav"][:16000])]
-    job = distributed.DistributedJob(distributed.PipelineSpec(checkpoint=workspace / "model.safetensors"), ["violin"],
-                                     golden["query_embedding"].astype(np.float32),
-                                     distributed.OutputOptions(), workspace / "doomed_out", overwrite=True)
+    spec = PipelineSpec(checkpoint=workspace / "model.safetensors")
+    job = BatchJob(("violin",), golden["query_embedding"].astype(np.float32), OutputOptions(), workspace / "doomed_out",
+                   overwrite=True)
     monkeypatch.setattr(ray, "get", dying_get)
-    report = distributed.separate_on_ray(job, paths, distributed.RayCluster("local", workers=1, max_retries=2),
-                                         log=lambda line: None)
+    report = Batch(job, paths, log=lambda line: None).run(
+        distributed.RayExecutor(spec, distributed.RayCluster("local", workers=1, max_retries=2)))
     assert len(calls) == 3  # one try and two retries
     [failure] = report.failures
     assert failure.input.endswith("doomed.wav") and "died 3 times" in failure.error and failure.attempts == 3

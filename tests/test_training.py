@@ -21,7 +21,8 @@ from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.training.datasets import ClipDataset, MixtureSampler, QueryTable
 from clipsep_rt.training.index import Clip, read_index, write_index
 from clipsep_rt.training.schedule import TrainingRecipe
-from clipsep_rt.training.trainer import TrainConfig, train
+from clipsep_rt.training.train_config import TrainConfig
+from clipsep_rt.training.trainer import train
 
 SR = 16_000
 DIM = 16
@@ -224,7 +225,7 @@ def test_noisy_targets_include_the_off_screen_sound():
     from clipsep_rt.config import SpectralConfig
     from clipsep_rt.dsp.spectral import SpectralFrontEnd
     from clipsep_rt.training.datasets import MixtureBatch
-    from clipsep_rt.training.trainer import make_targets
+    from clipsep_rt.training.step import make_targets
 
     front_end = SpectralFrontEnd(SpectralConfig())
     n = 16_384
@@ -239,7 +240,7 @@ def test_noisy_targets_include_the_off_screen_sound():
 
 def test_precision_auto_and_explicit(corpus, tmp_path):
     from clipsep_rt.model.device import cpu_has_native_bf16
-    from clipsep_rt.training.trainer import uses_bf16_autocast
+    from clipsep_rt.training.step import uses_bf16_autocast
 
     assert uses_bf16_autocast("auto", torch.device("cpu")) == cpu_has_native_bf16()
     assert uses_bf16_autocast("auto", torch.device("cuda")) and not uses_bf16_autocast("fp32", torch.device("cuda"))
@@ -354,7 +355,7 @@ def test_streaming_aware_loss_scales_the_edge_of_the_loss_weights(corpus):
     from clipsep_rt.dsp.spectral import SpectralFrontEnd
     from clipsep_rt.training.datasets import ClipDataset, MixtureSampler
     from clipsep_rt.training.targets import stream_edge_emphasis
-    from clipsep_rt.training.trainer import make_targets
+    from clipsep_rt.training.step import make_targets
 
     batch = MixtureSampler(ClipDataset(read_index(corpus), "train", 65_535, 0, SR), 2, seed=0).sample()
     front_end = SpectralFrontEnd()

@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from clipsep_rt.training.trainer import TrainConfig, train
+    from clipsep_rt.training.train_config import TrainConfig
+    from clipsep_rt.training.trainer import train
 
     if args.threads is not None:
         if args.threads < 1:

@@ -2,8 +2,8 @@
 of actors, each holding one loaded separator.
 
     report = Batch(job, inputs, roots).run(RayExecutor(separator.spec, RayCluster("auto", gpus_per_worker=1)))
-    report = separate_on_ray(DistributedJob(spec, names, embeddings, OutputOptions(), Path("/shared/out")),
-                             inputs, RayCluster("local"))        # the same, without a separator loaded here
+    report = Batch(BatchJob(names, embeddings, OutputOptions(), Path("/shared/out")), inputs).run(
+        RayExecutor(spec, RayCluster("local")))                   # the same, without a separator loaded here
 
 Ray core, not Ray Data: an input is a path on storage every worker sees, and its worker
 decodes, separates and writes it in blocks (`batch.separate_file`, as the local executor
@@ -25,22 +25,18 @@ import glob
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from clipsep_rt.api import PipelineSpec, Separator
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.jobs.batch import BatchJob, separate_file
-from clipsep_rt.jobs.outputs import OutputOptions
 from clipsep_rt.jobs.results import FileResult
-from clipsep_rt.jobs.run import Batch, BatchPlan, BatchReport, FileTask, JobProgress, Log
+from clipsep_rt.jobs.run import BatchPlan, BatchReport, FileTask, Log
 from clipsep_rt.optional import describe_exception, import_optional
 
-__all__ = ["DistributedJob", "OutputOptions", "PipelineSpec", "RayCluster", "RayExecutor", "SeparationWorker",
-           "separate_on_ray"]
+__all__ = ["RayCluster", "RayExecutor", "SeparationWorker"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,38 +60,6 @@ class RayCluster:
             raise OptionError("gpus_per_worker", f"must be 0 or more, got {self.gpus_per_worker:g}")
         if self.max_retries < 0:
             raise OptionError("max_retries", f"must be 0 or more, got {self.max_retries}")
-
-
-@dataclass(frozen=True, eq=False)
-class DistributedJob:
-    """A batch job with the separator each worker loads: what `separate_on_ray` takes."""
-
-    separator: PipelineSpec  # what each worker loads (`Separator.spec` of the caller's, absolute paths)
-    names: list[str]  # (Q,) query names, used in output names
-    embeddings: np.ndarray  # (Q, D) float32 query vectors
-    options: OutputOptions
-    out_dir: Path
-    noise_heads: int = 0  # noise-head rows per query (the model's count) when options.noise_heads, else 0
-    overwrite: bool = False  # replace existing outputs and separate again what the manifest says is done
-    output_file: Path | None = None  # the one output of a one-input, one-target job
-
-    @property
-    def batch(self) -> BatchJob:
-        return BatchJob(tuple(self.names), self.embeddings, self.options, self.out_dir, int(self.noise_heads),
-                        self.overwrite, self.output_file)
-
-
-def separate_on_ray(
-    job: DistributedJob,
-    inputs: Sequence[Path],
-    cluster: RayCluster,
-    roots: Sequence[Path] = (),
-    progress: Callable[[JobProgress], None] | None = None,
-    log: Log | None = None,
-) -> BatchReport:
-    """`Batch(job.batch, inputs, roots, log, progress).run(RayExecutor(job.separator, cluster))`:
-    `inputs` (on storage every worker sees) separated on a pool of Ray actors."""
-    return Batch(job.batch, inputs, roots, log, progress).run(RayExecutor(job.separator, cluster))
 
 
 class RayExecutor:

@@ -9,7 +9,7 @@ Typical use, which loads the encoder only for queries not in the cache, and then
 
 from clipsep_rt.query.base import ImageQueryEncoder, QueryEncoder, check_embedding_dim, l2_normalise
 from clipsep_rt.query.cache import EmbeddingCache, cache_key, default_cache_dir
-from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions, embed_texts
+from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.query.vectors import load_query_embeddings, save_query_embeddings
 from clipsep_rt.query.encoders.minilm import MiniLMEncoder
 from clipsep_rt.query.encoders.open_clip import OpenClipEncoder, open_clip_encoder_id
@@ -48,7 +48,6 @@ __all__ = [
     "combine_prompt_embeddings",
     "default_cache_dir",
     "default_templates_for",
-    "embed_texts",
     "encoder_id_for",
     "l2_normalise",
     "load_query_embeddings",

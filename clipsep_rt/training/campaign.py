@@ -152,7 +152,7 @@ def _snapshot(run_dir: Path, campaign_dir: Path, log, pid: int | None) -> dict:
         if source.is_file():
             with atomic_output(campaign_dir / name, overwrite=True) as temporary:
                 shutil.copy2(source, temporary)
-    from clipsep_rt.training.trainer import read_dev_log
+    from clipsep_rt.training.run_state import read_dev_log
 
     rows = [r for r in read_dev_log(run_dir) if int(r["step"]) <= int(state["step"])]
     best = max(rows, key=lambda r: float(r["sdri_label"])) if rows else None
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--campaign", type=Path, default=Path("checkpoints/default_v3"), help="the committed campaign folder")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    from clipsep_rt.training.trainer import TrainConfig
+    from clipsep_rt.training.train_config import TrainConfig
 
     try:
         run_dir = TrainConfig.from_file(args.config).out_dir.resolve()

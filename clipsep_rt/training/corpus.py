@@ -32,11 +32,11 @@ from clipsep_rt.training.corpus_dedup import Deduplicator, trim_silence
 from clipsep_rt.training.corpus_sources import (
     SAMPLE_RATE, collect_files, decode, list_packages, render_soundfonts, render_tts, tool_version,
 )
-from clipsep_rt.training.corpus_write import MANIFEST_VERSION, MIN_SOURCES, SPLITS, excluded_report, write_corpus
-from clipsep_rt.training.taxonomy import TTS_VOICES, UNUSED_PACKAGES, classify_any
+from clipsep_rt.training.corpus_write import excluded_report, write_corpus
+from clipsep_rt.training.taxonomy import UNUSED_PACKAGES, classify_any
+from clipsep_rt.training.taxonomy_speech import TTS_VOICES
 
-__all__ = ["CROSS_SOURCE_PACKAGES", "MANIFEST_VERSION", "MIN_SOURCES", "SPLITS", "Deduplicator", "Sound", "build_corpus",
-           "main", "read_allowed", "read_excluded", "trim_silence"]
+__all__ = ["CROSS_SOURCE_PACKAGES", "Sound", "build_corpus", "main", "read_allowed", "read_excluded"]
 
 logger = logging.getLogger(__name__)
 

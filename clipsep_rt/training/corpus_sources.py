@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import numpy as np
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.media import load_audio
-from clipsep_rt.training.taxonomy import ARCHIVE_SUFFIXES, AUDIO_SUFFIXES, DRUMS, INSTRUMENTS, SOUNDFONTS, TTS_VOICES
+from clipsep_rt.training.taxonomy import ARCHIVE_SUFFIXES, AUDIO_SUFFIXES
+from clipsep_rt.training.taxonomy_instruments import DRUMS, INSTRUMENTS, SOUNDFONTS
+from clipsep_rt.training.taxonomy_speech import TTS_VOICES
 
 SAMPLE_RATE = 16000
 PHRASE_SECONDS = 6.0
@@ -44,29 +47,36 @@ def list_packages(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def walk_package_files(root: Path, package: str) -> Iterator[tuple[Path, str]]:
+    """(path, path inside the package as posix) for every file of ``root/package``, in a
+    stable order (folders and files sorted by name)."""
+    base = root / package
+    for dirpath, dirnames, files in os.walk(base):
+        dirnames.sort()
+        for name in sorted(files):
+            path = Path(dirpath) / name
+            yield path, path.relative_to(base).as_posix()
+
+
 def collect_files(root: Path, packages: list[str]) -> list[tuple[str, tuple]]:
     """(key, opener) for every audio file of the packages, archive members included.
     Symlinks are skipped (their targets are counted where they live)."""
     found: list[tuple[str, tuple]] = []
     for package in packages:
-        base = root / package
-        for dirpath, dirnames, files in os.walk(base):
-            dirnames.sort()
-            for name in sorted(files):
-                path = Path(dirpath) / name
-                if path.is_symlink():
+        for path, inner in walk_package_files(root, package):
+            if path.is_symlink():
+                continue
+            low = path.name.lower()
+            key = f"{package}/{inner}"
+            if low.endswith(AUDIO_SUFFIXES):
+                found.append((key, ("file", str(path), None)))
+            elif low.endswith(ARCHIVE_SUFFIXES):
+                try:
+                    with zipfile.ZipFile(path) as archive:
+                        members = sorted(m for m in archive.namelist() if m.lower().endswith(AUDIO_SUFFIXES))
+                except (zipfile.BadZipFile, OSError):
                     continue
-                low = name.lower()
-                key = f"{package}/{path.relative_to(base).as_posix()}"
-                if low.endswith(AUDIO_SUFFIXES):
-                    found.append((key, ("file", str(path), None)))
-                elif low.endswith(ARCHIVE_SUFFIXES):
-                    try:
-                        with zipfile.ZipFile(path) as archive:
-                            members = sorted(m for m in archive.namelist() if m.lower().endswith(AUDIO_SUFFIXES))
-                    except (zipfile.BadZipFile, OSError):
-                        continue
-                    found.extend((f"{key}!{m}", ("zip", str(path), m)) for m in members)
+                found.extend((f"{key}!{m}", ("zip", str(path), m)) for m in members)
     return found
 
 

@@ -68,11 +68,11 @@ from clipsep_rt.training.devset_catalogue import (
     package_version,
     read_heldout,
 )
-from clipsep_rt.training.devset_reader import VERSION, DevMixture, DevSet, load_devset
+from clipsep_rt.training.devset_reader import VERSION
 from clipsep_rt.training.devset_tables import PARAPHRASES
 
-__all__ = ["DEFAULT_MIXTURES", "WINDOW_SAMPLES", "DevMixture", "DevSet", "build_devset", "check_paraphrases",
-           "load_devset", "main", "plan_mixtures", "render_card"]
+__all__ = ["DEFAULT_MIXTURES", "WINDOW_SAMPLES", "build_devset", "check_paraphrases", "main", "plan_mixtures",
+           "render_card"]
 
 _LOG = logging.getLogger(__name__)
 WINDOW_SAMPLES = 65535
@@ -319,7 +319,7 @@ def render_card(manifest: dict) -> str:
         "  target's category) for negative-query tests.",
         "- Files: `audio/NNNN_target.wav`, `audio/NNNN_interference.wav` (float32 WAV, already scaled:",
         "  the mixture is exactly their sum); `devset.json` lists the mixtures, the classes and their files.",
-        "  Read it with `clipsep_rt.training.devset.load_devset`.",
+        "  Read it with `clipsep_rt.training.devset_reader.load_devset`.",
         "",
         "## Rebuild",
         "",

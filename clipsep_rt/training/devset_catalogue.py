@@ -20,6 +20,7 @@ import numpy as np
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.media import load_audio
 from clipsep_rt.training import taxonomy
+from clipsep_rt.training.corpus_sources import walk_package_files
 from clipsep_rt.training.devset_audio import SAMPLE_RATE, trim_silence
 from clipsep_rt.training.devset_tables import AUTO, HELDOUT_TABLE
 
@@ -142,44 +143,39 @@ def catalogue(root: Path, packages: list[str], log: Callable[[str], None] = _LOG
     kept: list[tuple[str, np.ndarray]] = []
     known = taxonomy.all_class_labels()
     for package in packages:
-        base = root / package
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = Path(dirpath) / name
-                path = full.relative_to(base).as_posix()
-                if not name.lower().endswith(taxonomy.AUDIO_SUFFIXES):
+        for full, path in walk_package_files(root, package):
+            if not full.name.lower().endswith(taxonomy.AUDIO_SUFFIXES):
+                continue
+            cls = table_class(package, path)
+            if cls is None:
+                continue
+            key = f"{package}/{path}"
+            if cls not in known:
+                raise ClipsepError(f"{package}/{path}: class {cls!r} is not a class of the training taxonomy")
+            try:
+                samples = trim_silence(load_audio(full, SAMPLE_RATE, min_samples=1).samples)
+                if full.suffix.lower() == ".mp3" and not _decodes_stably(full, samples):
+                    log(f"devset: {key}: decodes differently from run to run (corrupt mp3 frames), dropped")
                     continue
-                cls = table_class(package, path)
-                if cls is None:
-                    continue
-                key = f"{package}/{path}"
-                if cls not in known:
-                    raise ClipsepError(f"{package}/{path}: class {cls!r} is not a class of the training taxonomy")
-                try:
-                    samples = trim_silence(load_audio(full, SAMPLE_RATE, min_samples=1).samples)
-                    if full.suffix.lower() == ".mp3" and not _decodes_stably(full, samples):
-                        log(f"devset: {key}: decodes differently from run to run (corrupt mp3 frames), dropped")
-                        continue
-                except ClipsepError as exc:  # a broken file (e.g. an mp3 decoding to NaN) is left out
-                    log(f"devset: {key}: not decodable, dropped ({exc})")
-                    continue
-                if len(samples) and np.abs(samples).max() > 4.0:
-                    log(f"devset: {key}: decodes to samples beyond +-4 (a broken stream), dropped")
-                    continue
-                if len(samples) < MIN_CLIP:
-                    log(f"devset: {key}: under {MIN_CLIP} samples after trimming, dropped")
-                    continue
-                digest = hashlib.sha256(np.round(samples, 4).astype(np.float32).tobytes()).hexdigest()
-                twin = seen.get(digest) or near_duplicate_of(samples, kept)
-                if twin is not None:
-                    log(f"devset: {key}: same audio as {twin}, dropped")
-                    continue
-                seen[digest] = key
-                kept.append((key, samples))
-                auto = taxonomy.classify_any(key)
-                source = "taxonomy" if auto is not None and auto[0].name == cls else "table"
-                by_class.setdefault(cls, []).append(Clip(key, cls, source, samples))
+            except ClipsepError as exc:  # a broken file (e.g. an mp3 decoding to NaN) is left out
+                log(f"devset: {key}: not decodable, dropped ({exc})")
+                continue
+            if len(samples) and np.abs(samples).max() > 4.0:
+                log(f"devset: {key}: decodes to samples beyond +-4 (a broken stream), dropped")
+                continue
+            if len(samples) < MIN_CLIP:
+                log(f"devset: {key}: under {MIN_CLIP} samples after trimming, dropped")
+                continue
+            digest = hashlib.sha256(np.round(samples, 4).astype(np.float32).tobytes()).hexdigest()
+            twin = seen.get(digest) or near_duplicate_of(samples, kept)
+            if twin is not None:
+                log(f"devset: {key}: same audio as {twin}, dropped")
+                continue
+            seen[digest] = key
+            kept.append((key, samples))
+            auto = taxonomy.classify_any(key)
+            source = "taxonomy" if auto is not None and auto[0].name == cls else "table"
+            by_class.setdefault(cls, []).append(Clip(key, cls, source, samples))
     for cls in sorted(by_class):
         if len(by_class[cls]) < MIN_FILES:
             log(f"devset: class {cls}: {len(by_class[cls])} distinct file(s), dropped")

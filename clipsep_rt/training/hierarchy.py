@@ -21,7 +21,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
-from clipsep_rt.training.taxonomy import DRUMS, INSTRUMENTS, all_class_labels
+from clipsep_rt.training.taxonomy import all_class_labels
+from clipsep_rt.training.taxonomy_instruments import DRUMS, INSTRUMENTS
 
 _INSTRUMENTS = tuple(i.name for i in INSTRUMENTS)
 _DRUMS = tuple(d.name for d in DRUMS)

@@ -23,24 +23,13 @@ from __future__ import annotations
 
 import re
 
-from clipsep_rt.training.taxonomy_instruments import (
-    DRUM_PACKAGES,
-    DRUMS,
-    INSTRUMENT_SAMPLE_PACKAGES,
-    INSTRUMENTS,
-    SOUNDFONTS,
-    Drum,
-    Instrument,
-    SoundFont,
-)
-from clipsep_rt.training.taxonomy_rules import CATEGORY_RANGES, MUSIC, RULES, Rule, w
-from clipsep_rt.training.taxonomy_speech import SPEECH_LABEL, SPEECH_PACKAGES, TTS_VOICES, VOICES, TTSVoice, Voice
+from clipsep_rt.training.taxonomy_instruments import DRUM_PACKAGES, DRUMS, INSTRUMENT_SAMPLE_PACKAGES, INSTRUMENTS
+from clipsep_rt.training.taxonomy_rules import CATEGORY_RANGES, MUSIC, RULES, Rule
+from clipsep_rt.training.taxonomy_speech import SPEECH_LABEL, SPEECH_PACKAGES, VOICES
 
 __all__ = [
-    "ARCHIVE_SUFFIXES", "AUDIO_SUFFIXES", "CATEGORY_RANGES", "DRUM_PACKAGES", "DRUMS", "INSTRUMENT_SAMPLE_PACKAGES",
-    "INSTRUMENTS", "MUSIC", "MUSIC_FILE", "MUSIC_FOLDER", "MUSIC_PACKAGES", "PACKAGE_RULES", "RULES", "SOUNDFONTS",
-    "SPEECH_LABEL", "SPEECH_PACKAGES", "TTS_VOICES", "UNUSED_PACKAGES", "VOICES", "Drum", "Instrument", "Rule",
-    "SoundFont", "TTSVoice", "Voice", "all_class_labels", "category", "classify", "classify_any", "name_part", "w",
+    "ARCHIVE_SUFFIXES", "AUDIO_SUFFIXES", "MUSIC_FILE", "MUSIC_FOLDER", "MUSIC_PACKAGES", "PACKAGE_RULES", "UNUSED_PACKAGES",
+    "all_class_labels", "category", "classify", "classify_any", "name_part",
 ]
 
 AUDIO_SUFFIXES = (".wav", ".ogg", ".flac", ".mp3", ".opus", ".oga", ".wv")  # .wv: WavPack (decoded by PyAV)

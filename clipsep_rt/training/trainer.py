@@ -35,13 +35,10 @@ from clipsep_rt.optional import import_optional
 from clipsep_rt.training.build import ModelParts, TrainingData, build_model, load_training_data
 from clipsep_rt.training.datasets import MixtureBatch, MixtureSampler
 from clipsep_rt.training.run_state import (
-    DEV_LOG_COLUMNS,
-    LOG_COLUMNS,
     Progress,
     RunPaths,
     Trainables,
     begin_run,
-    read_dev_log,
     save_model,
     save_state,
     separator_of,
@@ -49,9 +46,9 @@ from clipsep_rt.training.run_state import (
 from clipsep_rt.training.schedule import make_optimizer, make_scheduler
 from clipsep_rt.training.step import StepResult, TrainStep, make_targets, uses_bf16_autocast
 from clipsep_rt.training.targets import stream_edge_emphasis
-from clipsep_rt.training.train_config import MODEL_TYPES, TRAIN_PRECISIONS, TrainConfig
+from clipsep_rt.training.train_config import TrainConfig
 
-__all__ = ["DEV_LOG_COLUMNS", "LOG_COLUMNS", "MODEL_TYPES", "TRAIN_PRECISIONS", "TrainConfig", "read_dev_log", "train"]
+__all__ = ["train"]
 
 _LOG = logging.getLogger(__name__)
 
