@@ -106,7 +106,7 @@ class Separator:
 
     @property
     def name(self) -> str:
-        """The model: the engine folder or checkpoint as given, or the bundled checkpoint."""
+        """The model: its engine folder or checkpoint (absolute path), or the bundled checkpoint."""
         return self.pipeline.name
 
     @property
