@@ -25,6 +25,7 @@ from clipsep_rt.dsp.warp import MAG_EPS, inverse_log_warp_matrix, log_warp_matri
 
 MASK_MODES = ("soft", "binary")
 ENVELOPE_FLOOR = 1e-11  # torch.istft's bound on the summed squared window
+MAX_CACHED_ENVELOPES = 64  # frame counts whose istft envelope is kept (streams use a few; files one per block size)
 _BLAS_LIMIT = threading.Lock()  # threadpoolctl's limit is process-wide: one thread sets and restores it at a time
 
 
@@ -54,6 +55,7 @@ class BlockFrontEnd:
         self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / config.n_fft)).astype(np.float32)  # periodic Hann
         self.warp = log_warp_matrix(config).astype(np.float32)  # (256, 513)
         self.unwarp = inverse_log_warp_matrix(config).astype(np.float32)  # (513, 256)
+        self._envelopes: dict[int, np.ndarray] = {}  # frame count -> summed squared window (istft)
 
     def stft(self, samples: np.ndarray) -> np.ndarray:
         """The whole centred STFT of a signal: (..., n) float32 -> complex64 (..., 513, 1 + n // hop)."""
@@ -69,10 +71,13 @@ class BlockFrontEnd:
         """
         hop, half = self.config.hop_length, self.config.n_fft // 2
         begin, end = first * hop - half, (stop - 1) * hop + half
-        segment = np.zeros((*samples.shape[:-1], end - begin), dtype=np.float32)
         lo, hi = max(begin, sample_base), min(end, sample_base + samples.shape[-1])
-        if hi > lo:
-            segment[..., lo - begin : hi - begin] = samples[..., lo - sample_base : hi - sample_base]
+        if (lo, hi) == (begin, end):  # all held (a stream past its start): frame the samples in place
+            segment = samples[..., begin - sample_base : end - sample_base]
+        else:  # the centre padding, or a signal's end: zeros around what is held
+            segment = np.zeros((*samples.shape[:-1], end - begin), dtype=np.float32)
+            if hi > lo:
+                segment[..., lo - begin : hi - begin] = samples[..., lo - sample_base : hi - sample_base]
         frames = sliding_window_view(segment, self.config.n_fft, axis=-1)[..., ::hop, :]  # (..., T, n_fft)
         # numpy's FFT, not scipy's: scipy.fft is ~2x faster (2 cores, 7,500 frames: 76 -> 42 ms)
         # but takes 0.15 s to import, more than it saves on files shorter than minutes.
@@ -90,15 +95,25 @@ class BlockFrontEnd:
         frames = frames.astype(np.float32, copy=False)
         frames *= self.window  # (..., T, n_fft)
         signal = self._overlap_add(frames)
-        envelope = self._overlap_add(np.broadcast_to(self.window**2, (frames_count, n_fft)))
         half = n_fft // 2
-        signal, envelope = signal[..., half : half + length], envelope[half : half + length]
+        signal, envelope = signal[..., half : half + length], self._envelope(frames_count)[half : half + length]
         if np.any(envelope <= ENVELOPE_FLOOR):
             raise ValueError("iSTFT window envelope vanishes: the frames do not cover the samples asked for")
         out = signal / envelope
         if out.shape[-1] < length:  # past the last frame's reach: silence, as torch pads
             out = np.concatenate([out, np.zeros((*out.shape[:-1], length - out.shape[-1]), np.float32)], axis=-1)
         return out
+
+    def _envelope(self, frames_count: int) -> np.ndarray:
+        """The summed squared window of `frames_count` frames, (frames_count - 1) * hop + n_fft;
+        computed once per count (a stream asks for the same few counts every hop)."""
+        envelope = self._envelopes.get(frames_count)
+        if envelope is None:
+            envelope = self._overlap_add(np.broadcast_to(self.window**2, (frames_count, self.config.n_fft)))
+            envelope.flags.writeable = False
+            if len(self._envelopes) < MAX_CACHED_ENVELOPES:
+                self._envelopes[frames_count] = envelope
+        return envelope
 
     def _overlap_add(self, frames: np.ndarray) -> np.ndarray:
         """(..., T, n_fft) frames, one hop apart -> (..., (T - 1) * hop + n_fft) summed."""
