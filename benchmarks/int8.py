@@ -2,14 +2,14 @@
 
 For the bundled default model (and, with --full-size, the paper-size ngf 64 U-Net with random
 weights, speed only) this exports an engine folder with `export_engines(int8=True)`,
-calibrated on --calibration audio (default: the shipped examples/violin_cow sounds), then:
+calibrated on --calibration audio (default: the shipped examples/dog_guitar sounds), then:
   - speed: end-to-end offline separation (`Separator.separate`: STFT, windows, network,
     masks, iSTFT) of the example mixture tiled to --seconds, one query, in x real-time,
     median of --repeats runs after a warm-up, for torch fp32, torch bf16 (CPUs with native
     bf16), onnxruntime fp32 and onnxruntime int8;
   - quality (default model): the INT8 masks' SNR against FP32 on held-out calibration
-    windows (the manifest's record), and the SDRi of the query "violin" on the example
-    mixture against its shipped ground truth (violin.wav, cow.wav) for every engine.
+    windows (the manifest's record), and the SDRi of the query "dog barking" on the example
+    mixture against its shipped ground truth (dog.wav, guitar.wav) for every engine.
 
     python benchmarks/int8.py                       # default model, 2 threads
     python benchmarks/int8.py --full-size           # also the ngf 64 U-Net (speed)
@@ -49,7 +49,7 @@ from clipsep_rt.model.device import cpu_has_native_bf16
 from clipsep_rt.model.separator import CLIPSepSeparator
 from clipsep_rt.model.weights import default_checkpoint
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "violin_cow"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "dog_guitar"
 ENGINES = (("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"))
 SDRI_TOLERANCE_DB = 0.2  # `auto` may pick int8 only within this of fp32
 
@@ -125,7 +125,7 @@ def measure_model(name: str, checkpoint: Path, args, quality: bool, log) -> tupl
             engine_dir = args.keep_engines
         manifest = export_engines(checkpoint, engine_dir, ExportOptions(
             fp16=False, text_encoder=keep, int8=True, calibration=tuple(args.calibration)), log=log)
-        mixture, violin, cow = _read("mixture"), _read("violin"), _read("cow")
+        mixture, dog, guitar = _read("mixture"), _read("dog"), _read("guitar")
         long_mix = np.resize(mixture, int(args.seconds * 16000))
         reference = None
         for backend, precision in ENGINES:
@@ -142,8 +142,8 @@ def measure_model(name: str, checkpoint: Path, args, quality: bool, log) -> tupl
             embedding = np.random.default_rng(0).standard_normal(separator.query_dim).astype(np.float32)
             row["x_realtime"] = _speed(separator, long_mix, embedding / np.linalg.norm(embedding), args.repeats)
             if quality:
-                estimate = separator.separate(mixture, 16000, ["violin"]).sources["violin"]
-                row["sdri_db"] = float(separation_metrics(estimate, violin, cow, mixture).sdri)
+                estimate = separator.separate(mixture, 16000, ["dog barking"]).sources["dog barking"]
+                row["sdri_db"] = float(separation_metrics(estimate, dog, guitar, mixture).sdri)
                 if reference is None:
                     reference = row["sdri_db"]  # torch fp32
                 row["sdri_vs_fp32_db"] = row["sdri_db"] - reference
@@ -161,7 +161,7 @@ def report(args, rows: list[dict], int8_records: dict, machine: dict) -> str:
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {args.threads} threads, torch {machine['torch']}, "
         f"onnxruntime {machine['onnxruntime']}, no GPU.", "",
         f"Speed: offline separation of {args.seconds:g} s (the example mixture tiled), 1 query, median of "
-        f"{args.repeats}. SDRi: query \"violin\" on examples/violin_cow/mixture.wav against its ground truth.", "",
+        f"{args.repeats}. SDRi: query \"dog barking\" on examples/dog_guitar/mixture.wav against its ground truth.", "",
         "| model | engine | x real-time | SDRi (dB) | SDRi - torch fp32 (dB) |",
         "|---|---|---:|---:|---:|",
     ]

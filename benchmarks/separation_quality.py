@@ -18,14 +18,14 @@ Summaries: mean, SEM over distinct mixtures, median, mean of the class means. Wi
 
     python benchmarks/separation_quality.py --data corpus/index.csv --split test --split cross_source
     python benchmarks/separation_quality.py --checkpoint runs/v2/best.safetensors \
-        --compare clipsep_rt/model/weights/clipsep-nit-minilm-w16.safetensors --count 100
+        --compare checkpoints/v1/clipsep-nit-minilm-w16.safetensors --count 100
     python benchmarks/separation_quality.py --engine engines/ --precision int8 --stream-count 0
 
 `--devset devset/devset.json` scores the real-sound dev set instead (held-out packages, mixtures
 already at their TIR; `short` is its unseen paraphrase, `unrelated` its unrelated class's label):
 
     python benchmarks/separation_quality.py --devset devset/devset.json --checkpoint runs/default_v3/best.safetensors \
-        --compare clipsep_rt/model/weights/clipsep-nit-minilm-w16.safetensors --stream-count 60
+        --compare checkpoints/v1/clipsep-nit-minilm-w16.safetensors --stream-count 60
 
 `--engine` scores an exported engine folder on ONNX Runtime (`--precision int8` for its INT8
 graph); runs with the same --data, --split, --count and --seed score the same mixtures, so two

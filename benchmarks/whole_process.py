@@ -18,7 +18,7 @@ imports, model load, reading, separation, writing. Best of --repeats (2) per con
 
 Both pipelines run the same network: the full-size CLIPSep-NIT (depth 7, ngf 64) with random
 weights (seed 0), saved once as a checkpoint, and one fixed random unit query vector (.npy);
-the input is examples/violin_cow/mixture.wav tiled to --seconds (120). Each output is
+the input is examples/dog_guitar/mixture.wav tiled to --seconds (120). Each output is
 checked: one wav of the input's length, and its SNR against the original's output.
 
     python benchmarks/whole_process.py            # full size, 120 s (about 3 minutes on 2 cores)
@@ -52,7 +52,7 @@ from clipsep_rt.model.checkpoint import checkpoint_from_model, save_checkpoint
 from clipsep_rt.model.separator import CLIPSepSeparator
 
 HERE = Path(__file__).resolve().parent
-EXAMPLE = HERE.parent / "examples" / "violin_cow"
+EXAMPLE = HERE.parent / "examples" / "dog_guitar"
 ORIGINAL = HERE / "original_pipeline.py"
 CLI = Path(sys.executable).with_name("clipsep-rt")  # the console script of this interpreter's install
 SEED = 0
@@ -355,12 +355,12 @@ def markdown(command: str, info: dict, args: argparse.Namespace, rows: list[Row]
         f"onnxruntime {info['onnxruntime']}, {args.threads} threads; load average (1 min) {info['load_before'][0]:.2f} "
         f"before the run, {min(loads):.2f} to {max(loads):.2f} as each configuration started, "
         f"{info['load_after'][0]:.2f} after.", "",
-        f"Input: {args.seconds:g} s (examples/violin_cow/mixture.wav tiled), 16 kHz mono. Model: CLIPSep-NIT, depth 7, "
+        f"Input: {args.seconds:g} s (examples/dog_guitar/mixture.wav tiled), 16 kHz mono. Model: CLIPSep-NIT, depth 7, "
         f"ngf {args.ngf}, random weights (seed {SEED}), one random unit query vector (.npy), the same checkpoint on "
         f"both sides. Each figure: wall clock of a fresh process from spawn to exit, {best}.", "",
         "Common arguments of the clipsep-rt rows: `--checkpoint MODEL.safetensors` (onnxruntime rows: "
         "`--engine engine/`, exported beforehand with `clipsep-rt export --no-fp16 --no-text-encoder --int8 "
-        "--calibration examples/violin_cow/*.wav`, not timed) `--query-embedding q.npy mixture.wav -o out/`.", "",
+        "--calibration examples/dog_guitar/*.wav`, not timed) `--query-embedding q.npy mixture.wav -o out/`.", "",
         f"| pipeline | options | ran as | {best}, s | runs, s | x real time | speed-up over the original "
         "| output SNR vs the original, dB |",
         "|---|---|---|---:|---|---:|---:|---:|",

@@ -76,7 +76,7 @@ def test_without_a_model_bench_times_the_bundled_default_model_and_says_so(tiny_
 
     rows = run_bench(None, None, ["torch"], ["low"], 0.5, "cpu", 1)
     assert rows and all(row.status == "ok" for row in rows)
-    assert "Model: the bundled default model (ngf 16, clipsep-nit-minilm-w16.safetensors)" in format_table(rows)
+    assert "Model: the bundled default model (ngf 16, clipsep-minilm-w16-v3.safetensors)" in format_table(rows)
     assert main(["bench", "--random-weights", "-c", str(tiny_checkpoint), "--seconds", "0.5"]) == 2
     assert "--random-weights: times the full-size random-weight model" in capsys.readouterr().err
 

@@ -19,8 +19,8 @@ from clipsep_rt.export.pipeline import ExportOptions, export_engines
 from clipsep_rt.model.weights import default_checkpoint
 from clipsep_rt.runtime.engines.choice import Environment, choose_backend
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "violin_cow"
-CALIBRATION = [str(EXAMPLE / f"{name}.wav") for name in ("mixture", "violin", "cow")]
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "dog_guitar"
+CALIBRATION = [str(EXAMPLE / f"{name}.wav") for name in ("mixture", "dog", "guitar")]
 
 
 def _read(name: str) -> np.ndarray:
@@ -38,8 +38,8 @@ def engine_dir(tmp_path_factory):
 def test_calibration_windows_come_from_the_audio():
     calibration = int8.calibration_windows(CALIBRATION)
     assert calibration.windows.shape[1:] == (1, 256, 256) and calibration.windows.dtype == np.float32
-    assert len(calibration.windows) == 3 * 5  # 6.6 s = 413 frames each: (413 - 256) // 32 + 1 windows per file
-    assert [item["name"] for item in calibration.files] == ["mixture.wav", "violin.wav", "cow.wav"]
+    assert len(calibration.windows) == 3 * 9  # 8.2 s = 513 frames each: (513 - 256) // 32 + 1 windows per file
+    assert [item["name"] for item in calibration.files] == ["mixture.wav", "dog.wav", "guitar.wav"]
     assert np.isfinite(calibration.windows).all() and calibration.windows.std() > 1.0  # real spectra, not padding
     first, second = calibration.split()
     assert len(first) + len(second) == len(calibration.windows)
@@ -63,7 +63,7 @@ def test_export_records_the_int8_graph_in_the_manifest(engine_dir):
     separator = manifest["separator"]
     assert separator["onnx_int8"] == "separator.int8.onnx" and (engine_dir / "separator.int8.onnx").is_file()
     record = separator["int8"]
-    assert [item["name"] for item in record["calibration"]] == ["mixture.wav", "violin.wav", "cow.wav"]
+    assert [item["name"] for item in record["calibration"]] == ["mixture.wav", "dog.wav", "guitar.wav"]
     assert all(len(item["sha256"]) == 64 for item in record["calibration"])
     assert record["mask_snr_db"] >= int8.INT8_MIN_MASK_SNR_DB and record["quantised_nodes"] > 10
     assert (engine_dir / "separator.int8.onnx").stat().st_size < (engine_dir / "separator.onnx").stat().st_size / 2
@@ -103,13 +103,13 @@ def test_an_int8_graph_exported_before_its_metadata_key_still_runs_as_int8(engin
 
 
 def test_int8_separation_stays_within_0_2_db_sdri_of_fp32(engine_dir):
-    mixture, violin, cow = _read("mixture"), _read("violin"), _read("cow")
+    mixture, dog, guitar = _read("mixture"), _read("dog"), _read("guitar")
     scores = {}
     for precision in ("fp32", "int8"):
         separator = Separator.open(engine_dir=engine_dir, backend="onnxruntime", device="cpu", precision=precision)
         assert separator.precision == precision and separator.backend.precision == precision
-        estimate = separator.separate(mixture, 16000, ["violin"]).sources["violin"]
-        scores[precision] = separation_metrics(estimate, violin, cow, mixture).sdri
+        estimate = separator.separate(mixture, 16000, ["dog barking"]).sources["dog barking"]
+        scores[precision] = separation_metrics(estimate, dog, guitar, mixture).sdri
     assert scores["fp32"] > 0
     assert abs(scores["int8"] - scores["fp32"]) <= 0.2, scores
 
@@ -168,10 +168,10 @@ def test_benchmark_calibration_mixtures_come_from_the_train_split(tmp_path):
     from clipsep_rt.training.index import Clip, write_index
 
     root = Path(__file__).resolve().parents[1]
-    example = root / "examples" / "violin_cow"
+    example = root / "examples" / "dog_guitar"
     write_index(tmp_path / "index.csv", [
-        Clip(example / "violin.wav", None, 0, "violin", "train", "v", 4.0),
-        Clip(example / "cow.wav", None, 0, "cow mooing", "train", "c", 4.0),
+        Clip(example / "dog.wav", None, 0, "dog barking", "train", "d", 4.0),
+        Clip(example / "guitar.wav", None, 0, "acoustic guitar", "train", "g", 4.0),
         Clip(example / "mixture.wav", None, 0, "a held-out mixture", "test", "m", 4.0),
     ])
     sys.path.insert(0, str(root / "benchmarks"))
@@ -181,11 +181,11 @@ def test_benchmark_calibration_mixtures_come_from_the_train_split(tmp_path):
         sys.path.pop(0)
     first = write_training_mixtures(tmp_path / "index.csv", tmp_path / "a", 3)
     again = write_training_mixtures(tmp_path / "index.csv", tmp_path / "b", 3)
-    violin, _ = sf.read(example / "violin.wav", dtype="float32")
+    dog, _ = sf.read(example / "dog.wav", dtype="float32")
     for path, same in zip(first, again):
         samples, rate = sf.read(path, dtype="float32")
         assert rate == 16000 and 0 < len(samples) <= 4 * 16000 and np.abs(samples).max() <= 0.99 + 1e-6
         np.testing.assert_array_equal(samples, sf.read(same, dtype="float32")[0])  # seeded
-        # violin + cow only (the test clip is never used): the mixture correlates with the violin
-        corr = np.dot(samples, violin[: len(samples)]) / np.linalg.norm(samples) / np.linalg.norm(violin[: len(samples)])
+        # dog + guitar only (the test clip is never used): the mixture correlates with the dog
+        corr = np.dot(samples, dog[: len(samples)]) / np.linalg.norm(samples) / np.linalg.norm(dog[: len(samples)])
         assert corr > 0.1, corr

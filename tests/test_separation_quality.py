@@ -12,7 +12,7 @@ import numpy as np
 from clipsep_rt.training.index import Clip, write_index
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "violin_cow"
+EXAMPLE = ROOT / "examples" / "dog_guitar"
 
 
 def test_interference_is_scaled_to_the_asked_ratio():
@@ -32,8 +32,8 @@ def test_interference_is_scaled_to_the_asked_ratio():
 
 def test_a_small_run_scores_batch_and_stream_on_real_sounds(tmp_path):
     write_index(tmp_path / "index.csv", [
-        Clip(EXAMPLE / "violin.wav", None, 0, "violin|a violin playing|someone playing the violin", "test", "v", 4.0),
-        Clip(EXAMPLE / "cow.wav", None, 0, "cow mooing|a cow|cattle lowing in a field", "test", "c", 4.0),
+        Clip(EXAMPLE / "dog.wav", None, 0, "dog barking|a dog barks|a barking dog", "test", "d", 4.0),
+        Clip(EXAMPLE / "guitar.wav", None, 0, "acoustic guitar|an acoustic guitar playing|someone strumming a guitar", "test", "g", 4.0),
     ])
     out = tmp_path / "quality.json"
     done = subprocess.run(
@@ -44,12 +44,12 @@ def test_a_small_run_scores_batch_and_stream_on_real_sounds(tmp_path):
     assert done.returncode == 0, done.stderr
     data = json.loads(out.read_text())
     rows = data["splits"]["test"]["model"]["rows"]
-    assert len(rows) == 2 and {row["target"] for row in rows} == {"violin", "cow mooing"}
+    assert len(rows) == 2 and {row["target"] for row in rows} == {"dog barking", "acoustic guitar"}
     assert all(-5 <= row["tir_db"] <= 5 for row in rows)
     assert sum("stream_balanced" in row for row in rows) == 1
     summary = data["splits"]["test"]["model"]["summary"]
     assert summary["label"]["n"] == 2 and np.isfinite(summary["label"]["mean"])
-    # the bundled model separates these held-out corpus sounds: better than doing nothing
+    # the bundled model separates these held-out sounds: better than doing nothing
     assert summary["label"]["mean"] > 0
     assert "balanced minus batch, same 1 mixtures" in out.with_suffix(".md").read_text()
 
@@ -59,8 +59,8 @@ def test_an_engine_folder_scores_the_same_mixtures_as_its_checkpoint(tmp_path):
     from clipsep_rt.model.weights import default_checkpoint
 
     write_index(tmp_path / "index.csv", [
-        Clip(EXAMPLE / "violin.wav", None, 0, "violin|a violin playing|someone playing the violin", "test", "v", 4.0),
-        Clip(EXAMPLE / "cow.wav", None, 0, "cow mooing|a cow|cattle lowing in a field", "test", "c", 4.0),
+        Clip(EXAMPLE / "dog.wav", None, 0, "dog barking|a dog barks|a barking dog", "test", "d", 4.0),
+        Clip(EXAMPLE / "guitar.wav", None, 0, "acoustic guitar|an acoustic guitar playing|someone strumming a guitar", "test", "g", 4.0),
     ])
     export_engines(default_checkpoint(), tmp_path / "engines", ExportOptions(fp16=False), log=lambda _: None)
     common = ["--data", str(tmp_path / "index.csv"), "--count", "2", "--stream-count", "0", "--threads", "1"]

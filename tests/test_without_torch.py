@@ -20,7 +20,7 @@ from clipsep_rt.runtime.engines.contract import CPU_EP, CUDA_EP
 from clipsep_rt.runtime.engines.loader import open_source
 
 pytest.importorskip("onnxruntime")
-EXAMPLE = default_checkpoint().parents[3] / "examples" / "violin_cow" / "mixture.wav"
+EXAMPLE = default_checkpoint().parents[3] / "examples" / "dog_guitar" / "mixture.wav"
 
 # Runs the CLI in a fresh interpreter and says whether torch got imported.
 RUN_CLI = textwrap.dedent("""
@@ -57,8 +57,8 @@ def test_the_bundled_model_folder_is_its_engine_folder():
     assert onnx_run.backend.name == "onnxruntime" and onnx_run.device == "cpu"
     log_mag = np.random.default_rng(0).normal(-4, 2, (2, 1, 256, 256)).astype(np.float32)
     embeddings = np.random.default_rng(1).standard_normal((2, source.model_config.query_dim)).astype(np.float32)
-    masks = [run.pipeline.engine.probabilities(log_mag, run.pipeline.engine.prepare_queries(embeddings, True)) for run in (torch_run, onnx_run)]
-    assert masks[0].shape == masks[1].shape == (2, 6, 256, 256)
+    masks = [run.pipeline.engine.probabilities(log_mag, run.pipeline.engine.prepare_queries(embeddings, False)) for run in (torch_run, onnx_run)]
+    assert masks[0].shape == masks[1].shape == (2, 2, 256, 256)  # two queries, no noise heads (v3)
     assert snr_db(masks[0], masks[1]) > 60
 
 

@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                    help="also write the INT8 CPU graph (static quantisation of the U-Net, calibrated on --calibration audio)")
     p.add_argument("--calibration", type=Path, nargs="+", default=[], metavar="AUDIO",
                    help="real audio files for the INT8 calibration (mixtures like those you will separate; "
-                        "e.g. examples/violin_cow/*.wav); needs --int8")
+                        "e.g. examples/dog_guitar/*.wav); needs --int8")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine folder's files")
     p.add_argument("--clip-weights", type=Path, metavar="FILE", help="a local open_clip weights file for the text tower")

