@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
-from clipsep_rt.errors import ClipsepError
+from clipsep_rt.dsp.samples import check_sample_rate, float_samples
+from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.io.resample import resample
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.runtime.engines.choice import BackendChoice
 from clipsep_rt.runtime.offline import WindowingOptions
@@ -34,6 +35,7 @@ from clipsep_rt.runtime.pipeline import Pipeline, PipelineSpec
 from clipsep_rt.runtime.queries import Queries
 from clipsep_rt.runtime.streaming import LatencyAligner, StreamingOptions, StreamingSeparator
 
+MAX_CHANNELS = 64  # (n, C) arrays with more channels than this and than samples are taken for channels first
 Stream = StreamingSeparator  # what `Separator.stream` returns: process, set_queries, flush, summary, latency
 
 __all__ = ["LatencyAligner", "QueryEncoderOptions", "Queries", "Separation", "Separator", "Stream", "StreamingOptions",
@@ -228,19 +230,25 @@ class Separator:
         (or by `Queries` made once with `queries(...)`).
 
         The result is at the model's rate (16 kHz), has the input's duration (any length from
-        one sample works) and keeps its layout: (n, C) audio gives (n, C) sources, each channel
-        masked by the masks of the mono mixture, so mixture - source is each channel's residual.
-        `mono=True` downmixes (n, C) audio to (n,) first (the mean of the channels).
+        one sample works: at least one sample comes back) and keeps its layout: (n, C) audio
+        gives (n, C) sources, each channel masked by the masks of the mono mixture, so
+        mixture - source is each channel's residual. `mono=True` downmixes (n, C) audio to (n,)
+        first (the mean of the channels). `audio`: float samples, or integer PCM (int16, int32,
+        int8, uint8) scaled as soundfile reads it (`dsp.samples`); channels last, as soundfile
+        gives them. OptionError for channels first (more channels than samples, and more
+        than `MAX_CHANNELS`), other dtypes, NaN/Inf samples, or a `sample_rate` that is not
+        1,000 to 768,000 Hz.
         """
-        audio = np.asarray(audio, dtype=np.float32)
+        check_sample_rate(sample_rate)
+        audio = float_samples(audio, "audio")
+        if audio.ndim not in (1, 2) or not audio.size:
+            raise OptionError("audio", f"must be a non-empty (n,) or (n, channels) array, got shape {audio.shape}")
+        if audio.ndim == 2 and audio.shape[1] > max(audio.shape[0], MAX_CHANNELS):
+            raise OptionError("audio", f"has shape {audio.shape}: more channels than samples; it takes (n, channels), "
+                                       "channels last as soundfile reads them: pass audio.T")
         if mono and audio.ndim == 2:
             audio = audio.mean(axis=1)
-        if audio.ndim not in (1, 2) or not audio.size:
-            raise ClipsepError(f"audio must be a non-empty (n,) or (n, channels) array, got shape {audio.shape}")
-        if not np.isfinite(audio).all():
-            raise ClipsepError("audio contains NaN or infinite sample values")
-        if sample_rate != self.sample_rate:
-            audio = soxr.resample(np.ascontiguousarray(audio), sample_rate, self.sample_rate, quality="HQ").astype(np.float32)
+        audio = resample(audio, sample_rate, self.sample_rate)
         prepared = self._as_queries(queries, embeddings, noise_heads)
         rows = 1 + prepared.noise_heads
         outputs = self.pipeline.offline().separate(audio, prepared.prepared)
@@ -266,7 +274,8 @@ class Separator:
 
         Blocks are (m,) with `channels=None` -> (m,) and (rows [+1], m); or (m, C) -> (m, C)
         and (rows [+1], m, C). `union_rows`: a last output row masked by the union of those
-        rows' masks. `on_progress(samples_read)`."""
+        rows' masks. `on_progress(samples_read)`. Blocks are checked and made float32 as
+        `separate`'s audio is (OptionError naming `blocks`)."""
         return self.pipeline.offline().separate_blocks(blocks, queries.prepared, union_rows, on_progress, channels=channels)
 
     def stream(
@@ -276,15 +285,17 @@ class Separator:
         hop_frames: int | None = None,
         lookahead_frames: int | None = None,
         mask: str = "soft",
+        channels: int | None = None,
     ) -> StreamingSeparator:
         """A new low-latency stream (its own state; the model is shared, so make as many as
         needed): `stream.process(block)` takes (m,) float32 mono at the model rate (16 kHz) and
-        returns (rows, m), `stream.latency_samples` late. `latency`: a preset ("low" 96 ms,
-        "balanced" 304 ms, "quality" 816 ms); `hop_frames` / `lookahead_frames` override it."""
+        returns (rows, m), `stream.latency_samples` late; with `channels` C it takes (m, C) and
+        returns (rows, m, C), each channel separated as `separate` does. `latency`: a preset
+        ("low" 96 ms, "balanced" 304 ms, "quality" 816 ms); `hop_frames` / `lookahead_frames` override it."""
         preset = StreamingOptions.preset(latency, mask)
         options = StreamingOptions(
             preset.hop_frames if hop_frames is None else hop_frames,
             preset.lookahead_frames if lookahead_frames is None else lookahead_frames,
             mask,
         )
-        return self.pipeline.stream(self._as_queries(queries), options)
+        return self.pipeline.stream(self._as_queries(queries), options, channels)

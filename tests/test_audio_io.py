@@ -306,11 +306,10 @@ def test_write_audio_refuses_existing_unless_overwrite(tmp_path):
 
 
 def test_write_audio_failure_leaves_nothing(tmp_path, monkeypatch):
-    def broken_write(file, data, *args, **kwargs):
-        Path(file).write_bytes(b"RIFF partial")
+    def broken_write(sound_file, data):  # after the header: a partial file
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(audio_io.sf, "write", broken_write)
+    monkeypatch.setattr(sf.SoundFile, "write", broken_write)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_audio_atomic(tmp_path / "out.wav", tone(TARGET), TARGET)
     assert os.listdir(tmp_path) == []
@@ -461,9 +460,9 @@ def test_a_one_sample_file_decodes_with_min_samples_0(tmp_path, channels):
     assert load_audio(path, min_samples=0, mono=False).samples.shape == (1, channels)
     at_44k = tmp_path / "one_44k.wav"
     sf.write(at_44k, np.full((1, channels), 0.25, dtype=np.float32), 44100, subtype="FLOAT")
-    # Under one sample at 16 kHz: nothing, but not an error.
-    assert load_audio(at_44k, min_samples=0, mono=False).samples.shape == (0, channels)
-    assert list(iter_audio_blocks(at_44k, 4096, min_samples=0)) == []
+    # Under one sample at 16 kHz (soxr rounds it to none): one, not nothing (issue 23, row 13).
+    assert load_audio(at_44k, min_samples=0, mono=False).samples.shape == (1, channels)
+    assert [block.shape for block in iter_audio_blocks(at_44k, 4096, min_samples=0)] == [(1,)]
     empty = tmp_path / "none.wav"
     sf.write(empty, np.zeros((0, channels), dtype=np.float32), TARGET)
     with pytest.raises(ClipsepError, match="no audio samples"):  # only an empty file is an error

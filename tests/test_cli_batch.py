@@ -173,7 +173,7 @@ def test_the_bundled_model_is_named_in_the_summary(files, capsys):
     np.save(files / "q384.npy", np.ones(384, dtype=np.float32))
     assert main(["--query-embedding", str(files / "q384.npy"), str(files / "mix.wav"), "-o", str(files / "out")]) == 0
     summary = capsys.readouterr().err.strip().splitlines()[-1]
-    assert summary.endswith("model: the bundled default clipsep-nit-minilm-w16 (see its MODEL_CARD.md)"), summary
+    assert summary.endswith("model: the bundled default clipsep-minilm-w16-v3 (see its MODEL_CARD.md)"), summary
 
 
 # -- 3. options without effect, and -o per mode ----------------------------------------------
@@ -198,7 +198,7 @@ def test_the_bundled_model_is_named_in_the_summary(files, capsys):
         (["mix.wav", "--prompt", "a {}"], "--prompt: acts on --query TEXT queries, and none is given"),
         (["mix.wav", "--no-cache"], "--no-cache: acts on --query TEXT or --query-image FILE queries"),
         (["mix.wav", "--compile", "-b", "onnxruntime"], "--compile: compiles the torch backend only"),
-        (["mix.wav", "-o", "speakers"], "-o speakers: playing needs the streaming path"),
+        (["mix.wav", "-o", "speakers", "--overlap", "32"], "--overlap: batch options, not used when streaming"),  # -o speakers streams
         (["mix.wav", "-o", "single.mp3"], "-o/--output single.mp3: a batch writes .wav or .flac files"),
         (["mix.wav", "-o", "single.wav", "--format", "flac"], "--format flac: -o single.wav already names a wav file"),
         (["mix.wav", "-o", "single.wav", "--video"], "--video: videos are written into an output directory"),

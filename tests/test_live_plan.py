@@ -95,7 +95,8 @@ def test_warnings_report_only_what_is_new():
     assert lines == [
         "warning: falling behind real time (step p50 16.0 ms, RTF 0.25, 1 overruns): dropped 100 ms of input in "
         "2 drop(s), 2 in all",
-        "warning: playback ran dry 3 time(s), 3 in all (silence played; a larger buffer_ms avoids it)",
+        "warning: playback ran dry 3 time(s), 3 in all (silence played): the playback buffer holds 40 ms; "
+        "a larger buffer_ms (say 80) avoids it, at that much more latency",
         "warning: the input device lost audio (overflow) 1 time(s), 1 in all",
     ]
     assert warnings.new(_snapshot(drops=3, dropped_samples=2000, playback=PlaybackCounts(underflows=3),

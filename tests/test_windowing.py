@@ -8,6 +8,7 @@ import torch
 from conftest import torch_istft
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
+from clipsep_rt.errors import OptionError
 from clipsep_rt.model import CLIPSepSeparator
 from clipsep_rt.runtime.engines.torch_engine import TorchEngine
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
@@ -198,7 +199,7 @@ def test_the_same_signal_in_every_channel_gets_its_mono_output(golden, fp32_engi
     out = separator.separate(np.stack([mixture] * 3, axis=1), vectors)
     for channel in range(3):
         np.testing.assert_allclose(out[..., channel], mono, atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match=r"\(m, 2\)"):
+    with pytest.raises(OptionError, match=r"\(m, 2\)"):
         list(separator.separate_blocks([np.stack([mixture] * 3, axis=1)], vectors, channels=2))
 
 

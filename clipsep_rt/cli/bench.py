@@ -25,9 +25,9 @@ def add_parser(sub) -> None:
                    help="time the full-size architecture (ngf 64) with seeded random weights instead of a trained model")
     p.add_argument("-b", "--backend", action="append", choices=BACKENDS[1:], help="repeatable; default: all")
     p.add_argument("--preset", action="append", choices=sorted(PRESETS), help="repeatable; default: all")
-    p.add_argument("--seconds", type=float, default=10.0, help="audio streamed per measurement (default: 10)")
+    p.add_argument("--seconds", type=float, default=10.0, help="audio streamed per measurement, up to 3600 (default: 10)")
     device_argument(p)
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and onnxruntime")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and onnxruntime, 1 to the cores this process may use")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the rows and the machine as JSON")
     p.set_defaults(handler=run)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from clipsep_rt.config import PAPER_QUERY_ENCODER
 from clipsep_rt.errors import ClipsepError
 
+MAX_BATCH_FRAMES = 1024  # frames per encoder call: their 224 x 224 pixels alone are 0.6 GB
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -23,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--clip-weights", type=Path, metavar="FILE", help="a local open_clip weights file")
     p.add_argument("--download-weights", action="store_true", help="download missing CLIP weights from the Hugging Face Hub")
     p.add_argument("-d", "--device", default="cpu", help="device for the encoder (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="frames per encoder call (default: 64)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help=f"frames per encoder call, 1 to {MAX_BATCH_FRAMES} (default: 64)")
     p.set_defaults(handler=run)
 
 
@@ -33,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output.suffix != ".npz":
         raise ClipsepError(f"{args.output}: the output name must end in .npz")
-    if args.batch_size < 1:
-        raise ClipsepError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 1 <= args.batch_size <= MAX_BATCH_FRAMES:
+        raise ClipsepError(f"--batch-size: must be 1 to {MAX_BATCH_FRAMES} frames per encoder call, got {args.batch_size}")
     if not args.index.is_file():
         raise ClipsepError(f"index {args.index}: no such file")
     encoder = build_encoder(args.query_encoder, args.device, args.clip_weights, allow_download=args.download_weights)

@@ -68,12 +68,13 @@ STOP_SIGNALS = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}  #
 
 
 @contextmanager
-def _stop_signals_unwind() -> Iterator[None]:
+def _stop_signals_unwind(received: list[signal.Signals]) -> Iterator[None]:
     """While the command runs, SIGINT raises KeyboardInterrupt and SIGTERM `Terminated`, once:
     a repeat while the command unwinds (an impatient Ctrl-C, or `timeout` signalling the
     process and then its group) is ignored, so the clean-up finishes; kill -9 still ends it.
-    A signal the process ignores stays ignored; off the main thread nothing is installed
-    (live runs install their own handlers inside, see runtime.live.stop_signals)."""
+    The signal is appended to `received` (Ray re-raises `Terminated` as a plain
+    KeyboardInterrupt). A signal the process ignores stays ignored; off the main thread
+    nothing is installed (live runs install their own handlers inside, see runtime.live.stop_signals)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -83,6 +84,7 @@ def _stop_signals_unwind() -> Iterator[None]:
         nonlocal stopping
         if not stopping:
             stopping = True
+            received.append(signal.Signals(number))
             raise STOP_SIGNALS[signal.Signals(number)]()
 
     previous = {
@@ -107,15 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = _with_default_command(argv, commands)
     args = parser.parse_args(argv)
     args.given = given_options(argv, args)
+    received: list[signal.Signals] = []  # the stop signal that arrived, if one did
     try:
-        with _stop_signals_unwind():
+        with _stop_signals_unwind(received):
             return args.handler(args)
     except ClipsepError as error:
         say_error(error_message(error))
         return EXIT_USAGE
-    except Terminated:
-        say("terminated")
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, Terminated) or signal.SIGTERM in received:
+            say("terminated")
+            return EXIT_TERMINATED
         say("interrupted")
         return EXIT_INTERRUPTED

@@ -30,7 +30,7 @@ def ray_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ray-gpus-per-worker", type=float, default=0.0, metavar="N",
                    help="GPUs per worker (default: 0; 0.5 puts two workers on each GPU)")
     g.add_argument("--ray-retries", type=int, default=2, metavar="N",
-                   help="times a file is tried again after its worker died while separating it (default: 2)")
+                   help="times a file is tried again after its worker died while separating it, 0 to 10 (default: 2)")
 
 
 def wants_ray(args: argparse.Namespace) -> bool:

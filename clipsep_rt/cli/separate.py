@@ -22,7 +22,7 @@ from clipsep_rt.cli.common import (
 )
 from clipsep_rt.cli.ray_batch import FilesMeter, check_ray_options, ray_arguments, ray_cluster, ray_executor, wants_ray
 from clipsep_rt.cli.stream import run_stream, streaming_arguments
-from clipsep_rt.errors import ClipsepError
+from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.runtime.engines.choice import BACKENDS
 
 
@@ -53,7 +53,8 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
     p.add_argument("--compile", action="store_true", help="torch backend: run the U-Net through torch.compile (slow start)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the network (default: the backend's choice)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for the network, 1 to the cores this process may use (default: the backend's choice)")
     p.add_argument("--mask", default="soft", choices=("soft", "binary"), help="soft (sigmoid) or binary (> 0.5) masks (default: soft)")
     p.add_argument("--noise-heads", action="store_true", help="also write CLIPSep-NIT's two noise-head outputs per query")
     p.add_argument("--residual", action="store_true", help="also write the mixture minus each selection")
@@ -66,7 +67,8 @@ def add_parser(sub) -> None:
                    help="output sample rate (default: input, the input's own rate; the model works at 16000)")
     p.add_argument("--overlap", type=int, default=64, metavar="FRAMES", help="crossfade between network windows, 0..128 frames (default: 64)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="network windows per batch (default: 4 on CPU, 16 on CUDA)")
+                   help="network windows per call, 1 to 64: memory grows with it, never with the file "
+                        "(default: 4 on CPU, 16 on CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (default: keep them and skip)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     _report_arguments(p)
@@ -77,16 +79,16 @@ def add_parser(sub) -> None:
 
 
 # Options that only one mode uses (argparse dest -> flag): given in the other mode they are refused.
-# (--sample-rate serves both: batch outputs and a file streamed to a file; cli.stream refuses it live.)
+# (--sample-rate and --mono serve both: batch outputs and a file streamed to a file; live runs refuse them.)
 BATCH_ONLY = {
     "noise_heads": "--noise-heads", "residual": "--residual", "combine": "--combine", "video": "--video",
-    "audio_format": "--format", "mono": "--mono", "overlap": "--overlap", "batch_size": "--batch-size",
+    "audio_format": "--format", "overlap": "--overlap", "batch_size": "--batch-size",
     "report": "--report", "reference": "--reference", "interference": "--interference",
 }
 STREAMING_ONLY = {
     "realtime": "--realtime", "latency": "--latency", "hop_frames": "--hop-frames",
     "lookahead_frames": "--lookahead-frames", "stats": "--stats", "input_device": "--input-device",
-    "output_device": "--output-device",
+    "output_device": "--output-device", "buffer_ms": "--buffer-ms",
 }
 # Query-encoder options -> the queries they act on (text: --query; images: --query-image).
 ENCODER_OPTIONS = {
@@ -128,9 +130,14 @@ def run(args: argparse.Namespace) -> int:
     _refuse_unused_options(args, specs)
     if wants_ray(args):
         check_ray_options(args, specs)
-    if specs == ["mic"] or args.stream:
+    if _streams(args, specs):
         return run_stream(args, specs)
     return _run_batch(args, specs)
+
+
+def _streams(args: argparse.Namespace, specs: list[str]) -> bool:
+    """The streaming path: --input mic, --stream, or -o speakers (playing needs it)."""
+    return specs == ["mic"] or args.stream or "speakers" in (args.output or [])
 
 
 def _refuse_unused_options(args: argparse.Namespace, specs: list[str]) -> None:
@@ -142,9 +149,13 @@ def _refuse_unused_options(args: argparse.Namespace, specs: list[str]) -> None:
 
     live_input = specs == ["mic"]
     sinks = args.output or []
-    if live_input or args.stream:
+    if _streams(args, specs):
+        live = live_input or "speakers" in sinks
         refuse([flag for name, flag in BATCH_ONLY.items() if name in args.given],
-               "batch options, not used when streaming (--stream or --input mic)")
+               "batch options, not used when streaming (--stream, --input mic or -o speakers)")
+        refuse(["--mono"] if args.mono and live else [], "live audio is mono already (the device's channels are averaged)")
+        refuse(["--buffer-ms"] if args.buffer_ms is not None and not live else [],
+               "sizes the playback buffer of a live run (--input mic or -o speakers)")
         refuse(["--realtime"] if args.realtime and (live_input or "speakers" in sinks or not sinks) else [],
                "paces a file streamed to a .wav file (-o FILE.wav); a live stream already runs in real time")
         refuse(["--input-device"] if args.input_device and not live_input else [], "needs --input mic")
@@ -220,7 +231,10 @@ def _summary(report, input_errors: int, destination: Path, manifest: Path, model
     skipped = len(report.skipped) + len(report.already_done)
     line = f"{len(report.separated)} of {report.total + input_errors} inputs separated"
     line += f" on {len(report.workers)} Ray workers" if report.workers else ""
+    warned = sum(1 for result in report.separated if result.warnings)  # cut short, silent: separated all the same
+    line += f", {warned} with warnings (above)" if warned else ""
     line += f", {skipped} skipped (outputs exist)" if skipped else ""
+    line += f", {len(report.left_to_others)} left to another run writing them" if report.left_to_others else ""
     line += f", {failed} failed" if failed else ""
     line += f"; {len(report.written)} files written to {destination}"
     line += f", {len(report.kept)} existing kept" if report.kept else ""
@@ -250,14 +264,13 @@ def _batch_output(args: argparse.Namespace) -> tuple[Path, Path | None]:
     if args.output and len(args.output) > 1:
         raise ClipsepError("-o/--output: batch separation writes to one output directory (or one file): give -o once")
     output = Path(args.output[0] if args.output else "separated")
-    if str(output) == "speakers":
-        raise ClipsepError("-o speakers: playing needs the streaming path: add --stream (or use --input mic)")
     suffix = output.suffix.lower()
     if suffix in (".wav", ".flac") and not output.is_dir():
         if "audio_format" in args.given and args.audio_format != suffix[1:]:
             raise ClipsepError(f"--format {args.audio_format}: -o {output} already names a {suffix[1:]} file")
         if args.video:
             raise ClipsepError(f"--video: videos are written into an output directory, not to -o {output}")
+        _refuse_several_outputs(args, output)
         return output.parent, output
     if suffix in MEDIA_EXTENSIONS:
         raise ClipsepError(f"-o/--output {output}: a batch writes .wav or .flac files; give a directory, "
@@ -265,6 +278,23 @@ def _batch_output(args: argparse.Namespace) -> tuple[Path, Path | None]:
     if output.exists() and not output.is_dir():
         raise ClipsepError(f"-o/--output {output}: exists and is not a directory")
     return output, None
+
+
+def _refuse_several_outputs(args: argparse.Namespace, output_file: Path) -> None:
+    """-o FILE with queries and options that give each input several outputs: refused before the
+    model and the query encoder load. (Query-vector files are counted once read: the batch job
+    refuses them.)"""
+    from clipsep_rt.jobs.outputs import OutputOptions, output_targets
+
+    if args.query_embedding:
+        return
+    queries = [f"query {index}" for index in range(len(args.query) + len(args.query_image))]
+    options = OutputOptions(noise_heads=args.noise_heads, residual=args.residual, combine=args.combine)
+    outputs = len(output_targets(queries, 1, options))  # the model's noise heads: at least one
+    if outputs > 1:
+        least = "at least " if args.noise_heads else ""
+        raise OptionError("output_file", f"{output_file} names one file, but each input gets {least}{outputs} outputs: "
+                                         "give an output directory")
 
 
 def _say_stopped(report, total: int, limit: int = 20) -> None:

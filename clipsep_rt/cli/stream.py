@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import weakref
 from pathlib import Path
 
-from clipsep_rt.cli.common import say, say_error
+from clipsep_rt.cli.common import EXIT_FAILURES, say, say_error
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.runtime.live.plan import MAX_BUFFER_MS
 from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
@@ -28,13 +30,16 @@ def streaming_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stats", type=Path, metavar="FILE.json", help="write per-hop timings, latency and overruns")
     g.add_argument("--input-device", metavar="NAME|ID", help="audio input device for --input mic (default: the system's)")
     g.add_argument("--output-device", metavar="NAME|ID", help="audio output device for speakers (default: the system's)")
+    g.add_argument("--buffer-ms", type=float, metavar="MS",
+                   help=f"live: the playback jitter buffer, 0 to {MAX_BUFFER_MS:.0f} ms; it adds to the latency "
+                        "(default: sized from a measured network step)")
     g.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
 
 
 def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
     """`specs`: ["mic"], or the one input file of --stream."""
     from clipsep_rt.cli.session import open_session
-    from clipsep_rt.jobs.file_stream import stream_file, write_stats
+    from clipsep_rt.jobs.file_stream import channels_of, stream_file, write_stats
 
     live = specs == ["mic"]
     if not live and len(specs) != 1:
@@ -45,75 +50,98 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
         raise ClipsepError("where to? give -o FILE.wav and/or -o speakers")
     if any(path.suffix.lower() != ".wav" for path in files) or len(files) > 1:
         raise ClipsepError("streaming records to one .wav file (-o FILE.wav)")
+    live_run = live or "speakers" in sinks  # live audio is mono: the input device's channels are averaged
+    channels = None if live_run or args.mono else channels_of(Path(specs[0]))  # a file's kept, as batch keeps them
     session = open_session(args, noise_heads=False)
-    separator = session.separator.stream(session.queries, args.latency, args.hop_frames, args.lookahead_frames, args.mask)
+    separator = session.separator.stream(session.queries, args.latency, args.hop_frames, args.lookahead_frames, args.mask,
+                                         channels)
     options = separator.options
     if not args.quiet:
         print(f"{session.describe()}\nclipsep-rt: streaming with {separator.latency_ms:.0f} ms algorithmic latency "
               f"(hop {options.hop_frames}, look-ahead {options.lookahead_frames} frames)", file=sys.stderr)
-    if live or "speakers" in sinks:
+    if live_run:
         if args.sample_rate is not None:
             raise OptionError("sample_rate", f"live recordings are written at the model's {separator.spectral.sample_rate} Hz; "
                                              "--sample-rate applies to files streamed to a file (--stream -o FILE.wav)")
-        _run_live(args, session, separator, source=None if live else Path(specs[0]),
-                  record=files[0] if files else None, play="speakers" in sinks)
-        return 0
+        return _run_live(args, session, separator, source=None if live else Path(specs[0]),
+                         record=files[0] if files else None, play="speakers" in sinks)
     source, destination = Path(specs[0]), files[0]
     if destination.resolve() == source.resolve():
         raise ClipsepError(f"{destination}: output would overwrite its input")
-    out_rate = stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite,
-                           sample_rate=args.sample_rate)
+    try:
+        out_rate = stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite,
+                               sample_rate=args.sample_rate)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a file streamed to a file is written whole or not at all
+        stats = f", and no statistics were written to {args.stats}" if args.stats else ""
+        say(f"stopped while streaming {source}: its unfinished output {destination} was removed{stats}")
+        raise
     if not args.quiet:
         stats = separator.stats
         say(f"wrote {destination} at {out_rate} Hz (aligned with the input); hop compute p50 "
             f"{stats.percentile_ms(50):.1f} ms, p99 {stats.percentile_ms(99):.1f} ms, {stats.overruns} overruns "
-            f"(steps slower than the {1000 * stats.hop_s:.0f} ms hop)")
+            f"(steps slower than the {1000 * stats.hop_s:.0f} ms hop); start-up {1000 * (stats.startup_s or 0):.0f} ms "
+            "(the first network call, which compiles: not a step)")
     if args.stats:
         write_stats(separator, args.stats)
     return 0
 
 
-def _run_live(args: argparse.Namespace, session, separator, source: Path | None, record: Path | None, play: bool) -> None:
-    """Microphone (or a file at real-time pace) to speakers and/or a recording, until Ctrl-C.
+def _run_live(args: argparse.Namespace, session, separator, source: Path | None, record: Path | None,
+              play: bool) -> int:
+    """Microphone (or a file at real-time pace) to speakers and/or a recording, until Ctrl-C;
+    returns the exit status: 1 when the recording stopped early (the disk full: it keeps what
+    was recorded until then), else 0.
 
     A line typed on stdin switches the queries, separated by ';', as many as wanted: the
     speakers play the first, a recording keeps one channel per query of the start. The text
     encoder is loaded before the audio starts, so a new query costs one encoder call (on the
-    stdin thread, never the audio's)."""
+    stdin thread, never the audio's), and a line says how long it took."""
     from clipsep_rt.runtime.live.runner import LiveRunner
     from clipsep_rt.runtime.live.stdin import read_queries_from_stdin
 
-    if source is None:  # queries are typed live: load the text encoder now, not on the first switch
-        _load_query_encoder(session.separator)
-    runner = LiveRunner(
+    runner = LiveRunner(  # settings and devices are checked here, before the encoder's seconds of loading
         separator, input_device=args.input_device, output_device=args.output_device, output_file=record, play=play,
         status=None if args.quiet else say, source_file=source, overwrite=args.overwrite,
-        query_names=session.queries.names,
+        query_names=session.queries.names, buffer_ms=args.buffer_ms, buffer_setting="--buffer-ms",
     )
+    _load_query_encoder(session.separator, args.quiet)  # queries are typed live: not on the first switch
     live_runner = weakref.ref(runner)  # the stdin thread outlives the run: let the runner go
 
     def switch(text: str) -> None:
         names = [query.strip() for query in text.split(";") if query.strip()]
+        started = time.perf_counter()
         queries = session.separator.queries(names)
         if (current := live_runner()) is not None:
             current.switch_queries(queries.for_streaming(), names)
+            if not args.quiet:
+                say(f"switching to {'; '.join(names)} (embedded in {1000 * (time.perf_counter() - started):.0f} ms): "
+                    "the next hop crossfades to it")
 
-    if not args.quiet and source is None:
+    if not args.quiet:
         say("type a new query and Enter to switch; Ctrl-C stops")
     read_queries_from_stdin(switch, on_error=say_error)
     runner.run()
+    for failure in runner.recording_failures:  # the recording is kept, shorter than the run
+        say_error(failure)
     if args.stats:
         runner.write_stats(args.stats)
+    status = EXIT_FAILURES if runner.recording_failures else 0
     if runner.device_unresponsive:  # the recordings are complete; PortAudio's exit handler would wait on the device
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(status)
+    return status
 
 
-def _load_query_encoder(separator) -> None:
-    """Load the text encoder before the audio starts; a model without a known encoder (vector
-    queries only) runs as it is, and says why typed queries will not work."""
+def _load_query_encoder(separator, quiet: bool) -> None:
+    """Load the text encoder before the audio starts, and say how long that took; a model
+    without a known encoder (vector queries only) runs as it is, and says why typed queries
+    will not work."""
+    started = time.perf_counter()
     try:
         separator.load_query_encoder()
     except ClipsepError as error:
         say(f"typed queries are off: {error}")
+        return
+    if not quiet:
+        say(f"query encoder ready in {time.perf_counter() - started:.1f} s: a typed query costs one encoder call")

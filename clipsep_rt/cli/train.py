@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from clipsep_rt.cli.common import say
-from clipsep_rt.errors import ClipsepError
 
 
 def add_parser(sub) -> None:
@@ -26,12 +25,12 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from clipsep_rt.model.hardware import check_threads
     from clipsep_rt.training.train_config import TrainConfig
     from clipsep_rt.training.trainer import train
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise ClipsepError(f"--threads must be at least 1, got {args.threads}")
+        check_threads(args.threads)
         import torch
 
         torch.set_num_threads(args.threads)

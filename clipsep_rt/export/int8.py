@@ -94,7 +94,7 @@ def calibration_windows(
     windows to calibrate from.
     """
     if not paths:
-        raise ClipsepError("INT8 calibration needs audio files (real sounds, e.g. examples/violin_cow/*.wav)")
+        raise ClipsepError("INT8 calibration needs audio files (real sounds, e.g. examples/dog_guitar/*.wav)")
     front_end = BlockFrontEnd(spectral)  # the runtime's own front end
     window = spectral.window_frames
     windows, files = [], []
@@ -176,7 +176,11 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
                 weight_type=quantization.QuantType.QInt8,
                 calibrate_method=quantization.CalibrationMethod.Percentile,
                 nodes_to_quantize=unet_nodes,
-                extra_options={"CalibTensorRangeSymmetric": False, "CalibPercentile": CALIBRATION_PERCENTILE},
+                extra_options={"CalibTensorRangeSymmetric": False, "CalibPercentile": CALIBRATION_PERCENTILE,
+                               # The input norm's scale is 1-D: its channels are axis 0, not the
+                               # default 1 (which onnxruntime warns is out of range, then quantises
+                               # the scale per tensor: the same thing for its one channel).
+                               "QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}},
             )
         quantised = onnx.load(str(quantised_path))  # marked, so the runtime knows it without `onnx`
         entry = quantised.metadata_props.add()

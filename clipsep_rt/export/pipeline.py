@@ -17,13 +17,17 @@ default model's folder (`model/weights/`, `make default-engine`) is also its eng
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.files import atomic_output, file_sha256
-from clipsep_rt.model.checkpoint import load_checkpoint, save_checkpoint
+from clipsep_rt.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from clipsep_rt.query.base import QueryEncoder
 from clipsep_rt.query.embedder import QueryEncoderOptions
 from clipsep_rt.runtime.engines.contract import (
     MANIFEST_NAME,
@@ -38,6 +42,9 @@ from clipsep_rt.runtime.engines.contract import (
     TIMING_CACHE,
 )
 from clipsep_rt.runtime.engines.manifest import Manifest, SeparatorFiles, TextEncoderFiles
+
+if TYPE_CHECKING:
+    from clipsep_rt.query.encoders.minilm import MiniLMEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +72,6 @@ def export_engines(checkpoint_path: str | Path | None, out_dir: str | Path, opti
     the bundled default model. `log` gets one line per file written and checked (default:
     this module's `logging` info)."""
     log = log or logger.info
-    from clipsep_rt.export.separator_onnx import check_onnx, compare_fp16, convert_separator_fp16, export_separator_onnx, verify_separator_onnx
-
     if checkpoint_path is None:
         from clipsep_rt.model.weights import default_checkpoint
 
@@ -75,7 +80,32 @@ def export_engines(checkpoint_path: str | Path | None, out_dir: str | Path, opti
     if (out_dir / MANIFEST_NAME).exists() and not options.overwrite:
         raise OptionError("overwrite", f"is off and {out_dir} already holds exported engines")
     checkpoint = load_checkpoint(checkpoint_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # What the text encoder needs (CLIP weights) is found before anything is written.
+    text_source = _load_text_encoder(checkpoint.query_encoder, options, log) if options.text_encoder else None
+    with _new_folder(out_dir):
+        return _write_engines(checkpoint, checkpoint_path, out_dir, text_source, options, log)
+
+
+@contextmanager
+def _new_folder(folder: Path) -> Iterator[None]:
+    """Makes `folder`; if it did not exist and the body fails, removes it again, so that a
+    failed export leaves no folder without a manifest behind (an existing folder is kept:
+    every file goes in atomically)."""
+    existed = folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _write_engines(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path, text_source: _TextSource | None,
+                   options: ExportOptions, log: Callable[[str], None]) -> Manifest:
+    """Every file of the engine folder, checked, then its manifest."""
+    from clipsep_rt.export.separator_onnx import check_onnx, compare_fp16, convert_separator_fp16, export_separator_onnx, verify_separator_onnx
+
     model = checkpoint.build("cpu")
 
     in_place = checkpoint_path.suffix == ".safetensors" and checkpoint_path.resolve().parent == out_dir.resolve()
@@ -116,7 +146,7 @@ def export_engines(checkpoint_path: str | Path | None, out_dir: str | Path, opti
         log(f"{SEPARATOR_PLAN}: TensorRT FP16 plan built for this GPU")
         separator.tensorrt_plan = SEPARATOR_PLAN
 
-    text = _export_text_encoder(checkpoint.query_encoder, out_dir, options, parity, log) if options.text_encoder else None
+    text = _export_text_encoder(text_source, out_dir, options, parity, log) if text_source else None
     manifest = Manifest(
         checkpoint={"name": checkpoint_path.name, "sha256": file_sha256(checkpoint_path)},
         model=checkpoint.model_config,
@@ -153,27 +183,46 @@ def _db(snr: float) -> str:
     return f"{snr:.1f} dB" if snr != float("inf") else "exact (inf dB)"
 
 
-def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportOptions, parity: dict,
-                         log: Callable[[str], None]) -> TextEncoderFiles | None:
-    """The checkpoint's text encoder as ONNX (its parity figures added to `parity`), or None
-    when the encoder is neither open_clip nor MiniLM."""
+@dataclass(frozen=True)
+class _TextSource:
+    """The loaded text encoder to export: an open_clip CLIP model (`spec` names it) or MiniLM."""
+
+    kind: str  # "open_clip" or "minilm"
+    spec: str
+    encoder: QueryEncoder
+
+
+def _load_text_encoder(encoder_id: str | None, options: ExportOptions, log: Callable[[str], None]) -> _TextSource | None:
+    """The checkpoint's text encoder, loaded; None (said so) when it is neither open_clip nor
+    MiniLM. An encoder that cannot load (CLIP weights not there) is an OptionError naming
+    `text_encoder`, the option that exports without it."""
     from clipsep_rt.query.encoders.registry import build_encoder, parse_encoder_spec
-    from clipsep_rt.export.text_encoder_onnx import (
-        export_text_encoder_onnx,
-        verify_text_encoder_onnx,
-    )
 
     spec = options.encoder.spec or encoder_id
     backend = parse_encoder_spec(spec, options.encoder.clip_weights).backend if spec else None
-    if backend == "minilm":
-        return _export_minilm(out_dir, options, parity, log)
-    if backend != "open_clip":
+    if backend not in ("open_clip", "minilm"):
         log(f"text encoder: not exported ({spec or 'no encoder recorded'} is neither an open_clip CLIP model nor MiniLM)")
         return None
     try:
         encoder = build_encoder(spec, "cpu", options.encoder.clip_weights, allow_download=options.encoder.allow_download)
     except ClipsepError as error:
-        raise ClipsepError(f"{error} (or export without the text encoder: text_encoder=False)") from None
+        raise OptionError("text_encoder", f"use it to export without the text encoder, which cannot be exported here: "
+                                          f"{error}") from None
+    return _TextSource(backend, spec, encoder)
+
+
+def _export_text_encoder(source: _TextSource, out_dir: Path, options: ExportOptions, parity: dict,
+                         log: Callable[[str], None]) -> TextEncoderFiles:
+    """The checkpoint's text encoder as ONNX (its parity figures added to `parity`)."""
+    from clipsep_rt.export.text_encoder_onnx import (
+        export_text_encoder_onnx,
+        verify_text_encoder_onnx,
+    )
+    from clipsep_rt.query.encoders.registry import parse_encoder_spec
+
+    if source.kind == "minilm":
+        return _export_minilm(source.encoder, out_dir, options, parity, log)
+    spec, encoder = source.spec, source.encoder
     model, tokenizer = encoder.model.float(), encoder.tokenizer
     with atomic_output(out_dir / TEXT_ENCODER_ONNX, overwrite=True) as temp:
         export_text_encoder_onnx(model, temp, opset=options.opset)
@@ -189,13 +238,12 @@ def _export_text_encoder(encoder_id: str | None, out_dir: Path, options: ExportO
     return files
 
 
-def _export_minilm(out_dir: Path, options: ExportOptions, parity: dict, log: Callable[[str], None]) -> TextEncoderFiles:
+def _export_minilm(encoder: MiniLMEncoder, out_dir: Path, options: ExportOptions, parity: dict,
+                   log: Callable[[str], None]) -> TextEncoderFiles:
     """The bundled MiniLM encoder as ONNX with its tokenizer.json, checked against sentence-transformers."""
     from clipsep_rt.export.minilm_onnx import export_minilm_onnx, minilm_cosine, write_minilm_tokenizer
     from clipsep_rt.export.text_encoder_onnx import FP32_MIN_COSINE
-    from clipsep_rt.query.encoders.minilm import MiniLMEncoder
 
-    encoder = MiniLMEncoder("cpu")
     texts = list(MINILM_VERIFY_TEXTS)
     tokenizer = write_minilm_tokenizer(encoder, out_dir / MINILM_TOKENIZER)
     with atomic_output(out_dir / TEXT_ENCODER_ONNX, overwrite=True) as temp:

@@ -8,16 +8,22 @@ through one shared block pipeline, so `load_audio` (whole file) and `iter_audio_
 (bounded memory) give the same samples.
 
 Writing: every output is written to a hidden temporary file beside its destination and moved
-into place with `os.replace`, so a failed or interrupted write never leaves a partial file.
+into place with `os.replace`, so a failed or interrupted write never leaves a partial file;
+audio goes through `audio_writer.AudioWriter` (NaN/Inf refused, OS errors in words).
 
-All bad input is reported as a `ClipsepError` whose one-line message names the file.
+All bad input is reported as a `ClipsepError` whose one-line message names the file (what
+libsndfile's MP3 decoder prints while it probes a file is kept off stderr). A file that
+decodes to fewer frames than its header states (a WAV or FLAC cut short) is read as far
+as it goes, with a warning naming it (`on_warning`).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain
@@ -30,8 +36,14 @@ import soxr
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.audio_formats import AUDIO_OUTPUT_SUBTYPES
+from clipsep_rt.io.audio_writer import AudioWriter
 from clipsep_rt.io.files import atomic_output
-from clipsep_rt.io.resample import RESAMPLE_QUALITY
+from clipsep_rt.io.native_stderr import native_stderr_silenced
+from clipsep_rt.io.resample import RESAMPLE_QUALITY, one_sample
+from clipsep_rt.io.stated_length import stated_frames
+
+logger = logging.getLogger(__name__)
+Warn = Callable[[str], None]  # takes a warning's one line (naming the file)
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".wma"}
@@ -66,24 +78,29 @@ class SourceInfo:
     channels: int
     is_video: bool
     duration_s: float | None  # from the header, when it states one
+    stated_frames: int | None = None  # frames the header promises, where it is trusted to (WAV, FLAC)
 
 
 # ---------------------------------------------------------------------------- reading
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate: int = 16000, min_samples: int = 1024, mono: bool = True
+    path: str | os.PathLike, sample_rate: int = 16000, min_samples: int = 1024, mono: bool = True,
+    on_warning: Warn | None = None,
 ) -> LoadedAudio:
     """Decode a whole audio or video file to float32 samples at `sample_rate`: shape (n,)
     downmixed to mono, or with `mono=False` shape (n, channels), every channel kept.
 
     Raises ClipsepError (naming the file) when the file is missing, a directory, unreadable,
     not decodable audio, a video without an audio stream, empty, shorter than `min_samples`
-    samples after resampling, or holds NaN/Inf samples. Silent audio is returned as is.
+    samples after resampling, or holds NaN/Inf samples. Silent audio is returned as is; a
+    file that ends before its header says is returned as far as it goes, and `on_warning`
+    (default: this module's logger) gets a line saying so. A non-empty file too short for
+    one sample at `sample_rate` gives one.
     """
     path = Path(path)
     with _open_source(path) as (info, blocks):
-        chunks = list(_resampled(path, info, blocks, sample_rate, min_samples, mono))
+        chunks = list(_resampled(path, info, blocks, sample_rate, min_samples, mono, on_warning or logger.warning))
     samples = np.concatenate([_no_samples(info, mono), *chunks])
     return LoadedAudio(
         samples=samples,
@@ -98,7 +115,7 @@ def load_audio(
 
 def iter_audio_blocks(
     path: str | os.PathLike, block_samples: int, sample_rate: int = 16000, min_samples: int = 1024,
-    mono: bool = True,
+    mono: bool = True, on_warning: Warn | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield float32 blocks of `block_samples` samples at `sample_rate`; the last may be shorter.
 
@@ -108,14 +125,15 @@ def iter_audio_blocks(
     Memory stays bounded by a decode block plus `block_samples`, whatever the file's length.
     Validation is that of `load_audio`, raised lazily: open/decode errors on the first
     `next()`, NaN/Inf when the offending block is reached, empty/too short at the end (after
-    any blocks were yielded, if `block_samples` < `min_samples`).
+    any blocks were yielded, if `block_samples` < `min_samples`); a file that ends early is
+    reported to `on_warning` at its end.
     """
     if block_samples < 1:
         raise ValueError(f"block_samples must be positive, got {block_samples}")
     path = Path(path)
     with _open_source(path) as (info, blocks):
         buffer = _no_samples(info, mono)
-        for chunk in _resampled(path, info, blocks, sample_rate, min_samples, mono):
+        for chunk in _resampled(path, info, blocks, sample_rate, min_samples, mono, on_warning or logger.warning):
             buffer = np.concatenate([buffer, chunk])
             full = len(buffer) - len(buffer) % block_samples
             for start in range(0, full, block_samples):
@@ -136,13 +154,15 @@ def _open_source(path: Path) -> Iterator[tuple[SourceInfo, Iterator[np.ndarray]]
     """Open `path` and yield its info and native-rate float32 blocks of shape (frames, channels)."""
     _check_readable(path)
     try:
-        sound_file = sf.SoundFile(path)
+        with native_stderr_silenced():
+            sound_file = sf.SoundFile(path)
     except sf.LibsndfileError:
         sound_file = None  # not a libsndfile format: fall back to PyAV
     if sound_file is not None:
         with sound_file:
             duration = sound_file.frames / sound_file.samplerate if sound_file.frames > 0 else None
-            info = SourceInfo(sound_file.samplerate, sound_file.channels, is_video=False, duration_s=duration)
+            info = SourceInfo(sound_file.samplerate, sound_file.channels, is_video=False, duration_s=duration,
+                              stated_frames=stated_frames(path, sound_file))
             yield info, _soundfile_blocks(path, sound_file)
         return
     with _open_container(path) as container:
@@ -175,10 +195,19 @@ def _check_readable(path: Path) -> None:
 
 
 def _soundfile_blocks(path: Path, sound_file: sf.SoundFile) -> Iterator[np.ndarray]:
-    try:
-        yield from sound_file.blocks(_DECODE_FRAMES, dtype="float32", always_2d=True)
-    except sf.LibsndfileError as exc:
-        raise _undecodable(path, exc) from exc
+    """The frames libsndfile decodes, as many as there are: not `SoundFile.blocks`, which yields
+    as many as the header counts, repeating its last block's buffer where the file ends early
+    (an MP3 cut short). MP3 reads are quiet on stderr (mpg123's notes of a resync)."""
+    quiet = native_stderr_silenced if sound_file.format == "MP3" else nullcontext
+    while True:
+        try:
+            with quiet():
+                block = sound_file.read(_DECODE_FRAMES, dtype="float32", always_2d=True)
+        except sf.LibsndfileError as exc:
+            raise _undecodable(path, exc) from exc
+        if not len(block):
+            return
+        yield block
 
 
 def _pyav_source(
@@ -190,6 +219,8 @@ def _pyav_source(
         raise ClipsepError(f"{path}: not a readable audio or video file (no audio stream found)")
     frames = _pyav_frames(path, container, container.streams.audio[0])
     first = next(frames, None)  # the decoded frames, not the header, tell the true rate/layout
+    if first is None and not container.streams.audio[0].codec_context.sample_rate:  # FFmpeg guessed from noise
+        raise ClipsepError(f"{path}: not a readable audio or video file (no audio could be decoded)")
     if first is None:
         raise _empty(path)
     duration = container.duration / av.time_base if container.duration else None
@@ -227,16 +258,21 @@ def _no_samples(info: SourceInfo, mono: bool) -> np.ndarray:
 
 
 def _resampled(
-    path: Path, info: SourceInfo, blocks: Iterable[np.ndarray], sample_rate: int, min_samples: int, mono: bool
+    path: Path, info: SourceInfo, blocks: Iterable[np.ndarray], sample_rate: int, min_samples: int, mono: bool,
+    warn: Warn,
 ) -> Iterator[np.ndarray]:
     """Validate, downmix (if `mono`) and resample native (frames, channels) blocks to float32
     (k,) chunks, or (k, channels) ones without the downmix.
 
     Raises ClipsepError on NaN/Inf samples, on a change of the channel count mid-stream (when
-    channels are kept), and at the end if the audio is empty or too short.
+    channels are kept), and at the end if the audio is empty or too short. Audio too short
+    for one sample at `sample_rate` (soxr rounds its length to none) gives one. At the end,
+    `warn` hears of a file that held fewer frames than its header states.
     """
     channels = 1 if mono else info.channels
     resampler = soxr.ResampleStream(info.rate, sample_rate, channels, dtype="float32", quality=RESAMPLE_QUALITY)
+    head_frames = math.ceil(info.rate / sample_rate)  # more source frames always give a sample
+    head = _no_samples(info, mono)  # the first head_frames source frames
     source_frames = 0
     total = 0
     for block in blocks:
@@ -248,11 +284,16 @@ def _resampled(
                 f"{source_frames / info.rate:.2f} s in; separate it downmixed to mono instead"
             )
         source_frames += len(block)
-        chunk = resampler.resample_chunk(block.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(block))
+        frames = block.mean(axis=1, dtype=np.float32) if mono else np.ascontiguousarray(block)
+        if len(head) < head_frames:
+            head = np.concatenate([head, frames[: head_frames - len(head)]])
+        chunk = resampler.resample_chunk(frames)
         total += len(chunk)
         if len(chunk):
             yield chunk
     chunk = resampler.resample_chunk(_no_samples(info, mono), last=True)
+    if total + len(chunk) == 0 and source_frames:
+        chunk = one_sample(head, info.rate, sample_rate)
     total += len(chunk)
     if len(chunk):
         yield chunk
@@ -264,6 +305,10 @@ def _resampled(
             f"the minimum is {1000 * min_samples / sample_rate:.1f} ms "
             f"({min_samples} samples at {sample_rate} Hz)"
         )
+    if info.stated_frames is not None and source_frames < info.stated_frames:
+        warn(f"{path}: ends early: header says {info.stated_frames:,} frames, {source_frames:,} decoded "
+             f"({source_frames / info.rate:.2f} s of {info.stated_frames / info.rate:.2f} s); "
+             "read as far as it goes")
 
 
 def _empty(path: Path) -> ClipsepError:
@@ -302,11 +347,10 @@ def write_audio_atomic(
     if extension not in AUDIO_OUTPUT_SUBTYPES:
         raise ClipsepError(f"{path}: unsupported output audio format, use a .wav or .flac name")
     frames = _as_frames(samples)
-    subtype = (subtype or AUDIO_OUTPUT_SUBTYPES[extension]).upper()
-    if subtype not in ("FLOAT", "DOUBLE"):
-        frames = np.clip(frames, -1.0, 1.0)
+    subtype = subtype or AUDIO_OUTPUT_SUBTYPES[extension]
     with atomic_output(path, overwrite) as temp:
-        sf.write(temp, frames, sample_rate, subtype=subtype, format=extension[1:].upper())
+        with AudioWriter(temp, sample_rate, frames.shape[1], subtype, extension[1:], shown_as=path) as writer:
+            writer.write(frames)
 
 
 def write_video_with_audio_atomic(
@@ -326,6 +370,8 @@ def write_video_with_audio_atomic(
     """
     video_in, out_path = Path(video_in), Path(out_path)
     frames = _as_frames(samples)
+    if not np.isfinite(frames).all():
+        raise ClipsepError(f"{out_path}: refusing to write NaN or infinite samples")
     _check_readable(video_in)
     with _open_container(video_in) as source:
         video_streams = _video_streams(source)

@@ -3,16 +3,42 @@
 The separator works at 16 kHz. Selections (and noise heads) are resampled to the output
 rate; residuals are computed there against the input decoded at that rate, so that
 selection + residual equals the input exactly, content above 8 kHz included.
+
+Inputs reach the model rate through `resample` (arrays) or `media`'s block decoder (files):
+a non-empty signal gives at least one sample there (`one_sample`), where soxr, which rounds
+the length, would give none (one sample at 44.1 kHz, two at 192 kHz).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 import soxr
 
-RESAMPLE_QUALITY = "HQ"  # soxr quality of every file-path resampling: decoding (media) and outputs
+RESAMPLE_QUALITY = "HQ"  # soxr quality of every resampling: decoding (media), outputs, the API's arrays
+
+
+def resample(samples: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
+    """Whole (n,) or (n, C) float32 samples at another rate: round(n * to_rate / from_rate)
+    samples, and one when that rounds to none (`one_sample`) while `samples` has some."""
+    if from_rate == to_rate:
+        return samples
+    converted = soxr.resample(np.ascontiguousarray(samples), from_rate, to_rate, quality=RESAMPLE_QUALITY)
+    if len(converted) or not len(samples):
+        return converted.astype(np.float32, copy=False)
+    return one_sample(samples, from_rate, to_rate)
+
+
+def one_sample(samples: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
+    """The first sample at `to_rate` of a signal too short to give one by rounding (fewer than
+    from_rate / to_rate frames): the signal, made one `to_rate` sample period long with
+    silence, resampled. (n,) -> (1,), (n, C) -> (1, C) float32."""
+    period = math.ceil(from_rate / to_rate)
+    padded = np.zeros((max(period, len(samples)), *samples.shape[1:]), dtype=np.float32)
+    padded[: len(samples)] = samples
+    return soxr.resample(padded, from_rate, to_rate, quality=RESAMPLE_QUALITY)[:1].astype(np.float32, copy=False)
 
 
 class OutputRateConverter:

@@ -7,7 +7,10 @@ ClipsepError, or the unexpected error's type and text), a silent input one of it
 `warnings`; the progress of the input goes to a meter the caller makes (a tqdm bar fits).
 
 Outputs that already exist are kept (unless `overwrite`): an input whose outputs all exist
-is skipped without being decoded, and one with some missing writes only those. On
+is skipped without being decoded, and one with some missing writes only those. An output
+another process is writing (a second run of the same job, started while this one runs) is
+left to it: the input is skipped with a warning, before it is separated. An OS error while
+writing (disk full, read-only folder) fails the input with one line naming the output. On
 KeyboardInterrupt (Ctrl-C, or SIGTERM as the command line maps it) the file in progress
 leaves nothing behind and the interrupt propagates.
 """
@@ -31,7 +34,9 @@ import soundfile as sf
 from clipsep_rt.api import Queries, Separator
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.audio_formats import AUDIO_OUTPUT_SUBTYPES
-from clipsep_rt.io.media import SourceInfo, atomic_output, iter_audio_blocks, probe, write_video_with_audio_atomic
+from clipsep_rt.io.audio_writer import AudioWriter
+from clipsep_rt.io.files import OutputClaimed, atomic_output, make_output_folder
+from clipsep_rt.io.media import SourceInfo, iter_audio_blocks, probe, write_video_with_audio_atomic
 from clipsep_rt.io.resample import OutputRateConverter
 from clipsep_rt.jobs.outputs import OutputOptions, OutputTarget, output_path, output_targets, union_rows
 from clipsep_rt.jobs.results import FileResult
@@ -177,31 +182,49 @@ def _separate(separator: Separator, queries: Queries, job: BatchJob, source: Pat
     todo = [(target, path) for target, path in planned if path not in kept]
     if not todo:
         return
+    try:
+        peak, result.audio_seconds = _write_outputs(separator, queries, job, source, info, todo, as_video, progress,
+                                                    result.warnings.append)
+    except OutputClaimed as claimed_elsewhere:  # a concurrent run of the same job: its work, not this run's
+        result.warnings.append(f"{source}: {claimed_elsewhere}")
+        result.left_to_another = True
+        return
+    result.outputs = [os.path.abspath(path) for _, path in planned]
+    if peak == 0.0:
+        result.warnings.append(f"{source}: input is silent; its outputs are silent too")
+
+
+def _write_outputs(separator: Separator, queries: Queries, job: BatchJob, source: Path, info: SourceInfo,
+                   todo: list[tuple[OutputTarget, Path]], as_video: bool,
+                   progress: ProgressFactory | None, warn: Callable[[str], None]) -> tuple[float, float]:
+    """Write every (target, path) of `todo`, or none; returns (the input's peak, seconds of audio).
+    `OutputClaimed` (before the separation, for audio outputs) when another process writes one.
+    `warn` hears of an input that ends before its header says (its outputs stop there too)."""
     paths = [path for _, path in todo]
     for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_output_folder(path.parent)
     with ExitStack() as stack:
         if as_video:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=job.out_dir, prefix=".clipsep-")))
             audio_paths = [scratch / f"{i}.wav" for i in range(len(paths))]
         else:
             audio_paths = [stack.enter_context(atomic_output(p, job.overwrite)) for p in paths]
-        peak, result.audio_seconds = _write_tracks(separator, queries, job, source, info, [t for t, _ in todo],
-                                                   audio_paths, stack, progress)
+        peak, seconds = _write_tracks(separator, queries, job, source, info, [t for t, _ in todo], paths,
+                                      audio_paths, stack, progress, warn)
         if as_video:
             for audio_path, path in zip(audio_paths, paths):
                 samples, rate = sf.read(audio_path, dtype="float32")
                 write_video_with_audio_atomic(source, path, samples, rate, overwrite=job.overwrite)
-    result.outputs = [os.path.abspath(path) for _, path in planned]
-    if peak == 0.0:
-        result.warnings.append(f"{source}: input is silent; its outputs are silent too")
+    return peak, seconds
 
 
 def _write_tracks(
     separator: Separator, queries: Queries, job: BatchJob, source: Path, info: SourceInfo,
-    targets: list[OutputTarget], audio_paths: list[Path], stack: ExitStack, progress: ProgressFactory | None,
+    targets: list[OutputTarget], output_paths: list[Path], audio_paths: list[Path], stack: ExitStack,
+    progress: ProgressFactory | None, warn: Callable[[str], None],
 ) -> tuple[float, float]:
-    """Stream the separation of `source` into one file per target; returns (input peak, seconds of audio)."""
+    """Stream the separation of `source` into one file per target (`audio_paths`, written for
+    `output_paths`, the names errors give); returns (input peak, seconds of audio)."""
     options = job.options
     model_rate = separator.sample_rate
     out_rate = options.sample_rate or info.rate
@@ -209,19 +232,18 @@ def _write_tracks(
     fmt = options.audio_format.upper()
     mono = options.mono or info.channels == 1  # else every channel is kept: (m, C) blocks
     channels = 1 if mono else info.channels
-    writers = [
-        stack.enter_context(sf.SoundFile(p, "w", samplerate=out_rate, channels=channels, subtype=subtype, format=fmt))
-        for p in audio_paths
-    ]
-    native = None if out_rate == model_rate else iter_audio_blocks(source, DECODE_BLOCK_SAMPLES, out_rate, min_samples=0, mono=mono)
+    writers = [stack.enter_context(AudioWriter(path, out_rate, channels, subtype, fmt, shown_as=output))
+               for path, output in zip(audio_paths, output_paths)]
+    native = None if out_rate == model_rate else iter_audio_blocks(
+        source, DECODE_BLOCK_SAMPLES, out_rate, min_samples=0, mono=mono, on_warning=lambda message: None)  # `blocks` warns
     converter = OutputRateConverter(model_rate, out_rate, native)
-    blocks = iter_audio_blocks(source, DECODE_BLOCK_SAMPLES, model_rate, min_samples=0, mono=mono)
+    blocks = iter_audio_blocks(source, DECODE_BLOCK_SAMPLES, model_rate, min_samples=0, mono=mono, on_warning=warn)
     peak = 0.0
 
     def write(mixture: np.ndarray, outputs: np.ndarray) -> None:
         for target, writer in zip(targets, writers):
             track = mixture - outputs[target.row] if target.residual else outputs[target.row]
-            writer.write(track if subtype == "FLOAT" else np.clip(track, -1.0, 1.0))
+            writer.write(track)
 
     with _progress(progress, source, info.duration_s, model_rate) as (on_progress, done):
         for mixture, outputs in separator.separate_blocks(blocks, queries, job.union_rows, on_progress,

@@ -23,9 +23,14 @@ from __future__ import annotations
 import dataclasses
 import glob
 import logging
+import math
 import os
+import signal
+import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,9 @@ from clipsep_rt.optional import describe_exception, import_optional
 __all__ = ["RayCluster", "RayExecutor", "SeparationWorker"]
 
 logger = logging.getLogger(__name__)
+
+STOP_WAIT_S = 30.0  # how long an interrupted job waits for each kind of its killed workers to be gone
+MAX_RETRIES = 10  # a file (or a worker start) that kills its worker this often will not get through
 
 
 @dataclass(frozen=True)
@@ -54,12 +62,12 @@ class RayCluster:
             raise OptionError("address", "give 'local', 'auto' or a Ray cluster address (ray://HOST:10001, HOST:6379)")
         if self.workers is not None and self.workers < 1:
             raise OptionError("workers", f"must be at least 1, got {self.workers}")
-        if self.cpus_per_worker <= 0:
-            raise OptionError("cpus_per_worker", f"must be positive, got {self.cpus_per_worker:g}")
-        if self.gpus_per_worker < 0:
+        if not 0 < self.cpus_per_worker < math.inf:  # NaN fails too
+            raise OptionError("cpus_per_worker", f"must be a positive number, got {self.cpus_per_worker:g}")
+        if not 0 <= self.gpus_per_worker < math.inf:
             raise OptionError("gpus_per_worker", f"must be 0 or more, got {self.gpus_per_worker:g}")
-        if self.max_retries < 0:
-            raise OptionError("max_retries", f"must be 0 or more, got {self.max_retries}")
+        if not 0 <= self.max_retries <= MAX_RETRIES:
+            raise OptionError("max_retries", f"must be 0 to {MAX_RETRIES}, got {self.max_retries}")
 
 
 class RayExecutor:
@@ -86,6 +94,9 @@ class RayExecutor:
             pool = _Pool(ray, self.spec, plan, self.cluster, size, log)
             try:
                 pool.run(deque(_Item(task) for task in plan.tasks), report, on_result)
+            except KeyboardInterrupt:
+                report.interrupted = ", ".join(str(item.task.source) for _, item in pool.running.values()) or None
+                raise
             finally:
                 pool.close()
         finally:
@@ -142,11 +153,30 @@ def _connect(ray, address: str) -> bool:
     if address == "local":
         options["include_dashboard"] = False
     try:
-        ray.init(address=address, **options)
+        with _own_stop_signals():
+            ray.init(address=address, **options)
     except Exception as error:  # noqa: BLE001 - Ray raises several kinds; all mean "no cluster there"
         hint = " (start one with `ray start --head`, or use --ray local)" if address == "auto" else ""
         raise OptionError("address", f"cannot connect to the Ray cluster {address!r}: {describe_exception(error)}{hint}") from None
     return True
+
+
+@contextmanager
+def _own_stop_signals() -> Iterator[None]:
+    """Keep the process's SIGTERM and SIGINT handlers across `ray.init`, which replaces SIGTERM's
+    with its own (exit at once, status 1 or 15, after a C++ stack dump on stderr): a SIGTERM
+    must unwind as the caller chose (the command line: clean-up, then status 143), and the
+    executor's `finally` stops the workers and the Ray it started. Only the main thread can."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(number, handler)
 
 
 def _pool_size(ray, cluster: RayCluster, log: Log) -> int:
@@ -182,6 +212,7 @@ class _Pool:
         self.starting: dict = {}  # ready() ref -> actor
         self.running: dict = {}  # separate() ref -> (actor, item)
         self.idle: list = []
+        self.pids: dict = {}  # actor -> its process id, for the workers on this machine
         self.start_deaths = 0  # workers that died before they were ready, since the last one was
         self.died_bases: set[Path] = set()  # inputs whose worker died: their partial temp files are removed at the end
         self.claims = {base: dict(outputs) for base, outputs in plan.taken.items()}  # base -> outputs named -> input
@@ -241,6 +272,9 @@ class _Pool:
             raise ClipsepError(f"Ray worker {name} cannot load the separator: {load_error}")
         self.start_deaths = 0
         report.workers.append(name)
+        node, _, pid = name.rpartition(":")
+        if node == self.ray.util.get_node_ip_address():
+            self.pids[actor] = int(pid)
         self.idle.append(actor)
 
     def _worker_died(self, actor, item: _Item, error: Exception, queue: deque[_Item]) -> FileResult | None:
@@ -259,14 +293,48 @@ class _Pool:
                                              f"separating it (last: {reason})")
 
     def close(self) -> None:
-        """Stop every worker, then remove the partial temporary outputs dead workers left."""
-        for actor in [*self.idle, *self.starting.values(), *(actor for actor, _ in self.running.values())]:
-            self.ray.kill(actor, no_restart=True)
+        """Stop every worker, then remove the partial temporary outputs dead workers left.
+
+        The workers still separating (the job was interrupted) are ended and waited for
+        first, so that none writes a temporary after the clean-up: those on this machine by
+        their process (SIGKILL, as `ray.kill` does; it works when a SIGTERM to the whole
+        process group has stopped Ray's own services too), the others through Ray, each
+        for up to `STOP_WAIT_S`."""
+        busy = [actor for actor, _ in self.running.values()]
+        for actor in [*self.idle, *self.starting.values(), *busy]:
+            with suppress(Exception):  # Ray's services may be gone already
+                self.ray.kill(actor, no_restart=True)
+        _end_processes([self.pids[actor] for actor in busy if actor in self.pids])
+        elsewhere = [ref for ref, (actor, _) in self.running.items() if actor not in self.pids]
+        if elsewhere:
+            self.ray.wait(elsewhere, num_returns=len(elsewhere), timeout=STOP_WAIT_S)
         interrupted = {item.base for _, item in self.running.values()}
         for base in self.died_bases | interrupted:
             for pattern in self.job.temporaries(base):
                 for path in glob.glob(pattern):
                     Path(path).unlink(missing_ok=True)
+
+
+def _end_processes(pids: list[int]) -> None:
+    """SIGKILL these processes, then wait (up to `STOP_WAIT_S`) until none runs any more."""
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie does not: only its exit status is left)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc: running until its parent reaps it
+        return True
 
 
 def _first_line(error: Exception) -> str:

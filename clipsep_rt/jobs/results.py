@@ -19,8 +19,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from clipsep_rt.io.files import make_output_folder, output_error
+
 MANIFEST_NAME = "clipsep-rt-manifest.jsonl"
-UNRECORDED = ("claimed",)  # FileResult fields the manifest does not keep
+UNRECORDED = ("claimed", "left_to_another")  # FileResult fields the manifest does not keep
 
 
 @dataclass
@@ -36,6 +38,7 @@ class FileResult:
     peak_rss_mb: float | None = None  # that process's peak resident memory so far
     warnings: list[str] = field(default_factory=list)
     claimed: list[str] = field(default_factory=list)  # outputs (resolved) it named, even if it failed later
+    left_to_another: bool = False  # another process was writing an output of it (a concurrent run): left to it
 
     @property
     def written(self) -> list[str]:
@@ -74,14 +77,18 @@ class ResultsManifest:
         return results
 
     def append(self, result: FileResult) -> None:
-        """Add one line, written and flushed in one call."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Add one line, written and flushed in one call; ClipsepError naming the manifest if the
+        OS refuses (disk full, read-only folder)."""
+        make_output_folder(self.path.parent)
         line = json.dumps(result.record(), ensure_ascii=False) + "\n"
-        with open(self.path, "a+b") as handle:  # writes go to the end; reads see the last byte
-            if handle.seek(0, os.SEEK_END):
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    line = "\n" + line  # a line torn by a crash: end it, so this one reads whole
-            handle.write(line.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(self.path, "a+b") as handle:  # writes go to the end; reads see the last byte
+                if handle.seek(0, os.SEEK_END):
+                    handle.seek(-1, os.SEEK_END)
+                    if handle.read(1) != b"\n":
+                        line = "\n" + line  # a line torn by a crash: end it, so this one reads whole
+                handle.write(line.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise output_error(self.path, exc) from None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from clipsep_rt.api import Separator
+from clipsep_rt.io.files import make_output_folder
 from clipsep_rt.jobs.batch import BatchJob, ProgressFactory, separate_file
 from clipsep_rt.jobs.outputs import output_base
 from clipsep_rt.jobs.results import FileResult, ResultsManifest
@@ -70,7 +71,7 @@ class BatchReport:
     already_done: list[FileResult] = field(default_factory=list)  # finished by an earlier run (the manifest): skipped
     workers: list[str] = field(default_factory=list)  # the Ray workers started ("node:pid"); none locally
     elapsed_s: float = 0.0
-    interrupted: str | None = None  # the input in progress when a KeyboardInterrupt stopped a local run
+    interrupted: str | None = None  # the input(s) in progress when a KeyboardInterrupt stopped the run
 
     @property
     def failures(self) -> list[FileResult]:
@@ -84,7 +85,13 @@ class BatchReport:
     @property
     def skipped(self) -> list[FileResult]:
         """Inputs whose outputs all existed (kept, nothing decoded)."""
-        return [result for result in self.results if result.error is None and not result.written]
+        return [result for result in self.results
+                if result.error is None and not result.written and not result.left_to_another]
+
+    @property
+    def left_to_others(self) -> list[FileResult]:
+        """Inputs another process (a concurrent run of the job) was writing: left to it."""
+        return [result for result in self.results if result.left_to_another]
 
     @property
     def written(self) -> list[str]:
@@ -142,6 +149,8 @@ class Batch:
         self._start = time.perf_counter()
         plan = self.plan()
         self._progress()
+        if plan.tasks:  # a read-only or unwritable output folder is one error, before any work
+            make_output_folder(self.job.out_dir, check_writable=True)
         try:
             if plan.tasks:
                 executor.run(plan, self._on_result, self.report, self.log)
@@ -155,7 +164,8 @@ class Batch:
         if result.error is not None:
             self.log(f"error: {result.error}")
         self.report.results.append(result)
-        self.manifest.append(result)
+        if not result.left_to_another:  # the run writing it records it
+            self.manifest.append(result)
         self._progress()
 
     def _progress(self) -> None:

@@ -10,7 +10,9 @@ possible - no audio device involved. Each row holds the stream statistics
   - per-hop compute p50 / p99 / mean (ms): one network step (STFT, network, masking, iSTFT),
   - rtf_p50 / rtf_p99 / rtf_mean = compute / hop duration,
   - realtime: rtf_p99 < 1 (each hop is computed before the next one is due),
-  - overruns: network steps slower than real time (`StreamStats.overruns`).
+  - overruns: network steps slower than real time (`StreamStats.overruns`),
+  - startup_ms: the engine's first network call (it compiles the shape), timed on the warm-up
+    separator and kept out of the steps above.
 
 Tables and JSON of the rows are in `bench.results`, the machine's description in `bench.machine`.
 
@@ -31,6 +33,7 @@ import torch
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.model.hardware import check_threads
 from clipsep_rt.optional import describe_exception
 from clipsep_rt.runtime.engines.contract import SEPARATOR_ONNX
 from clipsep_rt.runtime.engines.choice import BACKENDS
@@ -43,6 +46,7 @@ SEED = 0
 BLOCK_S = 0.016  # audio block handed to process(), like a 16 ms audio callback
 WARMUP_STEPS = 3  # network steps run (and discarded) before timing: first calls are slow
 DEFAULT_BACKENDS = BACKENDS[1:]  # every backend but auto
+MAX_SECONDS = 3600  # audio per measurement: an hour is more than any timing needs (and 230 MB of it)
 
 
 @dataclass
@@ -65,7 +69,7 @@ class StreamRun:
 
     latency_samples: int
     hop_samples: int
-    stats: StreamStats  # the timed steps (warm-up and flush excluded)
+    stats: StreamStats  # the timed steps (warm-up and flush excluded) and the start-up call
     output: np.ndarray = field(repr=False)  # (rows, n), latency removed
 
 
@@ -145,7 +149,8 @@ def stream_timed(
     separator = StreamingSeparator(engine, queries, spectral, options)
     aligner = LatencyAligner(separator)
     pieces = [aligner.process(piece) for piece in _blocks(audio, block)]
-    timed = StreamStats(separator.stats.hop_s, list(separator.stats.steps))  # before the flush: not timed
+    # the steps before the flush (not timed); start-up: the warm-up separator's first call
+    timed = StreamStats(separator.stats.hop_s, list(separator.stats.steps), startup_s=warm.stats.startup_s)
     output = np.concatenate([*pieces, *aligner.flush()], axis=1)
     return StreamRun(separator.latency_samples, separator.hop_samples, timed, output)
 
@@ -223,8 +228,9 @@ def run_bench(
         if name not in DEFAULT_BACKENDS:
             raise OptionError("backends", f"{name!r} is not one of {', '.join(DEFAULT_BACKENDS)}")
     options = {name: StreamingOptions.preset(name) for name in presets}  # ClipsepError for an unknown preset
-    if seconds <= 0:
-        raise OptionError("seconds", f"must be positive, got {seconds:g}")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise OptionError("seconds", f"must be more than 0 and at most {MAX_SECONDS} (audio streamed per measurement), got {seconds:g}")
+    check_threads(threads)
     log = log or (lambda line: None)
     source = _source(checkpoint, engine_dir, random_weights)
     spectral = source.spectral

@@ -24,7 +24,13 @@ from clipsep_rt.query.base import QueryEncoder
 from clipsep_rt.query.cache import EmbeddingCache
 from clipsep_rt.query.images import embed_images
 from clipsep_rt.query.prompts import ENSEMBLE_TEMPLATES, PAPER_TEMPLATE, check_template, combine_prompt_embeddings, render_prompts
-from clipsep_rt.query.encoders.registry import build_encoder, check_encoder_fits, default_templates_for, encoder_id_for
+from clipsep_rt.query.encoders.registry import (
+    build_encoder,
+    check_encoder_fits,
+    default_templates_for,
+    encoder_id_for,
+    has_image_tower,
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,9 @@ class QueryEmbedder:
 
     def embed_images(self, paths: Sequence[str | Path], dim: int | None = None) -> np.ndarray:
         """(Q,) image files -> (Q, D) float32 CLIP image embeddings (CLIPSep trains with these)."""
+        if not has_image_tower(self.spec):  # said before the encoder loads (seconds) to find out
+            raise ClipsepError(f"query encoder {self.encoder_id} embeds texts only: image queries need a model trained "
+                               "with a CLIP encoder (or give query vectors)")
         self.check_fits(dim)
         with self._lock:
             return embed_images([Path(p) for p in paths], self.load, self.encoder_id, self.cache, dim)

@@ -26,6 +26,7 @@ import numpy as np
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import OptionError
 from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.samples import float_samples
 from clipsep_rt.dsp.spectral_buffer import SlidingBuffer, SpectralBuffer
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
 from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
@@ -34,6 +35,11 @@ from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
 # Windows per network call when not given: 4 is near the best in the CPU benchmark; 16 on CUDA
 # is not yet measured (no GPU run so far), only chosen to fill a GPU better than 4.
 CPU_BATCH, CUDA_BATCH = 4, 16
+# The most windows per network call: the memory budget of a call. Memory grows with the
+# windows per call (the network's activations and the frames they span), never with the
+# file: the bundled model on onnxruntime (CPU) peaked at 0.23 GB with 4 windows a call and
+# 1.0 GB with 64 on a 5-minute file (about 13 MB a window; a wider model needs more).
+MAX_BATCH_WINDOWS = 64
 # Input blocks up to this many samples fit the preallocated buffers (the file jobs decode
 # 65,536 at a time); a larger one grows them once.
 BLOCK_ROOM_SAMPLES = 1 << 16
@@ -42,14 +48,15 @@ BLOCK_ROOM_SAMPLES = 1 << 16
 @dataclass(frozen=True)
 class WindowingOptions:
     overlap_frames: int = 64  # crossfade length between neighbouring windows (1 s)
-    batch_windows: int | None = None  # windows per network call; None: CPU_BATCH, or CUDA_BATCH on CUDA
+    batch_windows: int | None = None  # windows per network call, at most MAX_BATCH_WINDOWS; None: CPU_BATCH, or CUDA_BATCH on CUDA
     mask: str = "soft"  # "soft" or "binary"
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_MODES:
             raise OptionError("mask", f"must be one of {', '.join(MASK_MODES)}, got {self.mask!r}")
-        if self.batch_windows is not None and self.batch_windows < 1:
-            raise OptionError("batch_windows", f"must be at least 1, got {self.batch_windows}")
+        if self.batch_windows is not None and not 1 <= self.batch_windows <= MAX_BATCH_WINDOWS:
+            raise OptionError("batch_windows", f"must be 1 to {MAX_BATCH_WINDOWS} network windows per call (memory "
+                                               f"grows with it), got {self.batch_windows}")
 
 
 class OfflineSeparator:
@@ -103,14 +110,15 @@ class OfflineSeparator:
 
 
 def _channels_first(block: np.ndarray, channels: int | None) -> np.ndarray:
-    """A (m,) mono block or a (m, C) one -> float32 (1, m) or (C, m)."""
-    block = np.asarray(block, dtype=np.float32)
+    """A (m,) mono block or a (m, C) one -> float32 (1, m) or (C, m); integer PCM scaled,
+    NaN/Inf refused (`dsp.samples`)."""
+    block = float_samples(block, "blocks")
     if channels is None:
         if block.ndim != 1:
-            raise ValueError(f"mono blocks (channels=None) have shape (m,), got {block.shape}")
+            raise OptionError("blocks", f"mono blocks (channels=None) have shape (m,), got {block.shape}")
         return block[None]
     if block.ndim != 2 or block.shape[1] != channels:
-        raise ValueError(f"expected blocks of shape (m, {channels}), got {block.shape}")
+        raise OptionError("blocks", f"expected blocks of shape (m, {channels}), got {block.shape}")
     return block.T
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.model.hardware import check_threads
 from clipsep_rt.query.assemble import QueryTarget, assemble_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
@@ -91,6 +92,7 @@ class Pipeline:
     @classmethod
     def load(cls, spec: PipelineSpec = PipelineSpec()) -> Pipeline:
         """The separator `spec` names, on the backend `choose_backend` picks for it here."""
+        check_threads(spec.threads)  # against the cores of the machine that runs it (a Ray worker's own)
         bundled = spec.checkpoint is None and spec.engine_dir is None
         source = open_bundled_source() if bundled else open_source(spec.checkpoint, spec.engine_dir)
         choice = choose_backend(spec.backend, spec.device, source.files, precision=spec.precision)
@@ -211,8 +213,10 @@ class Pipeline:
         """Windowed separation of whole signals or of a file's blocks (stateless between calls)."""
         return self._offline
 
-    def stream(self, queries: Queries, options: StreamingOptions = StreamingOptions()) -> StreamingSeparator:
+    def stream(self, queries: Queries, options: StreamingOptions = StreamingOptions(),
+               channels: int | None = None) -> StreamingSeparator:
         """A new low-latency stream of `queries` (its own buffers; the engine is shared) that
-        can switch to new texts through this pipeline's query path."""
+        can switch to new texts through this pipeline's query path; `channels`: None for mono
+        blocks, else the blocks' channel count (each channel separated)."""
         return StreamingSeparator(self.engine, queries.for_streaming(), self.spectral, options, names=queries.names,
-                                  query_source=self.queries)
+                                  query_source=self.queries, channels=channels)

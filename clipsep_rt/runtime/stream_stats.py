@@ -10,6 +10,11 @@ time over the hop's audio duration: below 1, the step is done before the next on
 An overrun is a network step slower than real time: its compute time exceeds the hop's
 audio duration (its RTF is above 1). That is the one definition, for every driver
 (`StreamStats.overruns`). What a live run then loses is counted apart, as drops.
+
+Start-up is not a step: a stream's first network call compiles the graph's input shape
+(OpenVINO, TensorRT, torch.compile) or fills caches, and is made before the first step and
+timed apart (`StreamStats.startup_s`, reported as `startup_ms`). The overruns and the
+real-time verdict are those of the steps alone, so a short file is not judged by its compile.
 """
 
 from __future__ import annotations
@@ -39,11 +44,17 @@ class StreamStats:
 
     hop_s: float
     steps: list[StepTiming] = field(default_factory=list)
+    startup_s: float | None = None  # the first network call (a shape's compile), made before the first step
 
     @property
     def overruns(self) -> int:
         """Network steps slower than real time: compute time above the hop's duration."""
         return sum(step.compute_s > self.hop_s for step in self.steps)
+
+    def recent_rtf_p50(self, recent: int = 64) -> float:
+        """The median compute time over the hop's duration of the last `recent` steps (0 before the first)."""
+        steps = self.steps[-recent:]
+        return float(np.median([s.compute_s for s in steps])) / self.hop_s if steps else 0.0
 
     def percentile_ms(self, q: float) -> float:
         """The q-th percentile of the step compute times in ms (0 before the first step)."""
@@ -70,8 +81,9 @@ class StreamSummary:
     rtf_p50: float | None = None  # compute / hop duration
     rtf_p99: float | None = None
     rtf_mean: float | None = None
-    realtime: bool | None = None  # rtf_p99 < 1
+    realtime: bool | None = None  # rtf_p99 < 1 (start-up excluded)
     overruns: int = 0  # network steps slower than real time (compute > hop_ms): StreamStats.overruns
+    startup_ms: float | None = None  # the first network call (compiles the graph's shape), before the first step
     steps: list[StepRecord] = field(default_factory=list)  # every network step, in stream order
 
     def measure(self, stats: StreamStats, *, latency_samples: int, hop_samples: int, sample_rate: int) -> StreamSummary:
@@ -79,6 +91,7 @@ class StreamSummary:
         self.latency_ms = 1000 * latency_samples / sample_rate
         self.hop_ms = 1000 * hop_samples / sample_rate
         self.overruns = stats.overruns
+        self.startup_ms = None if stats.startup_s is None else 1000 * stats.startup_s
         self.steps = [{"stream_time_s": s.stream_time_s, "compute_ms": 1000 * s.compute_s} for s in stats.steps]
         if self.steps:
             self.compute_p50_ms = stats.percentile_ms(50)

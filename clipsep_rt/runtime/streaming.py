@@ -22,6 +22,17 @@ and a row that is gone fades out; that row stays in the output, silent, until it
 audio has come out (at most a hop and the latency later), then the next block drops it.
 A new row's output is silent until the switch reaches it, like all of the switch.
 
+Multichannel audio (`channels=C`): as in batch separation (`offline`), the network hears the
+downmix (the mean of the channels' STFTs) and each channel gets the masks applied to its own
+STFT, so a stereo input gives stereo output. Blocks are then (m, C) in and (rows, m, C) out;
+mono blocks (m,) in and (rows, m) out. Time is axis 1 of the output either way.
+
+Start-up: the first network call of a stream compiles the graph's input shape (OpenVINO,
+TensorRT, torch.compile) or fills caches, and can take many hops' time. `warm_up` makes that
+call on a silent window before the first step (the first step makes it if nobody did) and
+times it apart, as `stats.startup_s`: the steps' timings, and so the overruns and the
+real-time verdict, are those of the steady state.
+
 Global indices as in `offline`: sample s, STFT frame t centred at t * hop. The samples,
 frames, masked frames and output FIFO are `dsp.spectral_buffer` buffers allocated up front,
 sized from the options for blocks up to `BLOCK_ROOM_SAMPLES`: a hop allocates none of them
@@ -39,6 +50,7 @@ import numpy as np
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.samples import float_samples
 from clipsep_rt.dsp.spectral_buffer import SlidingBuffer, SpectralBuffer, shift_in
 from clipsep_rt.dsp.warp import MAG_EPS
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
@@ -74,9 +86,10 @@ class StreamingOptions:
 
 
 class StreamingSeparator:
-    """Blocks in (mono, model rate) -> (rows, block) separated blocks out, with fixed latency.
+    """Blocks in (model rate) -> (rows, block) separated blocks out, with fixed latency.
 
-        out = stream.process(block)        # (m,) float32 at stream.sample_rate -> (rows, m)
+        out = stream.process(block)        # (m,) float32 at stream.sample_rate -> (rows, m);
+                                           # with channels=C: (m, C) -> (rows, m, C)
         stream.set_queries(["dog"])        # switch mid-stream (rows may change)
         tail = stream.flush()              # (rows, latency_samples): what is left after the last block
         stream.summary()                   # latency, per-step compute p50/p99, overruns
@@ -95,9 +108,13 @@ class StreamingSeparator:
         *,
         names: Sequence[str] = (),
         query_source: Callable[[list[str]], Queries] | None = None,
+        channels: int | None = None,
     ):
         """`names`: the queries' names (`query_names`); `query_source(texts)`: embeds and
-        prepares texts for `set_queries` (a `Pipeline`'s query path), if texts may be given."""
+        prepares texts for `set_queries` (a `Pipeline`'s query path), if texts may be given.
+        `channels`: None for mono blocks (m,), else C for (m, C) blocks, each channel separated."""
+        if channels is not None and channels < 1:
+            raise OptionError("channels", f"must be at least 1 (or None for mono blocks), got {channels}")
         if spectral.n_fft != 4 * spectral.hop_length:  # the latency and buffer sizes below count on it
             raise ClipsepError(f"streaming needs an STFT of 4 hops (n_fft = 4 x hop_length), got n_fft {spectral.n_fft}, "
                                f"hop {spectral.hop_length}")
@@ -114,6 +131,7 @@ class StreamingSeparator:
         self.queries = queries
         self.query_names = list(names)
         self._query_source = query_source
+        self.channels = channels
         self.stats = StreamStats(hop_s=self.hop_samples / spectral.sample_rate)
         hop_frames, lookahead = options.hop_frames, options.lookahead_frames
         hop, window = spectral.hop_length, spectral.window_frames
@@ -121,17 +139,19 @@ class StreamingSeparator:
         # Capacities: twice the most each buffer holds at once, so the held run moves to
         # the front of its storage every few hops only (a memmove, see SlidingBuffer).
         reach = spectral.n_fft // hop  # frames whose samples one frame's span covers
-        self._signal = SpectralBuffer(  # input samples (n,) and mixture STFT frames (513, T)
-            self.front_end, (),
+        per_channel = () if channels is None else (channels,)
+        self._signal = SpectralBuffer(  # input samples ([C,] n) and mixture STFT frames ([C,] 513, T)
+            self.front_end, per_channel,
             sample_capacity=2 * ((hop_frames + lookahead + reach) * hop + BLOCK_ROOM_SAMPLES),
             frame_capacity=2 * (hop_frames + lookahead),
         )
         # The network input, (1, 1, 256, W): log magnitudes of the newest W frames, silent at first.
         self._network_input = np.full((1, 1, spectral.log_freq_bins, window), np.log(MAG_EPS), np.float32)
-        # Masked frames (rows, 513, T) awaiting the iSTFT, from frame istft_first_frame(_finished) on.
-        self._masked = SlidingBuffer((queries.rows, spectral.linear_freq_bins), np.complex64, 2 * (hop_frames + reach + 1))
-        # Output FIFO (rows, n), indexed by output sample: `latency_samples` of silence, then the separation.
-        self._output = SlidingBuffer((queries.rows,), np.float32, 2 * (self.latency_samples + BLOCK_ROOM_SAMPLES))
+        # Masked frames (rows, [C,] 513, T) awaiting the iSTFT, from frame istft_first_frame(_finished) on.
+        self._masked = SlidingBuffer((queries.rows, *per_channel, spectral.linear_freq_bins), np.complex64,
+                                     2 * (hop_frames + reach + 1))
+        # Output FIFO (rows, [C,] n), indexed by output sample: `latency_samples` of silence, then the separation.
+        self._output = SlidingBuffer((queries.rows, *per_channel), np.float32, 2 * (self.latency_samples + BLOCK_ROOM_SAMPLES))
         self._output.append_zeros(self.latency_samples)
         self._next_frame = 0  # first frame not yet computed
         self._step = 0
@@ -183,26 +203,58 @@ class StreamingSeparator:
         self.query_names = list(names or [])
         self._fade_in = queries
 
+    def silence(self, samples: int) -> np.ndarray:
+        """A silent input block of `samples` samples in this stream's layout: (m,) or (m, C)."""
+        return np.zeros((samples,) if self.channels is None else (samples, self.channels), dtype=np.float32)
+
     def flush(self) -> np.ndarray:
-        """(rows, latency_samples): the output still inside the stream after the last block
+        """(rows, latency_samples[, C]): the output still inside the stream after the last block
         (it processes that much silence). The stream can go on afterwards."""
-        return self.process(np.zeros(self.latency_samples, dtype=np.float32))
+        return self.process(self.silence(self.latency_samples))
+
+    def warm_up(self) -> float:
+        """Make the stream's first network call now, on a silent window, if no step has made
+        it yet: it compiles the graph's shape or fills caches (see the module docstring).
+        Returns its time in seconds, also kept as `stats.startup_s`."""
+        if self.stats.startup_s is None:
+            started = time.perf_counter()
+            self.engine.probabilities(np.full_like(self._network_input, np.log(MAG_EPS)), self.queries)
+            self.stats.startup_s = time.perf_counter() - started
+        return self.stats.startup_s
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late. rows:
-        the queries' rows, plus those of a switch's removed queries until they are silent."""
-        block = np.asarray(block, dtype=np.float32).reshape(-1)  # (m,)
+        """(m,) float32 at the model rate -> (rows, m) float32, `latency_samples` late; with
+        `channels` C, (m, C) -> (rows, m, C). rows: the queries' rows, plus those of a switch's
+        removed queries until they are silent."""
+        block = self._channels_first(block)  # ([C,] m)
+        m = block.shape[-1]
         self._signal.push(block)
         while self._signal.received >= self._step_ready_at(self._step):
             self._run_step()
         returned = self._output.start  # output samples returned so far
-        out = self._output.slice(returned, returned + len(block)).copy()  # (rows, m): the caller's own
-        self._output.trim(returned + len(block))
+        out = self._output.slice(returned, returned + m)  # (rows, [C,] m), a view
+        # the caller's own copy, in the blocks' layout: (rows, m) or (rows, m, C)
+        out = out.copy() if self.channels is None else np.ascontiguousarray(out.transpose(0, 2, 1))
+        self._output.trim(returned + m)
         if self._retire_at is not None and self._output.start >= self._retire_at:  # from the next block on
             self._rows, self._retire_at = self.queries.rows, None
             self._masked.set_rows(self._rows)
             self._output.set_rows(self._rows)
         return out
+
+    def _channels_first(self, block: np.ndarray) -> np.ndarray:
+        """A block in the stream's layout -> (m,) or (C, m) float32; integer PCM scaled, NaN/Inf
+        and other layouts refused (`dsp.samples`, OptionError naming `block`)."""
+        block = float_samples(block, "block")
+        if self.channels is None:
+            if block.ndim == 2 and block.shape[1] == 1:
+                return block[:, 0]
+            if block.ndim != 1:
+                raise OptionError("block", f"this stream takes mono blocks of shape (m,), got {block.shape}")
+            return block
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise OptionError("block", f"this stream takes blocks of shape (m, {self.channels}), got {block.shape}")
+        return block.T
 
     # -- one hop ---------------------------------------------------------------------------
 
@@ -212,12 +264,14 @@ class StreamingSeparator:
         return newest * self.spectral.hop_length + self.spectral.n_fft // 2
 
     def _run_step(self) -> None:
+        self.warm_up()  # the first call's compile is start-up, not this step's compute
         started = time.perf_counter()
         hop_frames, lookahead = self.options.hop_frames, self.options.lookahead_frames
         newest = (self._step + 1) * hop_frames - 1 + lookahead
-        new_frames = self._signal.compute_frames(self._next_frame, newest + 1)  # (513, n), kept in _signal.frames
+        new_frames = self._signal.compute_frames(self._next_frame, newest + 1)  # ([C,] 513, n), kept in _signal.frames
         self._next_frame = newest + 1
-        shift_in(self._network_input[0, 0], self.front_end.warped_log_magnitude(np.abs(new_frames)))
+        mixture = new_frames if self.channels is None else new_frames.mean(axis=0)  # the downmix's STFT (STFT is linear)
+        shift_in(self._network_input[0, 0], self.front_end.warped_log_magnitude(np.abs(mixture)))
 
         probability = self._probabilities(self.queries)  # (queries' rows, 256, H)
         if self._fade_in is not None:  # crossfade to the new queries over this hop
@@ -227,6 +281,8 @@ class StreamingSeparator:
             probability = self._padded(probability) * (1 - ramp) + self._padded(new) * ramp
             self.queries, self._fade_in = self._fade_in, None
         masks = self.front_end.linear_masks(self._padded(probability), mode=self.options.mask)  # (_rows, 513, H)
+        if self.channels is not None:
+            masks = masks[:, None]  # (_rows, 1, 513, H): the same masks on every channel
 
         first = self._step * hop_frames  # the frames this step masks
         self._masked.append(apply_real_masks(self._signal.frames.slice(first, first + hop_frames), masks))
@@ -266,8 +322,8 @@ class StreamingSeparator:
         if end <= self._finished:  # the first hop of a short hop size finishes no sample yet
             return
         first = self.front_end.istft_first_frame(self._finished)
-        masked = self._masked.slice(first, self._masked.stop)  # (rows, 513, T)
-        self._output.append(self.front_end.istft_span(masked, first, self._finished, end))  # (rows, end - finished)
+        masked = self._masked.slice(first, self._masked.stop)  # (rows, [C,] 513, T)
+        self._output.append(self.front_end.istft_span(masked, first, self._finished, end))  # (rows, [C,] end - finished)
         self._finished = end
         self._masked.trim(self.front_end.istft_first_frame(end))
 
@@ -275,35 +331,36 @@ class StreamingSeparator:
 class LatencyAligner:
     """A separator's output aligned with its input, as a file of it is written: `align`
     drops the first `latency_samples` of the output; after the last input, `flush` streams
-    `latency_samples` of silence for the rest. In all, as many samples as went in."""
+    `latency_samples` of silence for the rest. In all, as many samples as went in. Outputs
+    are (rows, m) or (rows, m, C): time on axis 1."""
 
     def __init__(self, separator: StreamingSeparator):
         self.separator = separator
         self._skip = separator.latency_samples  # output samples still to drop
 
     def align(self, output: np.ndarray) -> np.ndarray:
-        """(..., m) output, in stream order -> its part aligned with the input (..., m or fewer)."""
-        skip = min(self._skip, output.shape[-1])
+        """(rows, m[, C]) output, in stream order -> its part aligned with the input (rows, m or fewer[, C])."""
+        skip = min(self._skip, output.shape[1])
         self._skip -= skip
-        return output[..., skip:]
+        return output[:, skip:]
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """`separator.process(block)`, aligned: (m,) -> (rows, m or fewer)."""
+        """`separator.process(block)`, aligned: (m[, C]) -> (rows, m or fewer[, C])."""
         return self.align(self.separator.process(block))
 
     def flush(self, block: int | None = None) -> Iterator[np.ndarray]:
-        """The aligned output still inside the separator after the last input, (rows, n)
+        """The aligned output still inside the separator after the last input, (rows, n[, C])
         pieces, by processing silence `block` samples at a time (default: all at once)."""
         left = self.separator.latency_samples
         block = block or left
         while left > 0:
             size = min(block, left)
-            yield self.align(self.separator.process(np.zeros(size, dtype=np.float32)))
+            yield self.align(self.separator.process(self.separator.silence(size)))
             left -= size
 
 
 def stream_file_aligned(separator: StreamingSeparator, blocks: Iterable[np.ndarray]) -> np.ndarray:
-    """Stream blocks through `separator` and return (rows, n) aligned with the input
+    """Stream blocks through `separator` and return (rows, n[, C]) aligned with the input
     (latency removed, same length): how a file streamed to a file is written."""
     aligner = LatencyAligner(separator)
     pieces = [aligner.process(block) for block in blocks]

@@ -34,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from clipsep_rt.errors import ClipsepError
+from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.dsp.metrics import separation_metrics
 
@@ -147,11 +147,13 @@ def make_eval_mixtures(index, split: str = "test", count: int = 100, seed: int =
     and `log` hears how many there are (a mixture is never repeated: repeats would shrink the
     SEM without adding evidence).
     """
+    if seed < 0:  # numpy's generators take none
+        raise OptionError("seed", f"must be 0 or more, got {seed}")
     rows = sorted((r for r in _read_index_rows(index) if r["split"] == split), key=lambda r: (r["audio"], r["labels"]))
     if len({r["labels"][0] for r in rows}) < 2:
         raise ClipsepError(f"split {split!r} needs clips of at least two labels to make mixtures, found {len(rows)} clips")
     if count < 1:
-        raise ClipsepError("count must be at least 1")
+        raise OptionError("count", f"must be at least 1, got {count}")
     partners = [[o for o in range(len(rows)) if rows[o]["labels"][0] != row["labels"][0]] for row in rows]
     available = sum(len(p) for p in partners)
     if available < count:

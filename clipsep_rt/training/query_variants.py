@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from clipsep_rt.dsp.metrics import energy_ratio_db, separation_metrics
 from clipsep_rt.errors import ClipsepError
@@ -24,7 +23,6 @@ from clipsep_rt.training.evaluate import (
     SAMPLE_RATE,
     EvalMixture,
     metric_cell,
-    label_parts,
     load_mixture,
     strict_json,
     summary_stats,

@@ -112,6 +112,13 @@ def check_encoder_fits(spec: str, dim: int, weights: str | Path | None = None) -
         )
 
 
+def has_image_tower(spec: str) -> bool:
+    """Whether the spec's encoder embeds images, without loading it or its weights file:
+    CLIP models do, MiniLM (a sentence encoder) does not."""
+    backend, _, _ = spec.strip().partition(":")
+    return backend == "open_clip"
+
+
 def default_templates_for(spec: str) -> tuple[str, ...]:
     """The prompt templates the spec's encoder uses by default, without loading it."""
     parsed = parse_encoder_spec(spec)

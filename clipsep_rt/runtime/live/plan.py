@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from clipsep_rt.errors import OptionError
 
 
+MAX_BUFFER_MS = 2000.0  # the playback buffer adds its size to the latency: seconds of it would be no live run
+
+
 def check_live_settings(block_ms: float, buffer_ms: float | None = None) -> None:
-    """OptionError for a block that is not positive or a negative playback buffer."""
+    """OptionError for a block that is not positive or a playback buffer outside 0..MAX_BUFFER_MS."""
     if not block_ms > 0:
         raise OptionError("block_ms", f"must be positive, got {block_ms}")
-    if buffer_ms is not None and buffer_ms < 0:
-        raise OptionError("buffer_ms", f"must be 0 or more, got {buffer_ms}")
+    if buffer_ms is not None and not 0 <= buffer_ms <= MAX_BUFFER_MS:
+        raise OptionError("buffer_ms", f"must be 0 to {MAX_BUFFER_MS:.0f} ms (it adds its size to the latency), "
+                                       f"got {buffer_ms:g}")
 
 
 @dataclass(frozen=True)

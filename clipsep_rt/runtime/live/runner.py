@@ -15,8 +15,12 @@ was when playback began), what the resamplers hold back (a running mean: soxr wo
 blocks, so this varies) and what PortAudio reports for the devices; on a JACK loopback it
 agrees with the measured delay within a device period or so.
 
-The recordings are written incrementally to temporary files that are moved into place when
-the run ends, also after Ctrl-C or SIGTERM (`stop_signals`).
+The recordings (`recording.Recording`) are written as the run goes, to temporaries moved into
+place when it ends, however it ends short of kill -9: Ctrl-C, SIGTERM or SIGHUP
+(`stop_signals`), a lost device, a failure of the worker or of this thread (they keep what
+was recorded up to it; the error is raised after). A recording whose disk fills up stops
+there, complete (`recording_failures`, a warning line): a run that plays goes on playing, a
+run that only records stops.
 
 Stopping: input is refused from then on, the worker finishes and the recordings are completed
 first, and only then are the devices stopped, within `DEVICE_STOP_TIMEOUT_S`: a sound server
@@ -32,20 +36,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from clipsep_rt.dsp.warp import MAG_EPS
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.audio_formats import AUDIO_OUTPUT_SUBTYPES
-from clipsep_rt.io.files import atomic_output
 from clipsep_rt.runtime.engines.protocol import PreparedQueries
 from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY, PlaybackBuffer, resampling_jitter
 from clipsep_rt.runtime.live.devices import find_audio_device, import_sounddevice
 from clipsep_rt.runtime.live.plan import LivePlan, check_live_settings
+from clipsep_rt.runtime.live.recording import Recording
 from clipsep_rt.runtime.live.status import (
     LiveSnapshot,
     PlaybackCounts,
@@ -76,9 +78,10 @@ class LiveRunner:
     the thread that calls `run`. query_names: shown in the status line (updated by
     `switch_queries`).
 
-    buffer_ms: the playback jitter buffer; default: twice a measured network step plus a
-    block (at most a hop plus two blocks), plus the resamplers' burstiness
-    (`resampling_jitter`, about 19 ms at 48 kHz). input_channels: channels opened and
+    buffer_ms: the playback jitter buffer (at most `plan.MAX_BUFFER_MS`); default: twice a
+    measured network step plus a block (at most a hop plus two blocks), plus the resamplers'
+    burstiness (`resampling_jitter`, about 19 ms at 48 kHz). buffer_setting: how the caller's
+    user sets it, for the warning that advises a larger one. input_channels: channels opened and
     averaged (default: up to 2). device_latency: PortAudio's latency setting ("low",
     "high" or seconds). resample_quality: soxr's. source_file: instead of an input device, a
     media file fed at real-time pace. record_input: also record the 16 kHz mono input the
@@ -105,6 +108,7 @@ class LiveRunner:
         resample_quality: str = RESAMPLE_QUALITY,
         query_names: list[str] | tuple[str, ...] = (),
         status_interval_s: float = 0.5,
+        buffer_setting: str = "buffer_ms",
     ):
         if not play and output_file is None:
             raise ClipsepError("live separation needs somewhere to go: play it (speakers) and/or record it to a file")
@@ -122,6 +126,7 @@ class LiveRunner:
         self.query_names = list(query_names)
         self.status_interval_s = status_interval_s
         self.device_latency = device_latency
+        self.buffer_setting = buffer_setting
         self._sd = import_sounddevice() if (play or self.source_file is None) else None
         self.plan = self._make_plan(input_device, output_device, input_channels, play, block_ms, buffer_ms,
                                     resample_quality)
@@ -138,6 +143,7 @@ class LiveRunner:
         self.interrupted = False
         self.stop_reason = ""
         self.written = False  # the recordings were completed and moved into place
+        self.recordings: list[Recording] = []
         self.device_unresponsive = False  # the devices did not stop within DEVICE_STOP_TIMEOUT_S
         self._init_threads()
 
@@ -176,12 +182,12 @@ class LiveRunner:
         self._feeder_stop = threading.Event()
         self._streams = DeviceStreams(self._sd, self.device_latency)
         self._threads: list[threading.Thread] = []
-        self._files: ExitStack | None = None
         self._notes: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._started_at: float | None = None
         self._closed = False
-        self._warnings = Warnings()
+        self._warnings = Warnings(self.buffer_setting)
         self._warned_counts = (0, 0, 0, 0)
+        self._failures_reported = 0
 
     # -- public ------------------------------------------------------------------------------
 
@@ -233,22 +239,24 @@ class LiveRunner:
                 parts.append(f"recording channels {len(names) + 1}-{channels} now silent")
         return f" ({'; '.join(parts)})" if parts else ""
 
+    @property
+    def recording_failures(self) -> list[str]:
+        """Why recordings stopped before the run did (the disk full...), one line each."""
+        return [recording.failure for recording in self.recordings if recording.failure]
+
     def start(self) -> None:
         """Open the files and the streams and start the worker (run() calls this if needed)."""
         if self._started_at is not None:
             return
-        files = ExitStack()
         try:
-            self.worker.record = self._open_recording(files, self.output_file, self.worker.record_channels)
-            self.worker.record_input = self._open_recording(files, self.record_input_file, 1)
+            self.worker.record = self._open_recording(self.output_file, self.worker.record_channels)
+            self.worker.record_input = self._open_recording(self.record_input_file, 1)
             worker = threading.Thread(target=self.worker.serve, args=(self._worker_stop,), name="clipsep-live-worker",
                                       daemon=True)
             worker.start()
             self._threads.append(worker)
-            self._files = files
             self._open_streams()
         except BaseException:
-            self._files = files
             self._close(failed=sys.exc_info()[1])
             raise
         self._started_at = time.monotonic()
@@ -291,6 +299,9 @@ class LiveRunner:
                 if not self._streams.active:
                     self.stop_reason = "the input stream stopped (device lost?)"
                     break
+                if self.worker.playback is None and all(recording.failure for recording in self.recordings):
+                    self.stop_reason = "the recording stopped"  # nothing is played: nothing left to do
+                    break
                 self._emit_notes()
                 if time.monotonic() >= next_status:
                     self._report(status_line(self.snapshot()))
@@ -307,7 +318,7 @@ class LiveRunner:
         worker, stats, plan, playback = self.worker, self.separator.stats, self.plan, self.worker.playback
         return LiveSnapshot(
             rate=self.rate, consumed=worker.consumed, latency=self.latency, query_names=tuple(self.query_names),
-            rtf_recent_p50=recent_rtf_p50(self.separator), step_p50_ms=stats.percentile_ms(50),
+            rtf_recent_p50=stats.recent_rtf_p50(), step_p50_ms=stats.percentile_ms(50),
             step_p99_ms=stats.percentile_ms(99), overruns=stats.overruns, drops=worker.drops,
             dropped_samples=worker.dropped_samples,
             playback=None if playback is None else PlaybackCounts(
@@ -315,6 +326,7 @@ class LiveRunner:
             input_overflows=self.input_overflows, output_underflows=self.output_underflows,
             stop_reason=self.stop_reason, interrupted=self.interrupted,
             written_file=self.output_file if self.written else None,
+            recording_failures=tuple(self.recording_failures),
             input_device=self.input_device[1] if self.input_device else str(self.source_file),
             input_rate=plan.input_rate, input_channels=plan.input_channels,
             output_device=self.output_device[1] if self.output_device else None, output_rate=plan.output_rate,
@@ -333,13 +345,13 @@ class LiveRunner:
 
     # -- streams -----------------------------------------------------------------------------
 
-    def _open_recording(self, files: ExitStack, path: Path | None, channels: int):
+    def _open_recording(self, path: Path | None, channels: int) -> Recording | None:
         if path is None:
             return None
-        temp = files.enter_context(atomic_output(path, self.overwrite))
-        subtype = AUDIO_OUTPUT_SUBTYPES[path.suffix.lower()]
-        return files.enter_context(sf.SoundFile(temp, "w", samplerate=self.rate, channels=channels, subtype=subtype,
-                                                format=path.suffix[1:].upper()))
+        recording = Recording(path, self.rate, channels, overwrite=self.overwrite,
+                              tail_samples=self.separator.latency_samples)
+        self.recordings.append(recording)
+        return recording
 
     def _open_streams(self) -> None:
         if self.output_device is not None:
@@ -407,9 +419,8 @@ class LiveRunner:
     # -- stopping ----------------------------------------------------------------------------
 
     def _close(self, failed: BaseException | None = None) -> None:
-        """Refuse further input, let the worker finish, complete (or on failure discard) the
-        files, then stop the devices (bounded: see the module docstring). Raises the worker's
-        error, if it had one."""
+        """Refuse further input, let the worker finish, complete the recordings, then stop the
+        devices (bounded: see the module docstring). Raises the worker's error, if it had one."""
         if self._closed:
             return
         self._closed = True
@@ -425,18 +436,19 @@ class LiveRunner:
             self._stop_devices()
 
     def _finish_files(self, failed: BaseException | None) -> None:
+        """Complete the recordings: with the separator's tail after a clean stop; after a
+        failure, as they are (a recording that holds nothing yet is removed). Raises the
+        worker's error, if it had one."""
         error = failed or self.worker.error
         if error is None:
             try:
                 self.worker.finish()
             except BaseException as exc:
                 error = exc
-        if self._files is not None:
-            if error is None:
-                self._files.close()
-                self.written = self.output_file is not None or self.record_input_file is not None
-            else:
-                self._files.__exit__(type(error), error, error.__traceback__)
+        kept = [r for r in self.recordings if r.close(keep=error is None or r.frames > 0)]
+        self.written = bool(kept)
+        if error is not None and kept:
+            self._report("kept what was recorded before the failure: " + ", ".join(f"{r.path} ({r.seconds:.1f} s)" for r in kept))
         if failed is None and error is not None:
             raise error
 
@@ -453,6 +465,10 @@ class LiveRunner:
                 self._report(self._notes.get_nowait())
             except queue.Empty:
                 break
+        failures = self.recording_failures
+        for failure in failures[self._failures_reported :]:
+            self._report(f"warning: {failure}" + ("; the audio goes on playing" if self.worker.playback else ""))
+        self._failures_reported = len(failures)
         playback = self.worker.playback
         counts = (self.worker.drops, playback.underflows if playback is not None else 0, self.input_overflows,
                   self.output_underflows)
@@ -467,22 +483,15 @@ class LiveRunner:
 
 
 def measure_step(separator: StreamingSeparator, repeats: int = 5) -> float:
-    """Time one network call on a silent window, after a warm-up call (which also builds CUDA
-    graphs or compiled kernels): the second slowest of `repeats` calls, in seconds."""
+    """Time one network call on a silent window, after the stream's warm-up call (it builds
+    CUDA graphs or compiles the shape; timed as start-up, `StreamingSeparator.warm_up`): the
+    second slowest of `repeats` calls, in seconds."""
+    separator.warm_up()
     spectral, engine = separator.spectral, separator.engine
     window = np.full((1, 1, spectral.log_freq_bins, spectral.window_frames), np.log(MAG_EPS), np.float32)
     times = []
-    for _ in range(repeats + 1):
+    for _ in range(repeats):
         started = time.perf_counter()
         engine.probabilities(window, separator.queries)  # returns when the masks are in host memory
         times.append(time.perf_counter() - started)
-    return sorted(times[1:])[-2] if repeats > 1 else times[-1]
-
-
-def recent_rtf_p50(separator: StreamingSeparator, recent: int = 64) -> float:
-    """Median network step time over the hop it covers, for the last `recent` steps."""
-    steps = separator.stats.steps[-recent:]
-    if not steps:
-        return 0.0
-    hop_s = separator.hop_samples / separator.spectral.sample_rate
-    return float(np.median([s.compute_s for s in steps])) / hop_s
+    return sorted(times)[-2] if repeats > 1 else times[-1]

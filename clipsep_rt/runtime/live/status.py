@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clipsep_rt.runtime.live.plan import MAX_BUFFER_MS
+
 if TYPE_CHECKING:
     from clipsep_rt.runtime.stream_stats import StreamSummary
 
@@ -43,6 +45,7 @@ class LiveSnapshot:
     stop_reason: str = ""
     interrupted: bool = False
     written_file: Path | None = None  # the recording, once completed
+    recording_failures: tuple[str, ...] = ()  # why recordings stopped early (the disk full), one line each
     # for the statistics only
     input_device: str = ""  # the device's name, or the source file
     input_rate: int = 0
@@ -87,14 +90,18 @@ def summary_line(snap: LiveSnapshot) -> str:
         text += f", {snap.playback.underflows} playback underflows"
     if snap.written_file is not None:
         text += f"; wrote {snap.written_file}"
+    if snap.recording_failures:
+        text += " (incomplete: the recording stopped early, see above)"
     return text
 
 
 class Warnings:
     """Warning lines for what went wrong since the last call: drops, playback and device
-    underflows, device overflows."""
+    underflows, device overflows. `buffer_setting`: how the user sizes the playback buffer
+    (the CLI's --buffer-ms), named in the advice after an underflow."""
 
-    def __init__(self):
+    def __init__(self, buffer_setting: str = "buffer_ms"):
+        self.buffer_setting = buffer_setting
         self._seen = {"drops": 0, "dropped": 0, "underflows": 0, "input_overflows": 0, "output_underflows": 0}
 
     def new(self, snap: LiveSnapshot) -> list[str]:
@@ -109,9 +116,12 @@ class Warnings:
             seen["drops"], seen["dropped"] = snap.drops, snap.dropped_samples
         playback = snap.playback
         if playback is not None and playback.underflows > seen["underflows"]:
+            buffer_ms = snap.latency.get("buffer_ms", 0.0)
+            larger = min(MAX_BUFFER_MS, max(2 * buffer_ms, buffer_ms + 20))
             lines.append(
                 f"warning: playback ran dry {playback.underflows - seen['underflows']} time(s), "
-                f"{playback.underflows} in all (silence played; a larger buffer_ms avoids it)"
+                f"{playback.underflows} in all (silence played): the playback buffer holds {buffer_ms:.0f} ms; "
+                f"a larger {self.buffer_setting} (say {larger:.0f}) avoids it, at that much more latency"
             )
             seen["underflows"] = playback.underflows
         for key, what in (("input_overflows", "the input device lost audio (overflow)"),
@@ -154,5 +164,6 @@ def live_summary(snap: LiveSnapshot, stream: StreamSummary) -> dict:
         "device_input_overflows": snap.input_overflows,
         "device_output_underflows": snap.output_underflows,
         "interrupted": snap.interrupted,
+        "recording_failures": list(snap.recording_failures),  # the recording stopped early (the disk full)
         "queries": list(snap.query_names),
     }

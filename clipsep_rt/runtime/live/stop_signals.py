@@ -1,6 +1,7 @@
-"""Stopping a live run with a signal: Ctrl-C (SIGINT) and SIGTERM end it cleanly.
+"""Stopping a live run with a signal: Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal or
+SSH session closed) end it cleanly.
 
-While `StopSignals.caught()` is active on the main thread, SIGINT and SIGTERM do not raise:
+While `StopSignals.caught()` is active on the main thread, these signals do not raise:
 they set `event`, which the runner's loop watches, so the run stops at its next check and
 its files are finished. A signal repeated while the files are finished changes nothing: an
 impatient second Ctrl-C, or `timeout`, which signals the process and then its process group
@@ -23,12 +24,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}  # signal -> stop reason
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}  # -> stop reason
 
 
 class StopSignals:
-    """SIGINT / SIGTERM as a stop request: `event` is set, `reason` is the first one's
-    ("interrupted" or "terminated"), `count` how many arrived."""
+    """SIGINT / SIGTERM / SIGHUP as a stop request: `event` is set, `reason` is the first one's
+    ("interrupted", "terminated" or "hung up"), `count` how many arrived."""
 
     def __init__(self):
         self.event = threading.Event()
