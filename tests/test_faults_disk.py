@@ -12,6 +12,7 @@ nothing bad (NaN/Inf, a partial file) is ever written under an output's name.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import signal
 import subprocess
@@ -140,13 +141,34 @@ def test_every_os_error_while_writing_audio_is_one_line_in_words(tmp_path, monke
     def failing_write(descriptor, data):
         raise OSError(number, "as the OS says it")
 
-    monkeypatch.setattr(audio_writer.os, "write", failing_write)
+    monkeypatch.setattr(audio_writer, "_write", failing_write)
     path = tmp_path / "out.wav"
     with pytest.raises(ClipsepError) as raised:
         write_audio_atomic(path, np.zeros(48000, np.float32), 48000)
     assert str(raised.value) == expected.format(path=path, folder=tmp_path)
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == [], "the temporary was left"
+
+
+def test_an_interrupt_inside_libsndfiles_write_callback_stops_the_write(tmp_path, monkeypatch, capfd):
+    """Review of row 7: Ctrl-C or SIGTERM while libsndfile writes: the signal handler raises
+    inside the writer's callback (called through cffi), where it was printed as "From cffi
+    callback ... Traceback" and dropped, so the run went on. It comes out of `AudioWriter.write`
+    and `write_audio_atomic` as the KeyboardInterrupt it is, leaving no temporary."""
+
+    def interrupted_write(descriptor, data):
+        if len(data) > 1000:  # the samples, not the header
+            raise KeyboardInterrupt
+        return os.write(descriptor, data)
+
+    monkeypatch.setattr(audio_writer, "_write", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        write_audio_atomic(tmp_path / "out.wav", np.zeros(48000, np.float32), 48000)
+    assert list(tmp_path.iterdir()) == [], "the temporary was left"
+    with audio_writer.AudioWriter(tmp_path / "direct.wav", 48000, 1, "FLOAT", "WAV") as writer:
+        with pytest.raises(KeyboardInterrupt):
+            writer.write(np.zeros(48000, np.float32))
+    assert "cffi" not in capfd.readouterr().err
 
 
 def test_nan_output_is_never_written_and_the_run_fails_naming_the_file(files, monkeypatch, capsys):

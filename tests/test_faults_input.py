@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from clipsep_rt.api import Separator
 from clipsep_rt.cli import main
 from clipsep_rt.errors import OptionError
 from clipsep_rt.io.media import load_audio
+from clipsep_rt.io.native_stderr import native_stderr_silenced
 from clipsep_rt.jobs.results import MANIFEST_NAME
 
 EXE = Path(sys.executable).with_name("clipsep-rt")
@@ -103,6 +105,38 @@ def test_an_mp3_cut_short_gives_the_frames_it_holds(tmp_path):
     decoded = load_audio(cut, 44100, min_samples=1).samples
     assert sf.info(cut).frames == 5 * 44100  # what the header promises
     assert 0 < len(decoded) < 0.4 * 5 * 44100
+
+
+def test_stderr_is_not_silenced_while_an_mp3_is_decoded(tmp_path, monkeypatch, capfd):
+    """Review of the corrupt-input fix: file descriptor 2 went to /dev/null around every MP3
+    block read, so what other threads printed meanwhile (a live run's status, a warning, a
+    traceback) was lost. Only the opening of a file is silenced now."""
+    path = tmp_path / "noise.mp3"
+    sf.write(path, noise(3, 44100), 44100, format="MP3")
+    read = sf.SoundFile.read
+
+    def read_beside_a_thread_that_prints(self, *args, **kwargs):
+        os.write(2, b"printed meanwhile\n")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", read_beside_a_thread_that_prints)
+    assert len(load_audio(path, 44100, min_samples=1).samples) > 0
+    assert "printed meanwhile" in capfd.readouterr().err
+
+
+def test_a_stop_signal_waits_until_stderr_is_back(capfd):
+    """Review of the corrupt-input fix: a SIGINT while file descriptor 2 was on /dev/null
+    raised KeyboardInterrupt there, in the middle of the switch; it now waits until stderr
+    is restored, and comes then."""
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with native_stderr_silenced():
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            os.write(2, b"silenced\n")
+            finished = True
+    os.write(2, b"restored\n")
+    assert finished, "the interrupt came while stderr was silenced"
+    assert capfd.readouterr().err == "restored\n"
 
 
 # -- row 7: SIGTERM during --ray local ------------------------------------------------------

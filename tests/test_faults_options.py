@@ -20,7 +20,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from clipsep_rt.cli import main
 from clipsep_rt.config import ModelConfig
-from clipsep_rt.errors import OptionError
+from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.model import CLIPSepSeparator, checkpoint_from_model, save_checkpoint
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "dog_guitar"
@@ -275,3 +275,18 @@ def test_export_without_clip_weights_is_refused_before_any_work(tiny, capsys, mo
     assert main(["export", str(tiny / "tiny.safetensors"), "-o", str(tiny / "eng"), "--no-text-encoder"]) == 2
     assert "export failed half-way" in one_error_line(capsys)
     assert not (tiny / "eng").exists(), "a failed export left a folder without a manifest"
+
+
+def test_image_queries_through_an_engine_folders_text_tower_are_refused_before_it_loads(tmp_path):
+    """Row 16, engine folders: an engine folder exported from a CLIP model runs its exported text
+    tower (a prebuilt factory under a CLIP spec); an image query loaded that tower (seconds) and
+    only then found it had no image tower. Refused first, the tower never built."""
+    from clipsep_rt.query.embedder import QueryEmbedder
+
+    def tower():
+        raise AssertionError("the text tower must not be built for an image query")
+
+    embedder = QueryEmbedder("open_clip:ViT-B-32/openai", factory=tower, encoder_id="exported CLIP text tower")
+    with pytest.raises(ClipsepError, match="embeds texts only: image queries need a model trained with a CLIP encoder"):
+        embedder.embed_images([tmp_path / "red.png"])
+    assert not embedder.loaded

@@ -107,6 +107,13 @@ def test_warnings_report_only_what_is_new():
     ]
 
 
+def test_the_underflow_advice_at_the_largest_buffer_does_not_ask_for_more():
+    at_most = _snapshot(latency={**LATENCY, "buffer_ms": 2000.0}, playback=PlaybackCounts(underflows=1))
+    (line,) = Warnings("--buffer-ms").new(at_most)
+    assert line.endswith("the playback buffer holds 2000 ms; --buffer-ms is at its largest: the machine cannot keep "
+                         "up (try a faster backend or a preset with longer hops)"), line
+
+
 def test_live_summary_puts_the_live_columns_around_the_stream_summary():
     snap = _snapshot(playback=PlaybackCounts(underflows=1, underflow_samples=480, late_samples=96, trimmed_samples=0),
                      interrupted=True)

@@ -23,6 +23,7 @@ from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import output_error
 
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # the subtypes that hold samples beyond [-1, 1]
+_write = os.write  # what the file object writes with (a name of this module's, for the tests to replace)
 
 
 class AudioWriter:
@@ -90,44 +91,60 @@ class AudioWriter:
 
     @contextmanager
     def _reporting_os_errors(self) -> Iterator[None]:
-        """Raise the kept OS error when the body ends, in place of what soundfile made of it
-        (LibsndfileError "System error.", or its assertion on the frames written); an interrupt
-        (KeyboardInterrupt) goes on as it is."""
+        """Raise what the callbacks kept when the body ends, in place of what soundfile made of it
+        (LibsndfileError "System error.", or its assertion on the frames written): an interrupt
+        raised inside them first, then the OS error."""
         try:
             yield
-        except Exception:
+        except BaseException:
             self._raise_kept_error()
             raise
         self._raise_kept_error()
 
     def _raise_kept_error(self) -> None:
+        interrupt, self._file.interrupt = self._file.interrupt, None  # raised once: closing after it may write
+        if interrupt is not None:
+            raise interrupt from None
         if self._file.error is not None:
             raise output_error(self.shown_as, self._file.error) from None
 
 
 class _KeptErrorFile:
     """The file object libsndfile writes through (write, seek, tell: it reads nothing in write
-    mode): plain descriptor I/O that keeps the first OS error, and reports a short write to
-    libsndfile, instead of raising inside its callback (where cffi would print and drop it)."""
+    mode): plain descriptor I/O that keeps what it raises, and reports a short write (or a
+    position of -1) to libsndfile, instead of raising inside its callback, where cffi would
+    print it and drop it: the first OS error, and the first anything else (the KeyboardInterrupt
+    or Terminated that a signal handler raises there), which stops the writing."""
 
     def __init__(self, descriptor: int):
         self.descriptor: int | None = descriptor
         self.error: OSError | None = None
+        self.interrupt: BaseException | None = None
 
     def write(self, data: bytes) -> int:
         view, done = memoryview(data), 0
         try:
-            while done < len(view):
-                done += os.write(self.descriptor, view[done:])
-        except OSError as exc:
-            self.error = self.error or exc
+            while done < len(view) and self.interrupt is None:
+                done += _write(self.descriptor, view[done:])
+        except BaseException as exc:
+            self._keep(exc)
         return done
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return os.lseek(self.descriptor, offset, whence)
+        try:
+            return os.lseek(self.descriptor, offset, whence)
+        except BaseException as exc:
+            self._keep(exc)
+            return -1
 
     def tell(self) -> int:
-        return os.lseek(self.descriptor, 0, os.SEEK_CUR)
+        return self.seek(0, os.SEEK_CUR)
+
+    def _keep(self, exc: BaseException) -> None:
+        if isinstance(exc, OSError):
+            self.error = self.error or exc
+        else:
+            self.interrupt = self.interrupt or exc
 
     @property
     def closed(self) -> bool:

@@ -23,7 +23,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain
@@ -197,12 +197,10 @@ def _check_readable(path: Path) -> None:
 def _soundfile_blocks(path: Path, sound_file: sf.SoundFile) -> Iterator[np.ndarray]:
     """The frames libsndfile decodes, as many as there are: not `SoundFile.blocks`, which yields
     as many as the header counts, repeating its last block's buffer where the file ends early
-    (an MP3 cut short). MP3 reads are quiet on stderr (mpg123's notes of a resync)."""
-    quiet = native_stderr_silenced if sound_file.format == "MP3" else nullcontext
+    (an MP3 cut short)."""
     while True:
         try:
-            with quiet():
-                block = sound_file.read(_DECODE_FRAMES, dtype="float32", always_2d=True)
+            block = sound_file.read(_DECODE_FRAMES, dtype="float32", always_2d=True)
         except sf.LibsndfileError as exc:
             raise _undecodable(path, exc) from exc
         if not len(block):

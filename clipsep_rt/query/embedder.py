@@ -102,9 +102,11 @@ class QueryEmbedder:
 
     def embed_images(self, paths: Sequence[str | Path], dim: int | None = None) -> np.ndarray:
         """(Q,) image files -> (Q, D) float32 CLIP image embeddings (CLIPSep trains with these)."""
-        if not has_image_tower(self.spec):  # said before the encoder loads (seconds) to find out
+        # said before the encoder loads (seconds) to find out; a prebuilt factory is an exported text tower
+        if not self._builds_from_spec or not has_image_tower(self.spec):
             raise ClipsepError(f"query encoder {self.encoder_id} embeds texts only: image queries need a model trained "
-                               "with a CLIP encoder (or give query vectors)")
+                               "with a CLIP encoder, run from its checkpoint rather than an engine folder's text "
+                               "encoder (or give query vectors)")
         self.check_fits(dim)
         with self._lock:
             return embed_images([Path(p) for p in paths], self.load, self.encoder_id, self.cache, dim)

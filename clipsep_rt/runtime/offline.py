@@ -35,11 +35,12 @@ from clipsep_rt.dsp.windowing import crossfade_weights, window_starts
 # Windows per network call when not given: 4 is near the best in the CPU benchmark; 16 on CUDA
 # is not yet measured (no GPU run so far), only chosen to fill a GPU better than 4.
 CPU_BATCH, CUDA_BATCH = 4, 16
-# The most windows per network call: the memory budget of a call. Memory grows with the
-# windows per call (the network's activations and the frames they span), never with the
-# file: the bundled model on onnxruntime (CPU) peaked at 0.23 GB with 4 windows a call and
-# 1.0 GB with 64 on a 5-minute file (about 13 MB a window; a wider model needs more).
-MAX_BATCH_WINDOWS = 64
+# The most windows per network call: the memory budget of a call. Measured with the whole
+# `clipsep-rt` process (benchmarks/batch_memory.py, bundled model, onnxruntime, CPU): peak
+# 0.59 GB with 4 windows a call and 1.12 GB with 16, the same for 5- and 15-minute files;
+# with 64 it was 2.5 GB at 5 minutes and 4.1 GB at 15 (the allocators' reuse breaks down),
+# so 16 is the bound at which memory was measured flat in the file's length.
+MAX_BATCH_WINDOWS = 16
 # Input blocks up to this many samples fit the preallocated buffers (the file jobs decode
 # 65,536 at a time); a larger one grows them once.
 BLOCK_ROOM_SAMPLES = 1 << 16

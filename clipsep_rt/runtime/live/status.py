@@ -118,10 +118,13 @@ class Warnings:
         if playback is not None and playback.underflows > seen["underflows"]:
             buffer_ms = snap.latency.get("buffer_ms", 0.0)
             larger = min(MAX_BUFFER_MS, max(2 * buffer_ms, buffer_ms + 20))
+            advice = (f"a larger {self.buffer_setting} (say {larger:.0f}) avoids it, at that much more latency"
+                      if larger > buffer_ms else
+                      f"{self.buffer_setting} is at its largest: the machine cannot keep up (try a faster "
+                      "backend or a preset with longer hops)")
             lines.append(
                 f"warning: playback ran dry {playback.underflows - seen['underflows']} time(s), "
-                f"{playback.underflows} in all (silence played): the playback buffer holds {buffer_ms:.0f} ms; "
-                f"a larger {self.buffer_setting} (say {larger:.0f}) avoids it, at that much more latency"
+                f"{playback.underflows} in all (silence played): the playback buffer holds {buffer_ms:.0f} ms; {advice}"
             )
             seen["underflows"] = playback.underflows
         for key, what in (("input_overflows", "the input device lost audio (overflow)"),
