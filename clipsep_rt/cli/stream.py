@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from clipsep_rt.cli.common import EXIT_FAILURES, say, say_error
@@ -68,12 +69,19 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
     source, destination = Path(specs[0]), files[0]
     if destination.resolve() == source.resolve():
         raise ClipsepError(f"{destination}: output would overwrite its input")
+    earlier = args.overwrite and os.path.lexists(destination)  # kept until the stream is complete
     try:
         out_rate = stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite,
                                sample_rate=args.sample_rate)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a file streamed to a file is written whole or not at all
+        started = separator.stats.startup_s is not None  # the stream warms up, then claims its output
+        if started:
+            what = (f"its unfinished output was removed, and the earlier {destination} is left as it was" if earlier
+                    else f"its unfinished output {destination} was removed")
+        else:
+            what = f"the earlier {destination} is left as it was" if earlier else f"nothing was written to {destination}"
         stats = f", and no statistics were written to {args.stats}" if args.stats else ""
-        say(f"stopped while streaming {source}: its unfinished output {destination} was removed{stats}")
+        say(f"stopped while streaming {source}: {what}{stats}")
         raise
     if not args.quiet:
         stats = separator.stats
@@ -99,9 +107,10 @@ def _run_live(args: argparse.Namespace, session, separator, source: Path | None,
     from clipsep_rt.runtime.live.runner import LiveRunner
     from clipsep_rt.runtime.live.stdin import read_queries_from_stdin
 
+    tell, complain = _until_hung_up(say), _until_hung_up(say_error)
     runner = LiveRunner(  # settings and devices are checked here, before the encoder's seconds of loading
         separator, input_device=args.input_device, output_device=args.output_device, output_file=record, play=play,
-        status=None if args.quiet else say, source_file=source, overwrite=args.overwrite,
+        status=None if args.quiet else tell, source_file=source, overwrite=args.overwrite,
         query_names=session.queries.names, buffer_ms=args.buffer_ms, buffer_setting="--buffer-ms",
     )
     _load_query_encoder(session.separator, args.quiet)  # queries are typed live: not on the first switch
@@ -114,23 +123,39 @@ def _run_live(args: argparse.Namespace, session, separator, source: Path | None,
         if (current := live_runner()) is not None:
             current.switch_queries(queries.for_streaming(), names)
             if not args.quiet:
-                say(f"switching to {'; '.join(names)} (embedded in {1000 * (time.perf_counter() - started):.0f} ms): "
+                tell(f"switching to {'; '.join(names)} (embedded in {1000 * (time.perf_counter() - started):.0f} ms): "
                     "the next hop crossfades to it")
 
     if not args.quiet:
         say("type a new query and Enter to switch; Ctrl-C stops")
-    read_queries_from_stdin(switch, on_error=say_error)
+    read_queries_from_stdin(switch, on_error=complain)
     runner.run()
-    for failure in runner.recording_failures:  # the recording is kept, shorter than the run
-        say_error(failure)
-    if args.stats:
+    if args.stats:  # first: the lines below may go nowhere (a hung-up terminal)
         runner.write_stats(args.stats)
+    for failure in runner.recording_failures:  # the recording is kept, shorter than the run
+        complain(failure)
     status = EXIT_FAILURES if runner.recording_failures else 0
     if runner.device_unresponsive:  # the recordings are complete; PortAudio's exit handler would wait on the device
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def _until_hung_up(write: Callable[[str], None]) -> Callable[[str], None]:
+    """`write` (a line to stderr) for a live run, which outlives its terminal: once a write
+    fails (EIO after a hang-up), stderr goes to /dev/null, so the run still completes its
+    files and --stats and exits as it would (Python flushes stderr at exit)."""
+
+    def guarded(line: str) -> None:
+        try:
+            write(line)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stderr.fileno())
+            os.close(devnull)
+
+    return guarded
 
 
 def _load_query_encoder(separator, quiet: bool) -> None:

@@ -44,6 +44,15 @@ class OutputClaimed(ClipsepError):
     has one writer, and a second one is refused before it does its work."""
 
 
+class OutputExists(OutputClaimed):
+    """The output exists and overwriting is off. A caller that saw it missing (a batch plans
+    before it writes) learns that another process wrote it meanwhile: an `OutputClaimed`."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path}: output already exists (allow overwriting to replace it)")
+        self.path = path
+
+
 def output_error(path: str | os.PathLike, error: OSError, folder: bool = False) -> ClipsepError:
     """The one-line error of `error`, raised while writing `path` (a file, or with `folder` a
     folder being made): what happened in words, naming the folder when the folder is at fault."""
@@ -80,16 +89,15 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     """Yield a temporary path beside `path` (same extension); move it onto `path` on success.
 
     The temporary file is removed if the body raises (KeyboardInterrupt included), and stale
-    temporaries of `path` left by killed writers are removed first. Refuses (ClipsepError) an existing
-    `path` unless `overwrite`; the check runs before and again just before the final move.
+    temporaries of `path` left by killed writers are removed first. Refuses (`OutputExists`) an
+    existing `path` unless `overwrite`; the check runs with the claim and again just before the final move.
     Without `overwrite` a path has one writer at a time: `OutputClaimed` if another process is
-    writing it, or wrote it since the first check. An OS error of the body that only writing
+    writing it (`OutputExists`, one of those, when it exists). An OS error of the body that only writing
     raises (disk full...), or one about the temporary, becomes `output_error`.
     """
     path = Path(path)
     if path.is_dir():
         raise ClipsepError(f"{path}: output path is a directory")
-    _refuse_existing(path, overwrite)
     temp, lock = _claim(path, overwrite)
     try:
         yield temp
@@ -117,13 +125,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 def _claim(path: Path, overwrite: bool) -> tuple[Path, int]:
     """Remove stale temporaries of `path` and make a new, locked one: (its path, the descriptor
     holding its lock). Claims in one folder take turns (a lock on the folder), so two processes
-    cannot both miss each other's temporary; without `overwrite`, another live one is refused."""
+    cannot both miss each other's temporary; without `overwrite`, an existing `path` is refused
+    (`OutputExists`), and so is another live temporary (`OutputClaimed`)."""
     with _folder_lock(path.parent):
+        _refuse_existing(path, overwrite)
         _, live = _sweep_temporaries(path)
         if live and not overwrite:
             raise OutputClaimed(f"{path}: another process is writing it; left to that process")
-        if not overwrite and os.path.lexists(path):
-            raise OutputClaimed(f"{path}: another process wrote it meanwhile; kept")
         return _locked_temporary(path)
 
 
@@ -193,7 +201,7 @@ def _locked_temporary(path: Path) -> tuple[Path, int]:
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if not overwrite and os.path.lexists(path):
-        raise ClipsepError(f"{path}: output already exists (allow overwriting to replace it)")
+        raise OutputExists(path)
 
 
 def _umask() -> int:

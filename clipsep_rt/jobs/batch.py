@@ -17,7 +17,6 @@ leaves nothing behind and the interrupt propagates.
 
 from __future__ import annotations
 
-import glob
 import os
 import resource
 import tempfile
@@ -35,7 +34,7 @@ from clipsep_rt.api import Queries, Separator
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.audio_formats import AUDIO_OUTPUT_SUBTYPES
 from clipsep_rt.io.audio_writer import AudioWriter
-from clipsep_rt.io.files import OutputClaimed, atomic_output, make_output_folder
+from clipsep_rt.io.files import OutputClaimed, OutputExists, atomic_output, make_output_folder
 from clipsep_rt.io.media import SourceInfo, iter_audio_blocks, probe, write_video_with_audio_atomic
 from clipsep_rt.io.resample import OutputRateConverter
 from clipsep_rt.jobs.outputs import OutputOptions, OutputTarget, output_path, output_targets, union_rows
@@ -116,13 +115,10 @@ class BatchJob:
         return any({path.resolve() for _, path in self.planned(source, base, as_video)} <= have
                    for as_video in {False, self.options.video})
 
-    def temporaries(self, base: Path) -> list[str]:
-        """Glob patterns of the temporary files a writer of `base`'s outputs leaves when it is killed."""
-        if self.output_file is not None:
-            folder, stem = self.output_file.parent, self.output_file.stem
-            return [os.path.join(glob.escape(str(folder)), f".{glob.escape(stem)}.*.tmp*")]
-        folder = glob.escape(str(self.out_dir / base.parent))  # atomic_output's names: .{base}_{target}.{hex}.tmp{ext}
-        return [os.path.join(folder, f".{glob.escape(base.name)}_*.tmp*")]
+    def possible_outputs(self, source: Path, base: Path) -> set[Path]:
+        """Every output a writer of `source` may write: its audio outputs, and its video ones
+        when the job keeps video (whether `source` is a video is not asked: it may be gone)."""
+        return {path for as_video in {False, self.options.video} for _, path in self.planned(source, base, as_video)}
 
 
 def failure_message(source: Path, error: Exception) -> str:
@@ -186,7 +182,9 @@ def _separate(separator: Separator, queries: Queries, job: BatchJob, source: Pat
         peak, result.audio_seconds = _write_outputs(separator, queries, job, source, info, todo, as_video, progress,
                                                     result.warnings.append)
     except OutputClaimed as claimed_elsewhere:  # a concurrent run of the same job: its work, not this run's
-        result.warnings.append(f"{source}: {claimed_elsewhere}")
+        why = (f"{claimed_elsewhere.path}: another process wrote it meanwhile; kept"  # it was missing when planned
+               if isinstance(claimed_elsewhere, OutputExists) else claimed_elsewhere)
+        result.warnings.append(f"{source}: {why}")
         result.left_to_another = True
         return
     result.outputs = [os.path.abspath(path) for _, path in planned]

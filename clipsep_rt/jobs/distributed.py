@@ -21,7 +21,6 @@ on its own device. Nothing is printed: warnings and errors go to `log`.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import logging
 import math
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from clipsep_rt.api import PipelineSpec, Separator
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.io.files import remove_stale_temporaries
 from clipsep_rt.jobs.batch import BatchJob, separate_file
 from clipsep_rt.jobs.results import FileResult
 from clipsep_rt.jobs.run import BatchPlan, BatchReport, FileTask, Log
@@ -214,7 +214,7 @@ class _Pool:
         self.idle: list = []
         self.pids: dict = {}  # actor -> its process id, for the workers on this machine
         self.start_deaths = 0  # workers that died before they were ready, since the last one was
-        self.died_bases: set[Path] = set()  # inputs whose worker died: their partial temp files are removed at the end
+        self.died: list[_Item] = []  # inputs whose worker died: their partial temporaries are removed at the end
         self.claims = {base: dict(outputs) for base, outputs in plan.taken.items()}  # base -> outputs named -> input
         for _ in range(size):
             self._start_worker()
@@ -281,7 +281,7 @@ class _Pool:
         """Replace the dead worker; requeue its file, or fail it after max_retries retries."""
         self.ray.kill(actor, no_restart=True)
         self._start_worker()
-        self.died_bases.add(item.base)
+        self.died.append(item)
         reason = _first_line(error)
         source = item.task.source.resolve()
         if item.attempts <= self.cluster.max_retries:
@@ -293,7 +293,8 @@ class _Pool:
                                              f"separating it (last: {reason})")
 
     def close(self) -> None:
-        """Stop every worker, then remove the partial temporary outputs dead workers left.
+        """Stop every worker, then remove the partial temporary outputs dead workers left: those
+        of the outputs of their inputs that no live process holds (`remove_stale_temporaries`).
 
         The workers still separating (the job was interrupted) are ended and waited for
         first, so that none writes a temporary after the clean-up: those on this machine by
@@ -307,12 +308,11 @@ class _Pool:
         _end_processes([self.pids[actor] for actor in busy if actor in self.pids])
         elsewhere = [ref for ref, (actor, _) in self.running.items() if actor not in self.pids]
         if elsewhere:
-            self.ray.wait(elsewhere, num_returns=len(elsewhere), timeout=STOP_WAIT_S)
-        interrupted = {item.base for _, item in self.running.values()}
-        for base in self.died_bases | interrupted:
-            for pattern in self.job.temporaries(base):
-                for path in glob.glob(pattern):
-                    Path(path).unlink(missing_ok=True)
+            with suppress(Exception):  # Ray's services may be gone already: their workers with them
+                self.ray.wait(elsewhere, num_returns=len(elsewhere), timeout=STOP_WAIT_S)
+        for item in [*self.died, *(item for _, item in self.running.values())]:
+            for path in self.job.possible_outputs(item.task.source, item.base):
+                remove_stale_temporaries(path)
 
 
 def _end_processes(pids: list[int]) -> None:

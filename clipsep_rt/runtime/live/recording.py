@@ -13,10 +13,16 @@ that fails all the same (another writer took the space, an I/O error: `io.audio_
 reports the OS error) stops it too. Either way the file is completed with what was written
 before: a valid file, shorter than the run. `failure` says so in one line that names the
 file; the runner reports it and decides what the run does next (see `runner`).
+
+A file that took the recording's name during the run (without overwrite) is kept: the
+recording is then moved to the first free name `take.1.wav`, `take.2.wav`, ... (`path`
+becomes that), and `failure` says so.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 from pathlib import Path
 
@@ -43,6 +49,7 @@ class Recording:
         self.path = Path(path)
         self.rate = rate
         self.channels = channels
+        self.overwrite = overwrite
         bytes_per_second = 4 * channels * rate  # float WAV; FLAC is smaller
         self.reserve_bytes = (reserve_bytes if reserve_bytes is not None
                               else bytes_per_second * (tail_samples + rate) // rate + CONTAINER_RESERVE_BYTES)
@@ -100,11 +107,35 @@ class Recording:
                 f" ({self.failure})" if self.failure else "")
             keep = False
         if not keep:
-            error = RuntimeError("recording discarded")
-            self._output.__exit__(RuntimeError, error, None)  # removes the temporary
+            self._discard_temporary()
             return False
+        if not self.overwrite and os.path.lexists(self.path):  # another file took the name during the run
+            self._keep_under_another_name()
+            return True
         self._output.__exit__(None, None, None)
         return True
+
+    def _discard_temporary(self) -> None:
+        error = RuntimeError("recording discarded")
+        self._output.__exit__(RuntimeError, error, None)  # removes the temporary
+
+    def _keep_under_another_name(self) -> None:
+        """Move the recording to the first free name `stem.N.suffix`, never over a file."""
+        taken = self.path
+        for number in itertools.count(1):
+            self.path = taken.with_name(f"{taken.stem}.{number}{taken.suffix}")
+            try:
+                os.link(self._temp, self.path)  # fails on an existing name, atomically
+                break
+            except FileExistsError:
+                continue
+            except OSError:  # a file system without hard links
+                if not os.path.lexists(self.path):
+                    os.rename(self._temp, self.path)
+                    break
+        self._discard_temporary()
+        self.failure = (f"{taken}: another file took this name during the run; the recording is kept as {self.path}"
+                        + (f" ({self.failure})" if self.failure else ""))
 
     def _reads_back(self) -> bool:
         """The file reads as holding every frame written, and at most the block that failed more."""
@@ -113,3 +144,17 @@ class Recording:
         except (OSError, sf.LibsndfileError, RuntimeError):
             return False
         return self.frames <= frames <= self.frames + self.rate
+
+
+def close_all(recordings: list[Recording], clean: bool) -> tuple[list[Recording], BaseException | None]:
+    """Close every recording, each on its own (one whose completion raises leaves the others
+    to complete), keeping all after a `clean` run, else those that hold something: (the
+    recordings kept, the first error raised, or None)."""
+    kept, error = [], None
+    for recording in recordings:
+        try:
+            if recording.close(keep=clean or recording.frames > 0):
+                kept.append(recording)
+        except BaseException as exc:  # noqa: BLE001 - returned, once every recording is closed
+            error = error or exc
+    return kept, error

@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ from clipsep_rt.runtime.engines.protocol import PreparedQueries
 from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY, PlaybackBuffer, resampling_jitter
 from clipsep_rt.runtime.live.devices import find_audio_device, import_sounddevice
 from clipsep_rt.runtime.live.plan import LivePlan, check_live_settings
-from clipsep_rt.runtime.live.recording import Recording
+from clipsep_rt.runtime.live.recording import Recording, close_all
 from clipsep_rt.runtime.live.status import (
     LiveSnapshot,
     PlaybackCounts,
@@ -325,7 +326,7 @@ class LiveRunner:
                 playback.underflows, playback.underflow_samples, playback.late_samples, playback.trimmed_samples),
             input_overflows=self.input_overflows, output_underflows=self.output_underflows,
             stop_reason=self.stop_reason, interrupted=self.interrupted,
-            written_file=self.output_file if self.written else None,
+            written_file=self.worker.record.path if self.written and self.worker.record is not None else None,
             recording_failures=tuple(self.recording_failures),
             input_device=self.input_device[1] if self.input_device else str(self.source_file),
             input_rate=plan.input_rate, input_channels=plan.input_channels,
@@ -438,15 +439,15 @@ class LiveRunner:
     def _finish_files(self, failed: BaseException | None) -> None:
         """Complete the recordings: with the separator's tail after a clean stop; after a
         failure, as they are (a recording that holds nothing yet is removed). Raises the
-        worker's error, if it had one."""
+        worker's error, if it had one, or the first a recording's completion raised."""
         error = failed or self.worker.error
         if error is None:
             try:
                 self.worker.finish()
             except BaseException as exc:
                 error = exc
-        kept = [r for r in self.recordings if r.close(keep=error is None or r.frames > 0)]
-        self.written = bool(kept)
+        kept, close_error = close_all(self.recordings, clean=error is None)
+        self.written, error = bool(kept), error or close_error
         if error is not None and kept:
             self._report("kept what was recorded before the failure: " + ", ".join(f"{r.path} ({r.seconds:.1f} s)" for r in kept))
         if failed is None and error is not None:
@@ -478,8 +479,9 @@ class LiveRunner:
                 self._report(line)
 
     def _report(self, line: str) -> None:
-        if self.status is not None:
-            self.status(line)
+        with suppress(OSError):  # the terminal hung up (EIO): the run and its files go on without status lines
+            if self.status is not None:
+                self.status(line)
 
 
 def measure_step(separator: StreamingSeparator, repeats: int = 5) -> float:
