@@ -214,6 +214,19 @@ def test_a_wav_cut_short_is_separated_with_a_warning_naming_it(tmp_path, query, 
     assert sf.info(tmp_path / "out" / "cut_violin.wav").frames == 7489
 
 
+def test_a_wav_cut_short_streamed_to_a_file_is_warned_of_once_in_the_cli_s_words(tmp_path, query, capsys):
+    """Row 12 under `--stream -o`: the warning reached the user only through `logging`'s
+    fallback (no `clipsep-rt:` prefix, deaf to --quiet's rules); now one CLI warning line."""
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, noise(4.0, 16000), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: 44 + 16000 * 2])
+    assert separate(query, str(cut), "--stream", "-o", str(tmp_path / "s.wav")) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "ends early" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("clipsep-rt: warning: "), warnings
+    assert "cut.wav: ends early: header says 64,000 frames, 16,000 decoded" in warnings[0]
+
+
 def test_a_wav_with_an_unstated_length_is_not_cut_short(tmp_path):
     """Row 12's check trusts only a stated length: a streaming writer's data size of 0 or
     0xFFFFFFFF (unknown when the header was written) warns of nothing."""

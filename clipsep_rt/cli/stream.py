@@ -72,7 +72,7 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
     earlier = args.overwrite and os.path.lexists(destination)  # kept until the stream is complete
     try:
         out_rate = stream_file(separator, source, destination, realtime=args.realtime, overwrite=args.overwrite,
-                               sample_rate=args.sample_rate)
+                               sample_rate=args.sample_rate, on_warning=lambda message: say(f"warning: {message}"))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a file streamed to a file is written whole or not at all
         started = separator.stats.startup_s is not None  # the stream warms up, then claims its output
         if started:

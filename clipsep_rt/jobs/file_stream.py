@@ -16,6 +16,7 @@ before the clock starts.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +41,12 @@ def channels_of(source: Path) -> int | None:
 
 
 def stream_file(separator: Stream, source: Path, destination: Path, realtime: bool = False,
-                overwrite: bool = False, sample_rate: int | None = None) -> int:
+                overwrite: bool = False, sample_rate: int | None = None,
+                on_warning: Callable[[str], None] | None = None) -> int:
     """Stream `source` through `separator` into `destination` (float WAV, aligned) at
     `sample_rate` (None: the input's rate); returns that rate. A separator with `channels`
-    (see `channels_of`) keeps the file's channels; a mono one downmixes."""
+    (see `channels_of`) keeps the file's channels; a mono one downmixes. `on_warning` hears
+    what the decoder warns of (an input that ends before its header says), once."""
     rate = separator.spectral.sample_rate
     info = probe(source)
     mono = separator.channels is None
@@ -60,7 +63,8 @@ def stream_file(separator: Stream, source: Path, destination: Path, realtime: bo
     with atomic_output(destination, overwrite) as temp, AudioWriter(
         temp, out_rate, separator.queries.rows * (separator.channels or 1), "FLOAT", "WAV", shown_as=destination,
     ) as out:
-        for block in iter_audio_blocks(source, BLOCK_SAMPLES, rate, min_samples=separator.spectral.n_fft, mono=mono):
+        for block in iter_audio_blocks(source, BLOCK_SAMPLES, rate, min_samples=separator.spectral.n_fft, mono=mono,
+                                       on_warning=on_warning):
             _write(out, converter, aligner.process(block))
             position += len(block)
             if realtime and (ahead := position / rate - (time.perf_counter() - started)) > 0:
