@@ -80,6 +80,21 @@ def test_threads_are_bounded_by_the_affinity_in_the_api_and_every_command(tiny, 
     assert "--threads: must be 1 to 1" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize(("cpu_max", "cores"), [("150000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", 64),
+                                                ("garbled\n", 64)])
+def test_threads_are_bounded_by_a_containers_cpu_quota(tmp_path, monkeypatch, cpu_max, cores):
+    """Row 1 in a container: `docker --cpus 1.5` on a 64-core host leaves the affinity at 64
+    cores and sets the cgroup v2 quota; the bound is the quota rounded up (was: 64)."""
+    from clipsep_rt.model import hardware
+
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    monkeypatch.setattr(hardware, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert hardware.usable_cores() == cores
+    with pytest.raises(OptionError, match=f"must be 1 to {cores} "):
+        hardware.check_threads(cores + 1)
+
+
 def test_other_numeric_options_have_bounds(tiny, capsys):
     """Row 1: every numeric option of the command line has a sane bound, said in one line:
     bench's audio per measurement, embed-frames' batch, Ray's retries and CPUs, eval's seed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -26,13 +27,28 @@ def nvidia_gpu_possible() -> bool:
     return os.path.exists("/proc/driver/nvidia/version")
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota (cgroup v2): "QUOTA PERIOD" or "max PERIOD"
+
+
 def usable_cores() -> int:
     """The CPU cores this process may run on: its affinity mask where the OS has one (Linux),
-    else every core."""
+    else every core; at most its container's CPU quota, rounded up (`docker --cpus 2` on a
+    64-core host gives 2)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return min(cores, quota) if quota is not None else cores
+
+
+def _cgroup_cpu_quota() -> int | None:
+    """The cgroup v2 CPU quota in whole cores (rounded up, at least 1), or None without one."""
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        return max(1, math.ceil(int(quota) / int(period))) if quota != "max" else None
+    except (OSError, ValueError, ZeroDivisionError):  # no cgroup v2 file here, or one we cannot read
+        return None
 
 
 def check_threads(threads: int | None) -> None:
