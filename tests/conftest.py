@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +60,28 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000, subtype: str = "FLOAT") -> Path:
     sf.write(path, samples, rate, subtype=subtype)
     return path
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(name, size, read_only=False) -> a fresh tmpfs of that size below tmp_path; unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str, read_only: bool = False) -> Path:
+        if shutil.which("mount") is None:
+            pytest.skip("no `mount` command here: a full or read-only disk needs a tmpfs")
+        point = tmp_path / name
+        point.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): needs root "
+                        "or CAP_SYS_ADMIN")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(point)], capture_output=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,31 +41,6 @@ def files(tmp_path, golden):
     write_wav(tmp_path / "mix.wav", golden["mixture_wav"])  # 4.1 s at 16 kHz
     np.save(tmp_path / "violin.npy", golden["query_embedding"])
     return tmp_path
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """mount(name, size, read_only=False) -> a fresh tmpfs of that size below tmp_path; unmounted after."""
-    mounted: list[Path] = []
-
-    def mount(name: str, size: str, read_only: bool = False) -> Path:
-        if shutil.which("mount") is None:
-            pytest.skip("no `mount` command here: a full or read-only disk needs a tmpfs")
-        point = tmp_path / name
-        point.mkdir()
-        options = f"size={size}" + (",ro" if read_only else "")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True,
-                              text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): needs root "
-                        "or CAP_SYS_ADMIN")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
 def separate(files: Path, *args: str) -> int:

@@ -88,28 +88,6 @@ def tiny_model(tmp_path):
     return tmp_path / "tiny.safetensors", tmp_path / "q.npy", tmp_path / "two.npy"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """mount(size) -> a folder on a fresh tmpfs of `size` (e.g. "256k"): a disk that fills up.
-    Skips where this process may not mount one (not root, or in a container without the right)."""
-    mounts = []
-
-    def mount(size: str) -> Path:
-        folder = tmp_path / f"disk{len(mounts)}"
-        folder.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs to fill up ({result.stderr.strip() or 'mount failed'}): "
-                        "the disk-full tests need root and the right to mount")
-        mounts.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounts:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
 def file_runner(tmp_path: Path, output: Path, engine=None, seconds: float = 4.0, **options) -> LiveRunner:
     """A LiveRunner fed from a `seconds` file at real-time pace, recording to `output`, no device;
     its status lines collect in `runner.lines`."""
@@ -128,12 +106,12 @@ def file_runner(tmp_path: Path, output: Path, engine=None, seconds: float = 4.0,
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
-def test_recording_that_fills_its_disk_stops_and_keeps_a_valid_file(small_disk, suffix):
+def test_recording_that_fills_its_disk_stops_and_keeps_a_valid_file(tmpfs, suffix):
     """Row 3: a live recording fills its disk (a 256 KiB tmpfs). Writing never raises: the
     recording stops while it can still complete the file, says "disk full" naming it, and the
     file is valid, holding every sample written before. (Before: libsndfile's "System error."
     reached the worker, and the recording was removed.)"""
-    disk = small_disk("256k")
+    disk = tmpfs("disk", "256k")
     path = disk / f"take{suffix}"
     recording = Recording(path, RATE, 1, tail_samples=4863)
     block = known_signal(RATE, 0.016)
@@ -150,11 +128,11 @@ def test_recording_that_fills_its_disk_stops_and_keeps_a_valid_file(small_disk, 
     assert sorted(p.name for p in disk.iterdir()) == [path.name]  # no temporary left
 
 
-def test_a_write_that_fails_anyway_still_leaves_a_valid_wav(small_disk):
+def test_a_write_that_fails_anyway_still_leaves_a_valid_wav(tmpfs):
     """Row 3: the disk fills under the recording's feet (no space kept in reserve, as when
     another writer takes it): libsndfile's write fails with ENOSPC. The recording stops with
     "disk full", and the .wav it keeps is valid and holds what was written."""
-    disk = small_disk("128k")
+    disk = tmpfs("disk", "128k")
     path = disk / "take.wav"
     recording = Recording(path, RATE, 2, reserve_bytes=0)
     block = np.stack([known_signal(RATE, 0.016), -known_signal(RATE, 0.016)], axis=1)
@@ -169,12 +147,12 @@ def test_a_write_that_fails_anyway_still_leaves_a_valid_wav(small_disk):
     np.testing.assert_array_equal(audio, np.concatenate([block] * (recording.frames // len(block) + 1))[: recording.frames])
 
 
-def test_live_run_that_only_records_stops_on_a_full_disk_and_keeps_the_recording(small_disk, tmp_path):
+def test_live_run_that_only_records_stops_on_a_full_disk_and_keeps_the_recording(tmpfs, tmp_path):
     """Row 3, the live run: a recording-only run (a file fed at real-time pace) whose disk
     fills after about 1.5 s. The run stops by itself ("the recording stopped"), run() returns,
     a warning line says "disk full" naming the file, and the file is complete up to there.
     (Before: the worker's LibsndfileError was raised and the recording lost.)"""
-    disk = small_disk("256k")
+    disk = tmpfs("disk", "256k")
     take = disk / "take.wav"
     runner = file_runner(tmp_path, take, seconds=6.0)
     runner.run()
@@ -188,13 +166,13 @@ def test_live_run_that_only_records_stops_on_a_full_disk_and_keeps_the_recording
     assert sorted(p.name for p in disk.iterdir()) == ["take.wav"]
 
 
-def test_cli_live_recording_on_a_full_disk_exits_1_with_the_recording_kept(jack_servers, small_disk, tiny_model):
+def test_cli_live_recording_on_a_full_disk_exits_1_with_the_recording_kept(jack_servers, tmpfs, tiny_model):
     """Row 3, as reported: `clipsep-rt --input mic -o full/take.wav` on a JACK dummy server
     with a 256 KiB disk. The command stops by itself when the disk is full, exits 1 with one
     error line "disk full" naming the file, and take.wav holds the recording up to there.
     (Before: a traceback after 3 s and no file.)"""
     server = jack_servers(RATE, period=JACK_PERIOD)
-    disk = small_disk("256k")
+    disk = tmpfs("disk", "256k")
     take = disk / "take.wav"
     checkpoint, vector, _ = tiny_model
     result = subprocess.run(
