@@ -191,6 +191,32 @@ def test_sigterm_to_a_ray_batch_exits_143_and_leaves_nothing(tmp_path, query):
         time.sleep(0.1)
     assert not left
 
+def test_a_killed_worker_counts_as_running_until_its_last_thread_is_gone():
+    """Row 7 (CI flake): a multi-threaded process whose main thread has ended shows it as a
+    zombie while its other threads still run and hold its files (a killed Ray worker's lock on
+    its temporary): the clean-up waits for all of them, not for the main thread only."""
+    from clipsep_rt.jobs.distributed import _running
+
+    code = ("import ctypes, threading, time\n"
+            "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+            "print('ready', flush=True)\n"
+            "ctypes.CDLL(None).pthread_exit(None)\n")  # the main thread ends; the sleeper goes on
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while (Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        assert Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        assert _running(process.pid)  # the main thread is a zombie, the sleeper still runs
+        process.kill()
+        process.wait(timeout=10)
+        assert not _running(process.pid)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
 
 # -- row 12: a WAV cut short -----------------------------------------------------------------
 

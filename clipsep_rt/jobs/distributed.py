@@ -326,15 +326,26 @@ def _end_processes(pids: list[int]) -> None:
 
 
 def _running(pid: int) -> bool:
-    """Whether process `pid` still runs (a zombie does not: only its exit status is left)."""
+    """Whether process `pid` still runs: any of its threads is not yet a zombie. A killed
+    multi-threaded process can show its main thread as a zombie while the others still
+    exit, holding its files (and their locks) until the last one is gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):  # no /proc: running until its parent reaps it
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # no /proc: running until its parent reaps it
         return True
+    return any(_thread_state(thread) not in ("Z", "X", None) for thread in threads)
+
+
+def _thread_state(thread: Path) -> str | None:
+    """One letter from /proc/PID/task/TID/stat (R, S, D, Z...), or None for a thread gone meanwhile."""
+    try:
+        return (thread / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def _first_line(error: Exception) -> str:
