@@ -7,6 +7,8 @@ or as a low-latency stream.
     result = separator.separate(audio, sample_rate=44100, queries=["violin", "dog barking"])
     result.sources["violin"]            # float32 at result.sample_rate (16 kHz), the input's layout:
                                         # (n,) for (n,) audio, (n, C) for (n, C) audio
+    separator.separate(audio, 44100, queries=["violin"], exclude=["speech"])  # the violin, less the speech
+    separator.separate(audio, 44100, exclude=["speech"]).sources["all but speech"]  # everything but the speech
 
     stream = separator.stream(["violin"], latency="balanced")  # per-stream state, shared model
     out = stream.process(block)         # (m,) float32 at 16 kHz -> (1, m), stream.latency_samples late
@@ -25,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
+from clipsep_rt.dsp.presence import GateOptions, PresenceTimeline
 from clipsep_rt.dsp.samples import check_sample_rate, float_samples
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.resample import resample
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.runtime.engines.choice import BackendChoice
+from clipsep_rt.runtime.exclusion import Exclusions
 from clipsep_rt.runtime.offline import WindowingOptions
 from clipsep_rt.runtime.pipeline import Pipeline, PipelineSpec
 from clipsep_rt.runtime.queries import Queries
@@ -38,8 +42,8 @@ from clipsep_rt.runtime.streaming import LatencyAligner, StreamingOptions, Strea
 MAX_CHANNELS = 64  # (n, C) arrays with more channels than this and than samples are taken for channels first
 Stream = StreamingSeparator  # what `Separator.stream` returns: process, set_queries, flush, summary, latency
 
-__all__ = ["LatencyAligner", "QueryEncoderOptions", "Queries", "Separation", "Separator", "Stream", "StreamingOptions",
-           "WindowingOptions"]
+__all__ = ["Exclusions", "GateOptions", "LatencyAligner", "QueryEncoderOptions", "Queries", "Separation", "Separator", "Stream",
+           "StreamingOptions", "WindowingOptions"]
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Separation:
     mixture: np.ndarray  # (n,) or (n, C): the input at sample_rate
     sources: dict[str, np.ndarray]  # query name -> (n,) or (n, C) separated audio
     noise: dict[str, np.ndarray] = field(default_factory=dict)  # query name -> (H, n) or (H, n, C) noise heads
+    presence: dict[str, np.ndarray] = field(default_factory=dict)  # query name -> (seconds,) presence scores (dsp.presence)
 
     @property
     def channels(self) -> int | None:
@@ -192,28 +197,64 @@ class Separator:
         vector_files: Sequence[str | Path] = (),
         vectors: Mapping[str, np.ndarray] | None = None,
         noise_heads: bool = False,
+        exclude: str | Sequence[str] | Exclusions = (),
     ) -> Queries:
         """The queries embedded (as `embed_queries`) and prepared for the engine, with each
-        query's noise heads if `noise_heads`: make them once, separate many inputs with them."""
-        return self.pipeline.queries(texts, images, vector_files, vectors, noise_heads)
+        query's noise heads if `noise_heads`: make them once, separate many inputs with them.
 
-    def prepare_queries(self, names: Sequence[str], embeddings: np.ndarray, noise_heads: bool = False) -> Queries:
-        """Named (Q, D) embeddings made elsewhere -> `Queries` (checked against the model's query size)."""
-        return self.pipeline.prepare(names, embeddings, noise_heads)
+        `exclude`: texts (or `Exclusions`: texts, images, vector files, named vectors) left out
+        of every output: each output is its query's mask times (1 - the union of the exclusions'
+        masks), all in one network pass; with no query, the one output is named "all but ...".
+        Not with `noise_heads`."""
+        return self.pipeline.queries(texts, images, vector_files, vectors, noise_heads, Exclusions.of(exclude))
+
+    def prepare_queries(self, names: Sequence[str], embeddings: np.ndarray, noise_heads: bool = False,
+                        excluded: Sequence[str] = (), exclusions: np.ndarray | None = None) -> Queries:
+        """Named (Q, D) embeddings made elsewhere -> `Queries` (checked against the model's query
+        size); named (E, D) `exclusions` are left out of every output (Q may then be 0)."""
+        return self.pipeline.prepare(names, embeddings, noise_heads, excluded, exclusions)
 
     def _as_queries(self, queries: Sequence[str] | Queries, embeddings: Mapping[str, np.ndarray] | None = None,
-                    noise_heads: bool = False) -> Queries:
+                    noise_heads: bool = False, exclude: str | Sequence[str] | Exclusions = ()) -> Queries:
+        exclude = Exclusions.of(exclude)
         if isinstance(queries, Queries):
             if embeddings:
                 raise ClipsepError("give either prepared Queries or named embeddings, not both")
+            if exclude:
+                raise ClipsepError("give exclusions when the Queries are made: separator.queries(..., exclude=...)")
             if noise_heads and not queries.noise_heads:
                 raise ClipsepError("these Queries were prepared without noise heads: prepare them with noise_heads=True")
             return queries
         if isinstance(queries, str):
             queries = [queries]
-        if not queries and not embeddings:
-            raise ClipsepError("no query given: pass text queries or named embeddings")
-        return self.pipeline.queries(texts=list(queries), vectors=embeddings, noise_heads=noise_heads)
+        if not queries and not embeddings and not exclude:
+            raise ClipsepError("no query given: pass text queries, named embeddings or exclusions")
+        return self.pipeline.queries(texts=list(queries), vectors=embeddings, noise_heads=noise_heads, exclude=exclude)
+
+    def query_from_audio(self, audio: np.ndarray, sample_rate: int, name: str = "example",
+                         start_from: np.ndarray | None = None) -> tuple[str, np.ndarray]:
+        """Query by example: a few seconds of the wanted sound, (n,) or (n, C) at any rate -> (name,
+        (D,) float32 unit query vector) fitted on the model's own features (mixed with the bundled
+        other sounds, `runtime.query_fitting`); pass it to `separate(..., embeddings={name: vector})`.
+        `start_from`: a (D,) query (a text's embedding) to start the fit from."""
+        return name, self.pipeline.query_fitter.fit_example(self._model_rate_mono(audio, sample_rate), start_from)
+
+    def query_from_span(self, audio: np.ndarray, sample_rate: int, start_s: float, end_s: float,
+                        name: str | None = None) -> tuple[str, np.ndarray]:
+        """Query by time span: the seconds [start_s, end_s) of `audio` where the wanted sound is heard
+        (ideally alone) -> (name, default "span_START-END", (D,) unit query vector), fitted against the
+        rest of `audio` (and bundled other sounds). ClipsepError for a span outside the audio, with
+        end <= start, or shorter than half a second."""
+        vector = self.pipeline.query_fitter.fit_span(self._model_rate_mono(audio, sample_rate), start_s, end_s)
+        return name or f"span_{start_s:g}-{end_s:g}", vector
+
+    def _model_rate_mono(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """(n,) or (n, C) audio at `sample_rate` -> (n',) float32 mono at the model rate."""
+        check_sample_rate(sample_rate)
+        audio = float_samples(audio, "audio")
+        if audio.ndim not in (1, 2) or not audio.size:
+            raise OptionError("audio", f"must be a non-empty (n,) or (n, channels) array, got shape {audio.shape}")
+        return resample(audio.mean(axis=1) if audio.ndim == 2 else audio, sample_rate, self.sample_rate)
 
     # -- audio ---------------------------------------------------------------------------
 
@@ -225,9 +266,12 @@ class Separator:
         embeddings: Mapping[str, np.ndarray] | None = None,
         noise_heads: bool = False,
         mono: bool = False,
+        exclude: str | Sequence[str] | Exclusions = (),
+        gate: bool | GateOptions = False,
     ) -> Separation:
         """Separate (n,) or (n, channels) audio at any rate by text queries and/or named vectors
-        (or by `Queries` made once with `queries(...)`).
+        (or by `Queries` made once with `queries(...)`), leaving out the `exclude` sounds (see
+        `queries`; with no query, the one source is named "all but ...").
 
         The result is at the model's rate (16 kHz), has the input's duration (any length from
         one sample works: at least one sample comes back) and keeps its layout: (n, C) audio
@@ -237,7 +281,9 @@ class Separator:
         int8, uint8) scaled as soundfile reads it (`dsp.samples`); channels last, as soundfile
         gives them. OptionError for channels first (more channels than samples, and more
         than `MAX_CHANNELS`), other dtypes, NaN/Inf samples, or a `sample_rate` that is not
-        1,000 to 768,000 Hz.
+        1,000 to 768,000 Hz. `presence` holds each query's per-second presence score (the
+        fraction of the mixture's energy its mask passes, `dsp.presence`); `gate` (True, or
+        `GateOptions`) fades a query's output to silence where that score says absent.
         """
         check_sample_rate(sample_rate)
         audio = float_samples(audio, "audio")
@@ -249,15 +295,20 @@ class Separator:
         if mono and audio.ndim == 2:
             audio = audio.mean(axis=1)
         audio = resample(audio, sample_rate, self.sample_rate)
-        prepared = self._as_queries(queries, embeddings, noise_heads)
+        prepared = self._as_queries(queries, embeddings, noise_heads, exclude)
         rows = 1 + prepared.noise_heads
-        outputs = self.pipeline.offline().separate(audio, prepared.prepared)
+        timeline = PresenceTimeline(self.spectral)
+        outputs = self.pipeline.offline().separate(audio, prepared.prepared, presence=timeline,
+                                                   presence_rows={i * rows: name for i, name in enumerate(prepared.names)},
+                                                   gate=gate_options(gate))
+        scores = timeline.scores()
         return Separation(
             sample_rate=self.sample_rate,
             mixture=audio,
             sources={name: outputs[i * rows] for i, name in enumerate(prepared.names)},
             noise={name: outputs[i * rows + 1 : (i + 1) * rows] for i, name in enumerate(prepared.names)}
             if prepared.noise_heads else {},
+            presence={name: np.array(scores.get(name, []), np.float32) for name in prepared.names},
         )
 
     def separate_blocks(
@@ -267,6 +318,8 @@ class Separator:
         union_rows: list[int] | None = None,
         on_progress: Callable[[int], None] | None = None,
         channels: int | None = None,
+        presence: PresenceTimeline | None = None,
+        gate: bool | GateOptions = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """A long input in blocks at the model rate (a file's decoder) -> (mixture, outputs)
         blocks as soon as they are final, the same as `separate` on the whole signal (see
@@ -275,27 +328,43 @@ class Separator:
         Blocks are (m,) with `channels=None` -> (m,) and (rows [+1], m); or (m, C) -> (m, C)
         and (rows [+1], m, C). `union_rows`: a last output row masked by the union of those
         rows' masks. `on_progress(samples_read)`. Blocks are checked and made float32 as
-        `separate`'s audio is (OptionError naming `blocks`)."""
-        return self.pipeline.offline().separate_blocks(blocks, queries.prepared, union_rows, on_progress, channels=channels)
+        `separate`'s audio is (OptionError naming `blocks`). `presence`: collects each query's
+        per-second presence score; `gate`: as `separate`'s."""
+        rows = 1 + queries.noise_heads
+        return self.pipeline.offline().separate_blocks(
+            blocks, queries.prepared, union_rows, on_progress, channels=channels, presence=presence,
+            presence_rows={i * rows: name for i, name in enumerate(queries.names)}, gate=gate_options(gate))
 
     def stream(
         self,
-        queries: Sequence[str] | Queries,
+        queries: Sequence[str] | Queries = (),
         latency: str = "balanced",
         hop_frames: int | None = None,
         lookahead_frames: int | None = None,
         mask: str = "soft",
         channels: int | None = None,
+        exclude: str | Sequence[str] | Exclusions = (),
+        gate: bool | GateOptions = False,
     ) -> StreamingSeparator:
         """A new low-latency stream (its own state; the model is shared, so make as many as
         needed): `stream.process(block)` takes (m,) float32 mono at the model rate (16 kHz) and
         returns (rows, m), `stream.latency_samples` late; with `channels` C it takes (m, C) and
         returns (rows, m, C), each channel separated as `separate` does. `latency`: a preset
-        ("low" 96 ms, "balanced" 304 ms, "quality" 816 ms); `hop_frames` / `lookahead_frames` override it."""
+        ("low" 96 ms, "balanced" 304 ms, "quality" 816 ms); `hop_frames` / `lookahead_frames` override it.
+        `exclude`: sounds left out of every output, as in `queries` (`queries=()`: "all but" them).
+        `stream.presence` keeps each query's per-second presence score; `gate` (True, or
+        `GateOptions`) fades a query's output to silence where it says absent (causal: no added latency)."""
         preset = StreamingOptions.preset(latency, mask)
         options = StreamingOptions(
             preset.hop_frames if hop_frames is None else hop_frames,
             preset.lookahead_frames if lookahead_frames is None else lookahead_frames,
             mask,
         )
-        return self.pipeline.stream(self._as_queries(queries), options, channels)
+        return self.pipeline.stream(self._as_queries(queries, exclude=exclude), options, channels, gate_options(gate))
+
+
+def gate_options(gate: bool | GateOptions) -> GateOptions | None:
+    """`gate=True` -> the calibrated defaults, False -> None (off), `GateOptions` as they are."""
+    if isinstance(gate, GateOptions):
+        return gate
+    return GateOptions() if gate else None

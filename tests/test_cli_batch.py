@@ -182,7 +182,7 @@ def test_the_bundled_model_is_named_in_the_summary(files, capsys):
     ("extra", "message"),
     [
         (["mix.wav", "--latency", "low"], "--latency: streaming options: add --stream"),
-        (["mix.wav", "--latency", "balanced", "--stats", "s.json"], "--latency, --stats: streaming options"),
+        (["mix.wav", "--latency", "balanced", "--stats", "s.json"], "--latency: streaming options"),  # --stats: batch too
         (["mix.wav", "--realtime"], "--realtime: streaming options"),
         (["mix.wav", "--hop-frames", "4", "--input-device", "1"], "--hop-frames, --input-device: streaming options"),
         (["mix.wav", "--stream", "-o", "s.wav", "--residual", "--format", "wav"],

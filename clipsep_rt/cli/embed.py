@@ -21,6 +21,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("queries", nargs="*", metavar="TEXT", help="text queries, e.g. 'orchestra' 'people yelling'")
     p.add_argument("--image", action="append", default=[], metavar="FILE", help="image queries (named after the file)")
+    p.add_argument("--audio", action="append", default=[], metavar="CLIP",
+                   help="query by example: a few seconds of the wanted sound (any format), fitted to the model "
+                        "(-c/-e, else the bundled one) and named after the file; the .npz then names the model, "
+                        "and --query-embedding refuses it for another (repeatable; not with text or --image)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz")
     p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE",
                    help="use the query encoder this separator was trained with (default: the bundled model's)")
@@ -38,12 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from clipsep_rt.query.vectors import save_query_embeddings
     from clipsep_rt.runtime.engines.manifest import read_manifest
 
-    if not args.queries and not args.image:
-        raise ClipsepError("nothing to embed: give text queries and/or --image FILE")
+    if not args.queries and not args.image and not args.audio:
+        raise ClipsepError("nothing to embed: give text queries, --image FILE and/or --audio CLIP")
     if args.output.suffix != ".npz":
         raise ClipsepError(f"{args.output}: the output name must end in .npz")
     if args.output.exists() and not args.overwrite:
         raise ClipsepError(f"{args.output}: already exists (use --overwrite to replace it)")
+    if args.audio:
+        return _fit_audio(args)
     model, trained_with, query_dim = _model(args)
     spec = args.query_encoder or trained_with
     if spec is None:
@@ -80,3 +86,33 @@ def _model(args: argparse.Namespace) -> tuple[str, str | None, int | None]:
         return "the bundled default model", checkpoint.query_encoder, checkpoint.query_dim
     checkpoint = load_checkpoint(args.checkpoint)
     return f"checkpoint {args.checkpoint}", checkpoint.query_encoder, checkpoint.query_dim
+
+
+def _fit_audio(args: argparse.Namespace) -> int:
+    """--audio CLIP...: query vectors fitted to each clip with the model, in a self-describing .npz."""
+    import time
+
+    import numpy as np
+
+    from clipsep_rt.api import Separator
+    from clipsep_rt.io.media import load_audio
+    from clipsep_rt.query.vectors import save_query_embeddings
+
+    if args.queries or args.image or args.query_encoder:
+        raise ClipsepError("--audio fits vectors to the model: give text queries, --image and --query-encoder in "
+                           "another embed call")
+    separator = Separator.open(checkpoint=args.checkpoint, engine_dir=args.engine, device=args.device)
+    names, vectors, started = [], [], time.perf_counter()
+    for clip in args.audio:
+        samples = load_audio(clip, separator.sample_rate).samples
+        name, vector = separator.query_from_audio(samples, separator.sample_rate, name=Path(clip).stem)
+        names.append(name)
+        vectors.append(vector)
+    model = str(args.engine or args.checkpoint or f"the bundled default {Path(separator.name).stem}")
+    metadata = {"kind": "fitted to audio", "model": model,
+                "query_head": separator.pipeline.query_fitter.projection.fingerprint,
+                "query_encoder": separator.query_encoder, "clips": [Path(clip).name for clip in args.audio]}
+    save_query_embeddings(args.output, names, np.stack(vectors), metadata)
+    print(f"fitted {len(names)} queries to audio in {time.perf_counter() - started:.1f} s ({vectors[0].shape[0]} "
+          f"values each, for {model}) -> {args.output}")
+    return 0

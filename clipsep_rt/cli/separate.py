@@ -8,6 +8,7 @@ the same command line goes to the streaming path (`cli.stream`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -42,6 +43,19 @@ def add_parser(sub) -> None:
                    help="a picture of the sound source, embedded by the CLIP image encoder (repeatable)")
     p.add_argument("--query-embedding", action="append", default=[], metavar="FILE",
                    help="query vectors computed elsewhere: .npy of shape (D,) or (N, D), or .npz of named vectors")
+    p.add_argument("--query-audio", action="append", default=[], metavar="CLIP",
+                   help="query by example: a few seconds of the wanted sound (any format); a query vector is fitted "
+                        "to it and its output named after the file (repeatable)")
+    p.add_argument("--query-span", type=parse_span, metavar="START-END",
+                   help="query by time span: the seconds of the (one) input where the wanted sound is heard, ideally "
+                        "alone, e.g. 12.5-15; fitted against the rest of the input (output named span_START-END)")
+    p.add_argument("--exclude", action="append", default=[], metavar="TEXT",
+                   help="a sound to leave out of every output, e.g. 'speech' (repeatable; same network pass); "
+                        "with no query, the one output is everything but it (named all_but_<TEXT>)")
+    p.add_argument("--exclude-image", action="append", default=[], metavar="FILE",
+                   help="a picture of a sound source to leave out of every output (repeatable)")
+    p.add_argument("--exclude-embedding", action="append", default=[], metavar="FILE",
+                   help="query vectors (as --query-embedding) of sounds to leave out of every output")
     p.add_argument("-o", "--output", action="append", default=None, metavar="DIR|FILE|speakers",
                    help="batch: output directory (default: ./separated), or with one input and one output a .wav/.flac "
                         "file; streaming: a .wav file and/or 'speakers' (repeatable)")
@@ -67,9 +81,13 @@ def add_parser(sub) -> None:
                    help="output sample rate (default: input, the input's own rate; the model works at 16000)")
     p.add_argument("--overlap", type=int, default=64, metavar="FRAMES", help="crossfade between network windows, 0..128 frames (default: 64)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="network windows per call, 1 to 64: memory grows with it, never with the file "
+                   help="network windows per call, 1 to 16: memory grows with it, never with the file "
                         "(default: 4 on CPU, 16 on CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (default: keep them and skip)")
+    p.add_argument("--gate", action="store_true",
+                   help="presence gate: where a query's presence score says its sound is absent, its output fades to "
+                        "silence (64 ms ramps, 250 ms hangover) instead of passing some of the mixture (default: off; "
+                        "see README, Presence)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     _report_arguments(p)
     streaming_arguments(p)
@@ -87,7 +105,7 @@ BATCH_ONLY = {
 }
 STREAMING_ONLY = {
     "realtime": "--realtime", "latency": "--latency", "hop_frames": "--hop-frames",
-    "lookahead_frames": "--lookahead-frames", "stats": "--stats", "input_device": "--input-device",
+    "lookahead_frames": "--lookahead-frames", "input_device": "--input-device",
     "output_device": "--output-device", "buffer_ms": "--buffer-ms",
 }
 # Query-encoder options -> the queries they act on (text: --query; images: --query-image).
@@ -98,13 +116,31 @@ ENCODER_OPTIONS = {
     "download_weights": ("--download-weights", ("query", "query_image")),
     "cache_dir": ("--cache-dir", ("query", "query_image")), "no_cache": ("--no-cache", ("query", "query_image")),
 }
+# Exclusions are embedded as queries are: an encoder option acting on --query acts on --exclude too.
+EXCLUSION_OF = {"query": "exclude", "query_image": "exclude_image"}
+EXCLUSION_FLAGS = {"exclude": "--exclude", "exclude_image": "--exclude-image", "exclude_embedding": "--exclude-embedding"}
+# What exclusions do not go with (argparse dest -> flag), and why.
+NOT_WITH_EXCLUSIONS = {
+    "noise_heads": ("--noise-heads", "exclusions combine query masks; the noise heads have no such mask"),
+}
+
+
+def parse_span(text: str) -> tuple[float, float]:
+    """--query-span's START-END in seconds (argparse type): '1.5-4' -> (1.5, 4.0)."""
+    start, dash, end = text.partition("-")
+    try:
+        if not dash:
+            raise ValueError
+        return float(start), float(end)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give START-END in seconds, e.g. 1.5-4") from None
 
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("report (a static HTML page with spectrograms and players; needs clipsep-rt[report])")
     g.add_argument("--report", type=Path, metavar="DIR",
                    help="also write DIR/index.html: log-frequency spectrograms and audio of the mixture, each prediction "
-                        "and noise head, per query (open it in a browser)")
+                        "and noise head, per output (with --exclude, without the excluded sounds; open it in a browser)")
     g.add_argument("--reference", type=Path, metavar="FILE",
                    help="with --report and one input: the true sound of the first query (adds SDRi)")
     g.add_argument("--interference", type=Path, metavar="FILE",
@@ -123,8 +159,14 @@ def run(args: argparse.Namespace) -> int:
     specs = [*args.inputs, *args.more_inputs]
     if not specs:
         raise ClipsepError("no input given: pass files, directories or globs (e.g. --input song.wav), or --input mic")
-    if not args.query and not args.query_image and not args.query_embedding:
-        raise ClipsepError("no query given: use --query TEXT, --query-image FILE or --query-embedding FILE")
+    excluding = [flag for name, flag in EXCLUSION_FLAGS.items() if getattr(args, name)]
+    if not args.query and not args.query_image and not args.query_embedding and not excluding \
+            and not args.query_audio and args.query_span is None:
+        raise ClipsepError("no query given: use --query TEXT, --query-image FILE, --query-embedding FILE, "
+                           "--query-audio CLIP or --query-span START-END (or --exclude TEXT for everything but it)")
+    for name, (flag, why) in NOT_WITH_EXCLUSIONS.items():
+        if excluding and getattr(args, name):
+            raise ClipsepError(f"{flag} does not go with {', '.join(excluding)}: {why}")
     if (args.reference or args.interference) and not args.report:
         raise ClipsepError("--reference and --interference go with --report DIR")
     _refuse_unused_options(args, specs)
@@ -170,7 +212,8 @@ def _refuse_unused_options(args: argparse.Namespace, specs: list[str]) -> None:
         refuse(["--compile"], "compiles the torch backend only (not with --engine or --backend onnxruntime/tensorrt)")
     typed_queries = live_input or "speakers" in sinks  # a live run embeds the queries typed on stdin
     for name, (flag, uses) in ENCODER_OPTIONS.items():
-        if name in args.given and not typed_queries and not any(getattr(args, use) for use in uses):
+        given = [use for use in uses if getattr(args, use) or getattr(args, EXCLUSION_OF.get(use, use))]
+        if name in args.given and not typed_queries and not given:
             kinds = " or ".join("--query TEXT" if use == "query" else "--query-image FILE" for use in uses)
             refuse([flag], f"acts on {kinds} queries, and none is given")
 
@@ -194,6 +237,10 @@ def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
     if not args.quiet:
         print(session.describe(), file=sys.stderr)
     job = BatchJob.of(session.queries, options, output, overwrite=args.overwrite, output_file=output_file)
+    if args.gate:
+        from clipsep_rt.dsp.presence import GateOptions  # numpy: not imported for --help
+
+        job = dataclasses.replace(job, gate=GateOptions())
     meter = FilesMeter(len(found.files)) if cluster is not None and not args.quiet else None
     batch = Batch(job, found.files, found.roots, log=say, progress=meter.update if meter else None)
     report_job = _report_job(args, session, found.files)  # checked before anything is separated
@@ -217,12 +264,25 @@ def _run_batch(args: argparse.Namespace, specs: list[str]) -> int:
         failures = {result.input for result in report.failures}
         separated = [source for source in found.files if str(source.resolve()) not in failures]
         if separated:
-            report_job.write(session.queries.embeddings, separated)
+            report_job.write(separated)
             if not args.quiet:
                 say(f"report written to {args.report / 'index.html'}")
         else:
             say("no report written: no input was separated")
+    if args.stats:
+        _write_presence_stats(args.stats, report.results, job.gate)
     return EXIT_FAILURES if failed else 0
+
+
+def _write_presence_stats(path: Path, results, gate) -> None:
+    """Batch --stats: each input separated in this run, with its queries' presence per second."""
+    from clipsep_rt.dsp.presence import GateOptions, presence_json
+    from clipsep_rt.runtime.stream_stats import write_stats_json
+
+    threshold = (gate or GateOptions()).threshold
+    inputs = [{"input": result.input, "gate": gate is not None, "presence": presence_json(result.presence, threshold)}
+              for result in results if result.presence is not None]
+    write_stats_json(path, {"inputs": inputs})
 
 
 def _summary(report, input_errors: int, destination: Path, manifest: Path, model: str) -> str:
@@ -288,7 +348,8 @@ def _refuse_several_outputs(args: argparse.Namespace, output_file: Path) -> None
 
     if args.query_embedding:
         return
-    queries = [f"query {index}" for index in range(len(args.query) + len(args.query_image))]
+    count = len(args.query) + len(args.query_image)
+    queries = [f"query {index}" for index in range(count or 1)]  # none: the one "all but" output of exclusions
     options = OutputOptions(noise_heads=args.noise_heads, residual=args.residual, combine=args.combine)
     outputs = len(output_targets(queries, 1, options))  # the model's noise heads: at least one
     if outputs > 1:
@@ -313,7 +374,7 @@ def _report_job(args: argparse.Namespace, session, inputs: list[Path]):
     from clipsep_rt.report import GroundTruth, ReportJob
 
     truth = GroundTruth(args.reference, args.interference)
-    return ReportJob(args.report, session.separator, inputs, session.queries.names, truth, overwrite=args.overwrite)
+    return ReportJob(args.report, session.separator, inputs, session.queries, truth, overwrite=args.overwrite)
 
 
 def _progress_bar(source: Path, duration_s: float | None):

@@ -6,8 +6,11 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipsep_rt.api import Queries, Separator, WindowingOptions
+import numpy as np
+
+from clipsep_rt.api import Exclusions, Queries, Separator, WindowingOptions
 from clipsep_rt.cli.common import encoder_options
+from clipsep_rt.errors import ClipsepError
 
 
 @dataclass
@@ -17,7 +20,7 @@ class Session:
     model: str  # which model runs, for summaries: the bundled one's name, or the -c/-e path given
 
     def describe(self) -> str:
-        lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.names)}"]
+        lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.labels)}"]
         backend = self.separator.backend
         lines += [f"clipsep-rt: skipped {reason}" for reason in (backend.reasons if backend else [])]
         return "\n".join(lines)
@@ -32,7 +35,35 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
         precision=args.precision, compile=args.compile, threads=args.threads, windowing=windowing,
         encoder=encoder_options(args),
     )
-    queries = separator.queries(args.query, args.query_image, args.query_embedding, noise_heads=noise_heads)
+    exclude = Exclusions(args.exclude, args.exclude_image, args.exclude_embedding)  # --exclude...: left out of every output
+    queries = separator.queries(args.query, args.query_image, args.query_embedding, fitted_queries(args, separator),
+                                noise_heads=noise_heads, exclude=exclude)
     given = args.engine or args.checkpoint
     model = str(given) if given else f"the bundled default {Path(separator.name).stem} (see its MODEL_CARD.md)"
     return Session(separator, queries, model)
+
+
+def fitted_queries(args: argparse.Namespace, separator: Separator) -> dict[str, np.ndarray] | None:
+    """--query-audio CLIP (named after the file) and --query-span START-END (of the one input):
+    name -> (D,) query vector fitted to the audio; None when neither is given."""
+    from clipsep_rt.io.media import load_audio
+
+    clips = getattr(args, "query_audio", [])
+    span = getattr(args, "query_span", None)
+    if not clips and span is None:
+        return None
+    rate = separator.sample_rate
+    fitted = dict(separator.query_from_audio(load_audio(clip, rate).samples, rate, name=Path(clip).stem)
+                  for clip in clips)
+    if span is not None:
+        inputs = [*args.inputs, *args.more_inputs]
+        if len(inputs) != 1 or not Path(inputs[0]).is_file():
+            raise ClipsepError(f"--query-span {span[0]:g}-{span[1]:g}: a span is of one input file; give exactly one")
+        audio = load_audio(inputs[0], rate).samples
+        try:
+            name, vector = separator.query_from_span(audio, rate, *span)
+        except ClipsepError as error:
+            raise ClipsepError(f"--query-span of {inputs[0]}: {error}") from None
+        fitted[name] = vector
+    return fitted
+

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,14 +20,20 @@ from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
 def streaming_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("streaming (--input mic, or a file with --stream)")
+    g = p.add_argument_group(
+        "streaming (--input mic, or a file with --stream)",
+        "A live run (--input mic, or -o speakers) reads lines typed on stdin: new queries separated by ';' (a leading "
+        "'-' leaves a sound out: violin; -speech), or /this [SECONDS] for the sound of the last seconds heard "
+        "(0.5 to 30, default 3: a query fitted to them, named this@<time>s; /this 5; -speech leaves speech out of it).")
     g.add_argument("--stream", action="store_true", help="send a file through the low-latency streaming path")
     g.add_argument("--realtime", action="store_true", help="with --stream: pace the file like a live stream")
     g.add_argument("--latency", default="balanced", choices=sorted(PRESETS),
                    help="preset hop / look-ahead: low (96 ms, GPU), balanced (304 ms), quality (816 ms)")
     g.add_argument("--hop-frames", type=int, metavar="H", help="network run every H STFT frames (overrides --latency)")
     g.add_argument("--lookahead-frames", type=int, metavar="L", help="frames of look-ahead after those H (overrides --latency)")
-    g.add_argument("--stats", type=Path, metavar="FILE.json", help="write per-hop timings, latency and overruns")
+    g.add_argument("--stats", type=Path, metavar="FILE.json",
+                   help="write per-hop timings, latency and overruns, and each query's presence per second "
+                        "(batch: each input's presence per second)")
     g.add_argument("--input-device", metavar="NAME|ID", help="audio input device for --input mic (default: the system's)")
     g.add_argument("--output-device", metavar="NAME|ID", help="audio output device for speakers (default: the system's)")
     g.add_argument("--buffer-ms", type=float, metavar="MS",
@@ -55,7 +60,7 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
     channels = None if live_run or args.mono else channels_of(Path(specs[0]))  # a file's kept, as batch keeps them
     session = open_session(args, noise_heads=False)
     separator = session.separator.stream(session.queries, args.latency, args.hop_frames, args.lookahead_frames, args.mask,
-                                         channels)
+                                         channels, gate=args.gate)
     options = separator.options
     if not args.quiet:
         print(f"{session.describe()}\nclipsep-rt: streaming with {separator.latency_ms:.0f} ms algorithmic latency "
@@ -100,10 +105,13 @@ def _run_live(args: argparse.Namespace, session, separator, source: Path | None,
     returns the exit status: 1 when the recording stopped early (the disk full: it keeps what
     was recorded until then), else 0.
 
-    A line typed on stdin switches the queries, separated by ';', as many as wanted: the
-    speakers play the first, a recording keeps one channel per query of the start. The text
-    encoder is loaded before the audio starts, so a new query costs one encoder call (on the
-    stdin thread, never the audio's), and a line says how long it took."""
+    A line typed on stdin switches the queries, separated by ';', as many as wanted (a leading
+    '-' leaves a sound out of every output: `violin; -speech`): the speakers play the first, a
+    recording keeps one channel per query of the start. `/this [SECONDS]` (default 3) switches to
+    a query fitted to the last seconds heard (`cli.live_lines`). The text encoder is loaded
+    before the audio starts, so a new query costs one encoder call (on the stdin thread, never
+    the audio's), and a line says how long it, or the fit, took."""
+    from clipsep_rt.cli.live_lines import TypedLines
     from clipsep_rt.runtime.live.runner import LiveRunner
     from clipsep_rt.runtime.live.stdin import read_queries_from_stdin
 
@@ -111,24 +119,13 @@ def _run_live(args: argparse.Namespace, session, separator, source: Path | None,
     runner = LiveRunner(  # settings and devices are checked here, before the encoder's seconds of loading
         separator, input_device=args.input_device, output_device=args.output_device, output_file=record, play=play,
         status=None if args.quiet else tell, source_file=source, overwrite=args.overwrite,
-        query_names=session.queries.names, buffer_ms=args.buffer_ms, buffer_setting="--buffer-ms",
+        query_names=session.queries.labels, buffer_ms=args.buffer_ms, buffer_setting="--buffer-ms",
     )
     _load_query_encoder(session.separator, args.quiet)  # queries are typed live: not on the first switch
-    live_runner = weakref.ref(runner)  # the stdin thread outlives the run: let the runner go
-
-    def switch(text: str) -> None:
-        names = [query.strip() for query in text.split(";") if query.strip()]
-        started = time.perf_counter()
-        queries = session.separator.queries(names)
-        if (current := live_runner()) is not None:
-            current.switch_queries(queries.for_streaming(), names)
-            if not args.quiet:
-                tell(f"switching to {'; '.join(names)} (embedded in {1000 * (time.perf_counter() - started):.0f} ms): "
-                    "the next hop crossfades to it")
-
     if not args.quiet:
-        say("type a new query and Enter to switch; Ctrl-C stops")
-    read_queries_from_stdin(switch, on_error=complain)
+        say("type new queries and Enter to switch (';' between queries, a leading '-' leaves a sound out: "
+            "violin; -speech; /this [SECONDS] asks for the sound of the last seconds heard, default 3); Ctrl-C stops")
+    read_queries_from_stdin(TypedLines(session.separator, runner, None if args.quiet else tell), on_error=complain)
     runner.run()
     if args.stats:  # first: the lines below may go nowhere (a hung-up terminal)
         runner.write_stats(args.stats)
@@ -166,7 +163,7 @@ def _load_query_encoder(separator, quiet: bool) -> None:
     try:
         separator.load_query_encoder()
     except ClipsepError as error:
-        say(f"typed queries are off: {error}")
+        say(f"typed text queries are off: {error} (/this, a query fitted to what was heard, still works)")
         return
     if not quiet:
         say(f"query encoder ready in {time.perf_counter() - started:.1f} s: a typed query costs one encoder call")

@@ -31,6 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from clipsep_rt.api import Queries, Separator
+from clipsep_rt.dsp.presence import GateOptions, PresenceTimeline
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.audio_formats import AUDIO_OUTPUT_SUBTYPES
 from clipsep_rt.io.audio_writer import AudioWriter
@@ -39,6 +40,7 @@ from clipsep_rt.io.media import SourceInfo, iter_audio_blocks, probe, write_vide
 from clipsep_rt.io.resample import OutputRateConverter
 from clipsep_rt.jobs.outputs import OutputOptions, OutputTarget, output_path, output_targets, union_rows
 from clipsep_rt.jobs.results import FileResult
+from clipsep_rt.runtime.exclusion import output_labels
 
 DECODE_BLOCK_SAMPLES = 1 << 16
 
@@ -59,16 +61,20 @@ ProgressFactory = Callable[[Path, float | None], FileProgress]
 class BatchJob:
     """What each input of a batch is separated into, and where (picklable: Ray workers get it)."""
 
-    names: tuple[str, ...]  # (Q,) query names, used in output names
-    embeddings: np.ndarray  # (Q, D) float32 query vectors
+    names: tuple[str, ...]  # output names (`Queries.names`): the queries', or the one "all but ..."
+    embeddings: np.ndarray  # (Q, D) float32 query vectors (Q = 0: "all but" the exclusions)
     options: OutputOptions
     out_dir: Path  # the output folder (for `output_file`: its folder); the results manifest goes there too
     noise_heads: int = 0  # noise-head rows per query the separator gives: the model's count, or 0
     overwrite: bool = False  # replace existing outputs; separate again what the manifest says is done
     output_file: Path | None = None  # instead of names in out_dir: the one output of a one-input, one-target job
+    gate: GateOptions | None = None  # the presence gate (dsp.presence), or None: off
+    excluded: tuple[str, ...] = ()  # (E,) exclusion names (runtime.exclusion): left out of every output
+    exclusions: np.ndarray | None = None  # (E, D) float32 exclusion vectors
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "excluded", tuple(self.excluded))
         if bool(self.noise_heads) != self.options.noise_heads:  # the rows the separator gives, and the targets read
             raise OptionError("noise_heads", "queries prepared with noise heads go with OutputOptions(noise_heads=True), "
                                              "and only they: prepare the queries as the outputs say")
@@ -86,11 +92,20 @@ class BatchJob:
     def of(cls, queries: Queries, options: OutputOptions, out_dir: Path, overwrite: bool = False,
            output_file: Path | None = None) -> BatchJob:
         """The job of queries made by `Separator.queries` (their names, vectors and noise heads)."""
-        return cls(tuple(queries.names), queries.embeddings, options, out_dir, queries.noise_heads, overwrite, output_file)
+        return cls(tuple(queries.names), queries.embeddings, options, out_dir, queries.noise_heads, overwrite, output_file,
+                   excluded=tuple(queries.excluded), exclusions=queries.exclusions)
+
+    def prepare(self, separator: Separator) -> Queries:
+        """This job's queries (and exclusions) prepared by `separator` (each executor's own)."""
+        return separator.prepare_queries(list(self.names[: len(self.embeddings)]), self.embeddings,
+                                         noise_heads=self.noise_heads > 0, excluded=self.excluded,
+                                         exclusions=self.exclusions)
 
     @property
     def targets(self) -> list[OutputTarget]:
-        return output_targets(list(self.names), self.noise_heads, self.options)
+        """Named after the outputs' labels: song_violin_without_speech.wav with exclusions."""
+        return output_targets(output_labels(self.names, len(self.embeddings), self.excluded), self.noise_heads,
+                              self.options)
 
     @property
     def union_rows(self) -> list[int] | None:
@@ -178,9 +193,10 @@ def _separate(separator: Separator, queries: Queries, job: BatchJob, source: Pat
     todo = [(target, path) for target, path in planned if path not in kept]
     if not todo:
         return
+    presence = PresenceTimeline(separator.spectral)
     try:
         peak, result.audio_seconds = _write_outputs(separator, queries, job, source, info, todo, as_video, progress,
-                                                    result.warnings.append)
+                                                    result.warnings.append, presence)
     except OutputClaimed as claimed_elsewhere:  # a concurrent run of the same job: its work, not this run's
         why = (f"{claimed_elsewhere.path}: another process wrote it meanwhile; kept"  # it was missing when planned
                if isinstance(claimed_elsewhere, OutputExists) else claimed_elsewhere)
@@ -188,14 +204,18 @@ def _separate(separator: Separator, queries: Queries, job: BatchJob, source: Pat
         result.left_to_another = True
         return
     result.outputs = [os.path.abspath(path) for _, path in planned]
+    result.presence = {name: [None if s is None else round(s, 4) for s in scores]
+                       for name, scores in presence.scores().items()}
     if peak == 0.0:
         result.warnings.append(f"{source}: input is silent; its outputs are silent too")
 
 
 def _write_outputs(separator: Separator, queries: Queries, job: BatchJob, source: Path, info: SourceInfo,
                    todo: list[tuple[OutputTarget, Path]], as_video: bool,
-                   progress: ProgressFactory | None, warn: Callable[[str], None]) -> tuple[float, float]:
-    """Write every (target, path) of `todo`, or none; returns (the input's peak, seconds of audio).
+                   progress: ProgressFactory | None, warn: Callable[[str], None],
+                   presence: PresenceTimeline) -> tuple[float, float]:
+    """Write every (target, path) of `todo`, or none; returns (the input's peak, seconds of audio);
+    `presence` collects the queries' per-second presence.
     `OutputClaimed` (before the separation, for audio outputs) when another process writes one.
     `warn` hears of an input that ends before its header says (its outputs stop there too)."""
     paths = [path for _, path in todo]
@@ -208,7 +228,7 @@ def _write_outputs(separator: Separator, queries: Queries, job: BatchJob, source
         else:
             audio_paths = [stack.enter_context(atomic_output(p, job.overwrite)) for p in paths]
         peak, seconds = _write_tracks(separator, queries, job, source, info, [t for t, _ in todo], paths,
-                                      audio_paths, stack, progress, warn)
+                                      audio_paths, stack, progress, warn, presence)
         if as_video:
             for audio_path, path in zip(audio_paths, paths):
                 samples, rate = sf.read(audio_path, dtype="float32")
@@ -219,7 +239,7 @@ def _write_outputs(separator: Separator, queries: Queries, job: BatchJob, source
 def _write_tracks(
     separator: Separator, queries: Queries, job: BatchJob, source: Path, info: SourceInfo,
     targets: list[OutputTarget], output_paths: list[Path], audio_paths: list[Path], stack: ExitStack,
-    progress: ProgressFactory | None, warn: Callable[[str], None],
+    progress: ProgressFactory | None, warn: Callable[[str], None], presence: PresenceTimeline,
 ) -> tuple[float, float]:
     """Stream the separation of `source` into one file per target (`audio_paths`, written for
     `output_paths`, the names errors give); returns (input peak, seconds of audio)."""
@@ -245,7 +265,8 @@ def _write_tracks(
 
     with _progress(progress, source, info.duration_s, model_rate) as (on_progress, done):
         for mixture, outputs in separator.separate_blocks(blocks, queries, job.union_rows, on_progress,
-                                                          channels=None if mono else channels):
+                                                          channels=None if mono else channels, presence=presence,
+                                                          gate=job.gate or False):
             peak = max(peak, float(np.abs(mixture).max(initial=0.0)))
             write(*converter.convert(mixture, outputs))
     tail = converter.finish()

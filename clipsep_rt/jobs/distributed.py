@@ -116,7 +116,7 @@ class SeparationWorker:
         self.load_error: str | None = None
         try:
             self.separator = Separator.load(spec)
-            self.queries = self.separator.prepare_queries(list(job.names), job.embeddings, job.noise_heads > 0)
+            self.queries = job.prepare(self.separator)
             if self.queries.noise_heads != job.noise_heads:
                 raise ClipsepError(f"its model has {self.queries.noise_heads} noise heads per query, the job "
                                    f"{job.noise_heads}")

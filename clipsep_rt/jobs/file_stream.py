@@ -91,5 +91,6 @@ def _frames(outputs: np.ndarray) -> np.ndarray:
 
 
 def write_stats(separator: Stream, path: Path) -> None:
-    """The stream's statistics (`StreamSummary`: per-hop timings, latency, overruns) as JSON."""
-    write_stats_json(path, separator.summary().to_json())
+    """The stream's statistics (`StreamSummary`: per-hop timings, latency, overruns) and its
+    queries' presence per second (`dsp.presence`) as JSON."""
+    write_stats_json(path, {**separator.summary().to_json(), "presence": separator.presence_json()})

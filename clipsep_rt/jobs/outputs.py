@@ -5,6 +5,8 @@ For an input `song.mp4` and queries "violin", "dog barking":
     song_violin_noise1.wav, ..._noise2.wav         noise_heads (CLIPSep-NIT's noise heads)
     song_violin_residual.wav                       residual (mixture minus the selection)
     song_combined.wav (+ song_combined_residual)   combine (union of all queries' masks)
+    song_violin_without_speech.wav                 with exclusion "speech" (runtime.exclusion)
+    song_all_but_speech.wav                        exclusion "speech" and no query: everything but it
 With `video`, outputs of a video input are videos with the input's extension instead.
 
 A name depends only on the input itself, never on the other inputs of the batch, so a

@@ -4,7 +4,7 @@
 
     {"input": "/data/a.wav", "outputs": ["/out/a_violin.wav"], "kept": [], "seconds": 1.9,
      "audio_seconds": 30.0, "error": null, "attempts": 1, "worker": "10.0.0.5:4711",
-     "peak_rss_mb": 612.0, "warnings": []}
+     "peak_rss_mb": 612.0, "warnings": [], "presence": {"violin": [0.41, 0.38, 0.02]}}
 
 Lines are appended as inputs finish, each in one write, so the manifest of an interrupted
 job holds every input finished before the interruption (a torn last line is ignored when
@@ -37,6 +37,7 @@ class FileResult:
     worker: str = ""  # node address:pid of the process that finished it
     peak_rss_mb: float | None = None  # that process's peak resident memory so far
     warnings: list[str] = field(default_factory=list)
+    presence: dict[str, list[float | None]] | None = None  # query -> presence score per second (dsp.presence)
     claimed: list[str] = field(default_factory=list)  # outputs (resolved) it named, even if it failed later
     left_to_another: bool = False  # another process was writing an output of it (a concurrent run): left to it
 

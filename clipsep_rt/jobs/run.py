@@ -185,7 +185,7 @@ class LocalExecutor:
 
     def run(self, plan: BatchPlan, on_result: Callable[[FileResult], None], report: BatchReport, log: Log) -> None:
         job = plan.job
-        queries = self.separator.prepare_queries(list(job.names), job.embeddings, noise_heads=job.noise_heads > 0)
+        queries = job.prepare(self.separator)
         claimed = {path: owner for outputs in plan.taken.values() for path, owner in outputs.items()}
         worker = f"{socket.gethostname()}:{os.getpid()}"
         for task in plan.tasks:

@@ -4,6 +4,10 @@
 ('dog' or 'dog_0', 'dog_1', ...). .npz holds one (D,) array per query, keyed by the
 query's name, as `clipsep-rt embed ... -o queries.npz` writes it (save_query_embeddings).
 
+A .npz may also describe its vectors under the key METADATA_KEY (a JSON string, not a query):
+`clipsep-rt embed --audio` writes which model a fitted vector is for (its query head's
+fingerprint, `query_head`), its query encoder and how it was made; `read_metadata` reads it.
+
 Vectors are used as stored: they are NOT re-normalised, so a float32 reference embedding
 given here reaches the separator bit for bit (the golden reference test relies on it);
 other real dtypes are only converted to float32.
@@ -11,6 +15,7 @@ other real dtypes are only converted to float32.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +25,23 @@ import numpy as np
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.optional import describe_exception
+
+
+METADATA_KEY = "__clipsep_rt__"  # .npz entry describing the vectors (JSON), skipped as a query
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The JSON description a .npz file holds under METADATA_KEY ({} when it has none, or for .npy)."""
+    path = Path(path)
+    if path.suffix != ".npz" or not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            if METADATA_KEY not in loaded.files:
+                return {}
+            return json.loads(str(loaded[METADATA_KEY].reshape(-1)[0]))  # stored (1,): np.ascontiguousarray
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ClipsepError(f"query embedding file {path}: its description is unreadable ({describe_exception(exc)})") from None
 
 
 def load_query_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -32,7 +54,7 @@ def load_query_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
         if isinstance(loaded, np.ndarray):
             return _from_npy(path, loaded)
         with loaded:
-            arrays = {name: loaded[name] for name in loaded.files}
+            arrays = {name: loaded[name] for name in loaded.files if name != METADATA_KEY}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ClipsepError(
             f"query embedding file {path} is not a readable .npy/.npz file ({describe_exception(exc)})"
@@ -40,8 +62,10 @@ def load_query_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
     return _from_npz(path, arrays)
 
 
-def save_query_embeddings(path: str | Path, names: Sequence[str], embeddings: np.ndarray) -> None:
-    """Write (N, D) embeddings as an .npz with one (D,) float32 array per name (atomically)."""
+def save_query_embeddings(path: str | Path, names: Sequence[str], embeddings: np.ndarray,
+                          metadata: dict | None = None) -> None:
+    """Write (N, D) embeddings as an .npz with one (D,) float32 array per name (atomically),
+    and `metadata` (JSON) under METADATA_KEY when given."""
     path = Path(path)
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(names):
@@ -50,7 +74,10 @@ def save_query_embeddings(path: str | Path, names: Sequence[str], embeddings: np
         raise ClipsepError(f"query names for {path} must be unique and non-empty, got {list(names)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, overwrite=True) as temp, open(temp, "wb") as handle:
-        _write_npz(handle, dict(zip(names, embeddings, strict=True)))
+        arrays = dict(zip(names, embeddings, strict=True))
+        if metadata is not None:
+            arrays[METADATA_KEY] = np.array(json.dumps(metadata))
+        _write_npz(handle, arrays)
 
 
 def _write_npz(f, arrays: dict[str, np.ndarray]) -> None:

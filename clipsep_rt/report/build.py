@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clipsep_rt.dsp.metrics import energy_ratio_db
+from clipsep_rt.dsp.presence import PRESENCE_THRESHOLD
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.optional import import_optional
@@ -60,6 +61,11 @@ class _Planned:
 class ReportJob:
     """A report planned before any separation: inputs, queries, and the files they give.
 
+    `queries`: as the batch separates them (`Separator.queries`): text, image, vector or fitted
+    queries, with their exclusions; each output is shown under its label ("violin without
+    speech", "all but speech"). The model's noise heads are shown too, when the queries have
+    no exclusions (exclusions combine query masks; the noise heads have none).
+
     Construction checks everything that can fail early (matplotlib, existing files, the
     ground truth files and their length); `write` then separates and writes.
     """
@@ -69,7 +75,7 @@ class ReportJob:
         out_dir: Path,
         separator: "Separator",
         inputs: Sequence[Path],
-        query_names: Sequence[str],
+        queries: "Queries",
         ground_truth: GroundTruth = GroundTruth(),
         overwrite: bool = False,
     ):
@@ -82,8 +88,12 @@ class ReportJob:
         self.separator = separator
         self.rate = separator.sample_rate
         self.inputs = list(inputs)
-        self.query_names = list(query_names)
-        self.noise_heads = separator.noise_heads  # all of them, whether or not the batch writes them
+        if separator.noise_heads and not queries.noise_heads and not queries.excluded:
+            # all the model's noise heads, whether or not the batch writes them
+            queries = separator.prepare_queries(queries.names, queries.embeddings, noise_heads=True)
+        self.queries = queries
+        self.query_names = queries.labels  # (outputs,) as shown and in file names
+        self.noise_heads = queries.noise_heads
         self.ground_truth = ground_truth
         self.overwrite = overwrite
         self.folders = {source: f"{index:02d}-{query_slug(source.stem)}" for index, source in enumerate(self.inputs, 1)}
@@ -149,11 +159,11 @@ class ReportJob:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, embeddings: np.ndarray, sources: Sequence[Path]) -> list[Path]:
-        """Separate `sources` (some of the planned inputs) by the (Q, D) query `embeddings`, in the
-        order of the query names; write their files, then the page. Returns the files written."""
+    def write(self, sources: Sequence[Path]) -> list[Path]:
+        """Separate `sources` (some of the planned inputs) by the queries; write their files, then
+        the page. Returns the files written."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        queries = self.separator.prepare_queries(self.query_names, embeddings, noise_heads=self.noise_heads > 0)
+        queries = self.queries
         written: list[Path] = []
         results = []
         for source in sources:
@@ -172,17 +182,20 @@ class ReportJob:
             temp.write_text(render_page(page), encoding="utf-8")
         return [*written, index]
 
-    def _separate(self, mixture: np.ndarray, queries: "Queries") -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(n,) mixture -> (per query its (n,) prediction, per query its (H, n) noise heads)."""
+    def _separate(self, mixture: np.ndarray, queries: "Queries") -> tuple[list[np.ndarray], list[np.ndarray], list[list[float]]]:
+        """(n,) mixture -> (per query its (n,) prediction, per query its (H, n) noise heads, per
+        query its presence score per second)."""
         names, no_heads = queries.names, np.zeros((0, len(mixture)), np.float32)
         if not len(mixture):  # an empty input (the batch writes empty outputs for it too)
-            return [mixture.copy() for _ in names], [np.zeros((queries.noise_heads, 0), np.float32) for _ in names]
+            return ([mixture.copy() for _ in names], [np.zeros((queries.noise_heads, 0), np.float32) for _ in names],
+                    [[] for _ in names])
         separation = self.separator.separate(mixture, self.rate, queries)
-        return [separation.sources[name] for name in names], [separation.noise.get(name, no_heads) for name in names]
+        return ([separation.sources[name] for name in names], [separation.noise.get(name, no_heads) for name in names],
+                [separation.presence[name].tolist() for name in names])
 
     def _write_input(self, source: Path, queries: "Queries") -> tuple[InputResult, list[Path]]:
         mixture = load_audio(source, self.rate, min_samples=0).samples  # (n,): the mono mixture the network hears
-        predictions, noise = self._separate(mixture, queries)
+        predictions, noise, presence = self._separate(mixture, queries)
         planned_inputs, planned_queries = self.plan(source)
         audio = {planned_inputs[0].stem: mixture}
         for planned in planned_inputs[1:]:
@@ -200,8 +213,9 @@ class ReportJob:
             written.append(self._write_wav(stem, samples))
             written.append(self._write_png(stem, images[stem], vmin, vmax, labels[stem]))
         queries = [
-            QueryResult(name, [_signal(p) for p in planned], *self._metrics(mixture, prediction))
-            for name, planned, prediction in zip(self.query_names, planned_queries, predictions, strict=True)
+            QueryResult(name, [_signal(p) for p in planned], *self._metrics(mixture, prediction), presence=scores,
+                        presence_threshold=PRESENCE_THRESHOLD)
+            for name, planned, prediction, scores in zip(self.query_names, planned_queries, predictions, presence, strict=True)
         ]
         result = InputResult(
             name=str(source), duration_s=len(mixture) / self.rate, signals=[_signal(p) for p in planned_inputs],

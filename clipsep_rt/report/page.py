@@ -30,6 +30,8 @@ class QueryResult:
     energy_db: float  # output energy relative to the mixture's; NaN for a silent mixture
     sdr_db: float | None = None  # against the reference, when one is given (NaN: undefined)
     sdri_db: float | None = None
+    presence: list[float] = field(default_factory=list)  # presence score per second (dsp.presence)
+    presence_threshold: float = 0.0  # the score at and above which the sound counts as present
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ table { border-collapse: collapse; margin: 8px 0; background: #fff; }
 th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .metric { font-variant-numeric: tabular-nums; }
+.timeline { display: flex; gap: 1px; margin: 4px 0 8px; }
+.timeline span { flex: 1; min-width: 6px; height: 18px; background: #ddd; }
+.timeline span.present { background: #2a7d3f; }
 """
 
 
@@ -105,6 +110,7 @@ def _input_section(item: InputResult) -> list[str]:
         if query.sdri_db is not None:
             parts.append(f'<p class="metric">SDRi {_db(query.sdri_db)} (SDR {_db(query.sdr_db)}), '
                          f"output energy {_db(query.energy_db)} relative to the mixture</p>")
+        parts += _timeline(query)
         parts += _grid(query.signals)
     if len(item.queries) >= 2:
         parts += _robustness_table(item)
@@ -125,6 +131,18 @@ def _grid(signals: list[Signal]) -> list[str]:
         ]
     parts.append("</div>")
     return parts
+
+
+def _timeline(query: QueryResult) -> list[str]:
+    """The query's presence per second: one cell a second, dark where the score says present."""
+    if not query.presence:
+        return []
+    cells = [f'<span class="{"present" if score >= query.presence_threshold else "absent"}" '
+             f'title="{second}-{second + 1} s: presence {score:.2f}"></span>' for second, score in enumerate(query.presence)]
+    present = sum(score >= query.presence_threshold for score in query.presence)
+    return [f'<p class="note">Presence timeline: {present} of {len(query.presence)} s present (score, the fraction of the '
+            f"mixture's energy the mask passes, at least {query.presence_threshold:.2f}; hover for each second)</p>",
+            '<div class="timeline">', *cells, "</div>"]
 
 
 def _robustness_table(item: InputResult) -> list[str]:

@@ -18,7 +18,7 @@ Bookkeeping is in global indices: sample s, STFT frame t (centred at t * hop), i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import OptionError
 from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.presence import GateOptions, PresenceGate, PresenceTimeline, frame_energies
 from clipsep_rt.dsp.samples import float_samples
 from clipsep_rt.dsp.spectral_buffer import SlidingBuffer, SpectralBuffer
 from clipsep_rt.runtime.engines.protocol import Engine, PreparedQueries
@@ -77,12 +78,15 @@ class OfflineSeparator:
         self.weights = crossfade_weights(self.window, options.overlap_frames)  # (W,)
         self.batch_windows = options.batch_windows or (CUDA_BATCH if engine.device.startswith("cuda") else CPU_BATCH)
 
-    def separate(self, mixture: np.ndarray, queries: PreparedQueries, union_rows: list[int] | None = None) -> np.ndarray:
+    def separate(self, mixture: np.ndarray, queries: PreparedQueries, union_rows: list[int] | None = None,
+                 presence: PresenceTimeline | None = None, presence_rows: Mapping[int, str] | None = None,
+                 gate: GateOptions | None = None) -> np.ndarray:
         """(n,) or (n, C) float32 mixture, queries prepared by the engine -> (rows [+1 union], n)
-        or (rows [+1 union], n, C) float32."""
+        or (rows [+1 union], n, C) float32. `presence`, `presence_rows`, `gate`: as `separate_blocks`."""
         mixture = np.asarray(mixture, dtype=np.float32)
         channels = None if mixture.ndim == 1 else mixture.shape[1]
-        outputs = [out for _, out in self.separate_blocks([mixture], queries, union_rows, channels=channels)]
+        outputs = [out for _, out in self.separate_blocks([mixture], queries, union_rows, channels=channels,
+                                                          presence=presence, presence_rows=presence_rows, gate=gate)]
         return np.concatenate(outputs, axis=1)
 
     def separate_blocks(
@@ -92,6 +96,9 @@ class OfflineSeparator:
         union_rows: list[int] | None = None,
         on_progress: Callable[[int], None] | None = None,
         channels: int | None = None,
+        presence: PresenceTimeline | None = None,
+        presence_rows: Mapping[int, str] | None = None,
+        gate: GateOptions | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yields (mixture, outputs) blocks covering the input in order, at least one (empty
         for an empty input).
@@ -100,8 +107,12 @@ class OfflineSeparator:
         outputs. `channels=C`: blocks are (m, C); they yield (m, C) and (K [+1], m, C).
         `union_rows` adds a last output row masked by the union (max) of those rows' masks.
         `on_progress` is called with the number of input samples consumed so far.
+        `presence` collects the per-second presence of the rows `presence_rows` names (row -> name);
+        `gate` fades each row's output to silence where its presence score says absent
+        (`dsp.presence`; the union row follows the loudest gain of its rows).
         """
-        state = _BlockState(self, queries, union_rows, channels)
+        scoring = _Presence(self.spectral, queries.rows, presence, presence_rows or {}, gate, union_rows)
+        state = _BlockState(self, queries, union_rows, channels, scoring)
         for block in blocks:
             state.push(_channels_first(block, channels))
             if on_progress:
@@ -130,9 +141,11 @@ class _BlockState:
     to come or the latest window start needs, whichever is earlier (`_trim`)."""
 
     def __init__(
-        self, separator: OfflineSeparator, queries: PreparedQueries, union_rows: list[int] | None, channels: int | None
+        self, separator: OfflineSeparator, queries: PreparedQueries, union_rows: list[int] | None, channels: int | None,
+        presence: _Presence,
     ):
         self.sep = separator
+        self.presence = presence  # presence scores and the gate
         self.config = separator.spectral
         self.queries = queries
         self.union_rows = union_rows
@@ -224,6 +237,8 @@ class _BlockState:
         stop = known if final else min(known, -(-end // hop) + 3)
         probability = self.blend.slice(first, stop) / self.weight_sum.slice(first, stop)  # (rows, 256, T)
         masks = front_end.linear_masks(probability, self.union_rows, self.sep.options.mask)  # (K, 513, T)
+        frames = self.spectrum.frames.slice(first, stop)  # (C, 513, T)
+        masks = self.presence.apply(masks, frames[0] if frames.shape[0] == 1 else frames.mean(axis=0), first)
         masked = apply_real_masks(self.spectrum.frames.slice(first, stop), masks[:, None])  # (K, C, 513, T)
         audio = front_end.istft_span(masked, first, self.emitted, end)  # (K, C, end - emitted)
         yield self._output(self.spectrum.samples.slice(self.emitted, end), audio)
@@ -245,3 +260,41 @@ class _BlockState:
         self.spectrum.trim(keep_sample=min(self.emitted, keep_frame * hop - half), keep_frame=keep_frame)
         self.blend.trim(keep_frame)
         self.weight_sum.trim(keep_frame)
+        self.presence.trim(keep_frame)
+
+
+class _Presence:
+    """A file's presence scores and gate gains, each frame scored once (emits overlap by a few
+    frames): gains kept from the frame the next emit starts at."""
+
+    def __init__(self, spectral: SpectralConfig, rows: int, timeline: PresenceTimeline | None,
+                 names: Mapping[int, str], gate: GateOptions | None, union_rows: list[int] | None):
+        self.timeline = timeline
+        self.names = dict(names)
+        self.gate = PresenceGate(gate, rows, spectral) if gate is not None else None
+        self.union_rows = union_rows
+        self.gains = SlidingBuffer((rows,), np.float32, 64)  # (rows, T) gains of the frames scored
+        self.scored = 0  # frames scored so far
+
+    def apply(self, masks: np.ndarray, mixture: np.ndarray, first: int) -> np.ndarray:
+        """(K [+1], 513, T) masks of frames [first, first + T), the mono mixture's (513, T)
+        STFT -> the masks, gated if the gate is on."""
+        if self.timeline is None and self.gate is None:
+            return masks
+        rows, stop = self.gains.element_shape[0], first + masks.shape[-1]
+        if stop > self.scored:
+            new = slice(self.scored - first, None)
+            passed, total = frame_energies(masks[:rows, :, new], mixture[:, new])  # (rows, n), (n,)
+            if self.timeline is not None:
+                self.timeline.add(self.scored, passed[list(self.names)], total, list(self.names.values()))
+            self.gains.append(self.gate.gains(passed, total) if self.gate else np.ones_like(passed, np.float32))
+            self.scored = stop
+        if self.gate is None:
+            return masks
+        gains = self.gains.slice(first, stop)  # (rows, T)
+        if self.union_rows:
+            gains = np.concatenate([gains, gains[self.union_rows].max(axis=0, keepdims=True)])
+        return masks * gains[:, None, :]
+
+    def trim(self, keep_frame: int) -> None:
+        self.gains.trim(min(keep_frame, self.gains.stop))

@@ -21,15 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.config import ModelConfig, SpectralConfig
+from clipsep_rt.dsp.presence import GateOptions
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.model.hardware import check_threads
 from clipsep_rt.query.assemble import QueryTarget, assemble_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
+from clipsep_rt.query.vectors import read_metadata
 from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
 from clipsep_rt.runtime.engines.loader import ModelSource, open_bundled_source, open_engine, open_source
 from clipsep_rt.runtime.engines.protocol import Engine
+from clipsep_rt.runtime.exclusion import ExclusionEngine, Exclusions, everything_but
 from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 from clipsep_rt.runtime.queries import Queries
+from clipsep_rt.runtime.query_fitting import QueryFitter, QueryProjection
 from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
 
 
@@ -78,16 +82,17 @@ class Pipeline:
         spec: PipelineSpec | None = None,
     ):
         """`spec`: what it was loaded from (`load` sets it), so that another process can load it too."""
-        self.engine = engine
+        self.engine = ExclusionEngine(engine)  # runs queries with exclusions too (one pass), others as they are
         self.source = source
         self.backend = backend
         self.encoder = encoder
         self.spec = spec
         try:
-            self._offline = OfflineSeparator(engine, source.spectral, windowing)
+            self._offline = OfflineSeparator(self.engine, source.spectral, windowing)
         except ValueError as error:  # a spectral config the block front end cannot run (BlockFrontEnd's check)
             raise ClipsepError(f"{source.name}: {error}") from None
         self._embedder: QueryEmbedder | None = None
+        self._fitter: QueryFitter | None = None
 
     @classmethod
     def load(cls, spec: PipelineSpec = PipelineSpec()) -> Pipeline:
@@ -156,6 +161,13 @@ class Pipeline:
         return QueryEmbedder(spec, self.encoder, device)
 
     @property
+    def query_fitter(self) -> QueryFitter:
+        """Fits query vectors to audio examples with this engine (query by example, by span), made on first use."""
+        if self._fitter is None:
+            self._fitter = QueryFitter(self.engine, QueryProjection.read(self.source), self.spectral)
+        return self._fitter
+
+    @property
     def query_target(self) -> QueryTarget:
         """What queries must fit: this model's query size, named in errors with its encoder."""
         return QueryTarget(self.model_config.query_dim, self.name, self.source.query_encoder)
@@ -182,18 +194,42 @@ class Pipeline:
     ) -> tuple[list[str], np.ndarray]:
         """Names (Q,) and (Q, D) float32 embeddings of text queries, image queries (named after
         the file), .npy/.npz query-vector files and named (D,) vectors, in that order."""
+        self._check_fitted_for_this_model(vector_files)
         embedder = self.embedder if texts or images else None
         return assemble_queries(embedder, self.query_target, texts, images, vector_files, vectors)
 
-    def prepare(self, names: Sequence[str], embeddings: np.ndarray, noise_heads: bool = False) -> Queries:
-        """Named (Q, D) embeddings -> `Queries` in the engine's form (with each query's noise heads if asked)."""
+    def _check_fitted_for_this_model(self, vector_files: Sequence[str | Path]) -> None:
+        """Refuse a vector file fitted to audio (`embed --audio`) for another model: its query head differs."""
+        for path in vector_files:
+            fitted_for = read_metadata(path).get("query_head")
+            if fitted_for and fitted_for != self.query_fitter.projection.fingerprint:
+                made_with = read_metadata(path).get("model", "another model")
+                raise ClipsepError(f"{path}: fitted for {made_with}, not for {self.name} (another query head): "
+                                   "fit it again with this model (clipsep-rt embed --audio CLIP)")
+
+    def prepare(self, names: Sequence[str], embeddings: np.ndarray, noise_heads: bool = False,
+                excluded: Sequence[str] = (), exclusions: np.ndarray | None = None) -> Queries:
+        """Named (Q, D) embeddings -> `Queries` in the engine's form (with each query's noise heads
+        if asked). Named (E, D) `exclusions` are left out of every output (Q may then be 0: the one
+        output is "all but" them), in the same network pass."""
         if noise_heads and not self.model_config.noise_heads:
             raise ClipsepError(f"{self.name} is a plain CLIPSep model: it has no noise heads")
         embeddings = self.query_target.check(embeddings, "the query vectors")
         if len(names) != len(embeddings):
             raise ClipsepError(f"{len(names)} query names for {len(embeddings)} query vectors")
-        prepared = self.engine.prepare_queries(embeddings, noise_heads)
-        return Queries(list(names), embeddings, prepared, self.model_config.noise_heads if noise_heads else 0)
+        if exclusions is None or not len(exclusions):
+            if not len(embeddings):
+                raise ClipsepError("no query given: pass queries, exclusions or both")
+            prepared = self.engine.prepare_queries(embeddings, noise_heads)
+            return Queries(list(names), embeddings, prepared, self.model_config.noise_heads if noise_heads else 0)
+        if noise_heads:
+            raise ClipsepError("exclusions do not go with noise heads: ask for one or the other")
+        exclusions = self.query_target.check(exclusions, "the exclusion vectors")
+        if len(excluded) != len(exclusions):
+            raise ClipsepError(f"{len(excluded)} exclusion names for {len(exclusions)} exclusion vectors")
+        prepared = self.engine.prepare_excluding(embeddings, exclusions)
+        outputs = list(names) or [everything_but(excluded)]
+        return Queries(outputs, embeddings, prepared, excluded=list(excluded), exclusions=exclusions)
 
     def queries(
         self,
@@ -202,10 +238,19 @@ class Pipeline:
         vector_files: Sequence[str | Path] = (),
         vectors: Mapping[str, np.ndarray] | None = None,
         noise_heads: bool = False,
+        exclude: Exclusions = Exclusions(),
     ) -> Queries:
-        """`embed`, then `prepare`: the queries ready to separate with."""
-        names, embeddings = self.embed(texts, images, vector_files, vectors)
-        return self.prepare(names, embeddings, noise_heads)
+        """`embed` (the queries, and the exclusions if any), then `prepare`: the queries ready to
+        separate with. With exclusions alone, the one output is "all but" them."""
+        if not exclude:
+            names, embeddings = self.embed(texts, images, vector_files, vectors)
+            return self.prepare(names, embeddings, noise_heads)
+        excluded, exclusions = self.embed(exclude.texts, exclude.images, exclude.vector_files, exclude.vectors)
+        if texts or images or vector_files or vectors:
+            names, embeddings = self.embed(texts, images, vector_files, vectors)
+        else:
+            names, embeddings = [], np.zeros((0, exclusions.shape[1]), np.float32)
+        return self.prepare(names, embeddings, noise_heads, excluded, exclusions)
 
     # -- the frame loops -------------------------------------------------------------------
 
@@ -214,9 +259,9 @@ class Pipeline:
         return self._offline
 
     def stream(self, queries: Queries, options: StreamingOptions = StreamingOptions(),
-               channels: int | None = None) -> StreamingSeparator:
+               channels: int | None = None, gate: GateOptions | None = None) -> StreamingSeparator:
         """A new low-latency stream of `queries` (its own buffers; the engine is shared) that
         can switch to new texts through this pipeline's query path; `channels`: None for mono
-        blocks, else the blocks' channel count (each channel separated)."""
+        blocks, else the blocks' channel count (each channel separated); `gate`: the presence gate, if on."""
         return StreamingSeparator(self.engine, queries.for_streaming(), self.spectral, options, names=queries.names,
-                                  query_source=self.queries, channels=channels)
+                                  query_source=self.queries, channels=channels, gate=gate)

@@ -50,6 +50,7 @@ import numpy as np
 from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.dsp.block_spectral import MASK_MODES, BlockFrontEnd, apply_real_masks
+from clipsep_rt.dsp.presence import GateOptions, PresenceGate, PresenceTimeline, frame_energies
 from clipsep_rt.dsp.samples import float_samples
 from clipsep_rt.dsp.spectral_buffer import SlidingBuffer, SpectralBuffer, shift_in
 from clipsep_rt.dsp.warp import MAG_EPS
@@ -109,10 +110,14 @@ class StreamingSeparator:
         names: Sequence[str] = (),
         query_source: Callable[[list[str]], Queries] | None = None,
         channels: int | None = None,
+        gate: GateOptions | None = None,
     ):
         """`names`: the queries' names (`query_names`); `query_source(texts)`: embeds and
         prepares texts for `set_queries` (a `Pipeline`'s query path), if texts may be given.
-        `channels`: None for mono blocks (m,), else C for (m, C) blocks, each channel separated."""
+        `channels`: None for mono blocks (m,), else C for (m, C) blocks, each channel separated.
+        `gate`: fade each query's output to silence where its presence score says absent
+        (`dsp.presence`, causal: no added latency). The per-second presence of every query is
+        kept either way (`presence`)."""
         if channels is not None and channels < 1:
             raise OptionError("channels", f"must be at least 1 (or None for mono blocks), got {channels}")
         if spectral.n_fft != 4 * spectral.hop_length:  # the latency and buffer sizes below count on it
@@ -159,6 +164,8 @@ class StreamingSeparator:
         self._fade_in: PreparedQueries | None = None
         self._rows = queries.rows  # rows of _masked and _output: the queries' and those fading out
         self._retire_at: int | None = None  # when _output.start reaches it, the rows fading out are silent
+        self.presence = PresenceTimeline(spectral)  # per query, per second (bounded: a score per second)
+        self._gate = PresenceGate(gate, queries.rows, spectral) if gate is not None else None
 
     @property
     def sample_rate(self) -> int:
@@ -186,6 +193,12 @@ class StreamingSeparator:
         summary = StreamSummary(hop_frames=self.options.hop_frames, lookahead_frames=self.options.lookahead_frames)
         return summary.measure(self.stats, latency_samples=self.latency_samples, hop_samples=self.hop_samples,
                                sample_rate=self.spectral.sample_rate)
+
+    def presence_json(self) -> dict:
+        """Each query's presence per second so far, as `--stats` writes it (`dsp.presence`),
+        with whether the gate is on."""
+        threshold = self._gate.options.threshold if self._gate is not None else GateOptions().threshold
+        return {"gate": self._gate is not None, **self.presence.to_json(threshold)}
 
     def set_queries(self, queries: PreparedQueries | Queries | Sequence[str], names: Sequence[str] | None = None) -> None:
         """Switch queries mid-stream, to as many rows as they have: the next hop fades from the
@@ -285,7 +298,9 @@ class StreamingSeparator:
             masks = masks[:, None]  # (_rows, 1, 513, H): the same masks on every channel
 
         first = self._step * hop_frames  # the frames this step masks
-        self._masked.append(apply_real_masks(self._signal.frames.slice(first, first + hop_frames), masks))
+        frames = self._signal.frames.slice(first, first + hop_frames)  # ([C,] 513, H)
+        masks = self._presence_step(masks, frames if self.channels is None else frames.mean(axis=0), first)
+        self._masked.append(apply_real_masks(frames, masks))
         self._step += 1
         self._emit(end=(first + hop_frames) * self.spectral.hop_length - self.spectral.n_fft // 2)
         # Kept for the next hops: the look-ahead frames, and the samples of the frames to come.
@@ -294,6 +309,21 @@ class StreamingSeparator:
         if self._rows > self.queries.rows and self._retire_at is None and not self._masked.held()[self.queries.rows :].any():
             self._retire_at = self._output.stop  # the rows fading out have gone silent
         self.stats.steps.append(StepTiming(self._signal.received / self.spectral.sample_rate, time.perf_counter() - started))
+
+    def _presence_step(self, masks: np.ndarray, mixture: np.ndarray, first: int) -> np.ndarray:
+        """Score this hop's frames [first, first + H) (masks (_rows, [1,] 513, H), the mono
+        mixture's (513, H) STFT) into `presence`; gated masks if the gate is on."""
+        linear = masks if self.channels is None else masks[:, 0]
+        passed, total = frame_energies(linear, mixture)  # (_rows, H), (H,)
+        rows = self.queries.rows  # rows fading out are not scored
+        names = (self.query_names + [f"query {k + 1}" for k in range(len(self.query_names), rows)])[:rows]
+        self.presence.add(first, passed[:rows], total, names)
+        if self._gate is None:
+            return masks
+        if self._gate.rows != self._rows:
+            self._gate.set_rows(self._rows)
+        gains = self._gate.gains(passed, total)  # (_rows, H)
+        return masks * (gains[:, None, :] if self.channels is None else gains[:, None, None, :])
 
     def _resize(self, rows: int) -> None:
         """Give the buffers `rows` rows: new rows are silent so far."""

@@ -49,6 +49,7 @@ class ModelSource:
     files: dict[str, str]  # engine folder: {"onnx", "onnx_fp16", "onnx_int8", "tensorrt_plan"} -> path; {} for a checkpoint
     weights: Callable[[], "Checkpoint"]  # the weights (torch backend, ONNX export), loaded on first call
     text_encoder_onnx: ExportedTextEncoder | None = None  # the engine folder's ONNX text encoder, if any
+    weights_file: Path | None = None  # the weights in the project's .safetensors format (readable without torch), if any
 
 
 def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | None = None) -> ModelSource:
@@ -64,8 +65,9 @@ def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | N
         if loaded.model_config.film:
             raise ClipsepError(f"checkpoint {checkpoint}: a FiLM-conditioned model (a training experiment, one decoder pass "
                                "per query): the runtime and export take late-fusion models only")
+        own_format = Path(checkpoint) if Path(checkpoint).suffix == ".safetensors" else None
         return ModelSource(str(checkpoint), f"checkpoint {checkpoint}", loaded.model_config, loaded.spectral_config,
-                           loaded.query_encoder, {}, lambda: loaded)
+                           loaded.query_encoder, {}, lambda: loaded, weights_file=own_format)
     folder = Path(engine_dir)
     manifest = read_manifest(folder)
     if checkpoint is not None and file_sha256(Path(checkpoint)) != manifest.checkpoint["sha256"]:
@@ -76,6 +78,7 @@ def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | N
         str(engine_dir), f"engine folder {engine_dir}", manifest.model, manifest.spectral, manifest.query_encoder,
         manifest.separator.backend_files(folder), functools.cache(lambda: load_checkpoint(weights_path)),
         text.encoder(folder, manifest.query_encoder) if text else None,
+        weights_path if weights_path.suffix == ".safetensors" else None,
     )
 
 

@@ -338,7 +338,7 @@ class LiveRunner:
 
     def summary(self) -> dict:
         """Everything `write_stats` writes (`status.live_summary`)."""
-        return live_summary(self.snapshot(), self.separator.summary())
+        return {**live_summary(self.snapshot(), self.separator.summary()), "presence": self.separator.presence_json()}
 
     def write_stats(self, path: Path, overwrite: bool = True) -> None:
         """The run's timings, latency and overruns as JSON (atomically)."""

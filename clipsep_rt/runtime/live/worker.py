@@ -25,6 +25,9 @@ by default) throughout. The recording keeps the channel count it started with, o
 query: after a switch, channel k records the new query k; channels without a query are
 silent, queries without a channel are not recorded.
 
+The model-rate input it handles (dropped input included) is also kept in `recent_input`, the
+last `RECENT_INPUT_S` seconds, for a query fitted to what was just heard (`/this`).
+
 `LiveWorker` needs no audio device: tests drive it directly.
 """
 
@@ -41,6 +44,7 @@ import numpy as np
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.runtime.engines.protocol import PreparedQueries
 from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY, PlaybackBuffer, StreamResampler
+from clipsep_rt.runtime.live.recent_input import RECENT_INPUT_S, RecentInput
 from clipsep_rt.runtime.streaming import LatencyAligner, StreamingSeparator
 
 
@@ -87,6 +91,7 @@ class LiveWorker:
         self.record = record  # record_channels channels
         self.record_channels = separator.queries.rows  # fixed for the run: one per query at the start
         self.record_input = record_input
+        self.recent_input = RecentInput(RECENT_INPUT_S, self.rate)  # the last seconds handled, for `/this`
         self._aligner = LatencyAligner(separator)  # the recording is aligned with the input
         self._pending = np.zeros(0, dtype=np.float32)  # model-rate input not yet processed
         self._switch: tuple[PreparedQueries, Sequence[str], Callable[[], None] | None] | None = None
@@ -210,6 +215,7 @@ class LiveWorker:
         self.drops += 1
         self.dropped_samples += count
         self.consumed += count
+        self.recent_input.write(self._pending[:count])  # heard, though not separated
         self._pending = self._pending[count:]
         silence = np.zeros((self.row + 1, count), dtype=np.float32)
         self._write_input(silence[0])
@@ -222,6 +228,7 @@ class LiveWorker:
         self.compute_s += elapsed
         self.recent.append((len(chunk), elapsed))
         self.consumed += len(chunk)
+        self.recent_input.write(chunk)
         self._write_input(chunk)
         self._emit(out)
 
