@@ -115,7 +115,7 @@ def test_example_is_the_last_seconds_and_says_when_too_few_were_heard():
     ("/this", ThisCommand(3.0)),
     ("  /this 5 ", ThisCommand(5.0)),
     ("/THIS 0.5", ThisCommand(0.5)),
-    ("/this 30; -speech ; - dog barking", ThisCommand(30.0, ("speech", "dog barking"))),
+    ("/this 8; -speech ; - dog barking", ThisCommand(8.0, ("speech", "dog barking"))),
     ("/this;", ThisCommand(3.0)),
     ("violin", None),
     ("-speech; violin", None),
@@ -125,7 +125,7 @@ def test_this_command_parses(line, command):
 
 
 @pytest.mark.parametrize("line, message", [
-    ("/this 0.4", r"0\.4 s is outside 0\.5 to 30 s"),
+    ("/this 0.4", r"0\.4 s is outside 0\.5 to 8 s"),
     ("/this 31", "31 s is outside"),
     ("/this nan", "nan s is outside"),
     ("/this three", "'three' is not a number of seconds"),

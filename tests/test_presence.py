@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import REFERENCE_CHECKPOINT, write_wav
 
 from clipsep_rt.api import GateOptions, Separator
@@ -53,6 +54,11 @@ def test_timeline_is_energy_weighted_per_second_and_independent_of_chunking():
     later.add(100, passed[1:, 100:], total[100:], ["b"])
     assert later.scores()["b"][0] is None and later.scores()["a"][-1] is None
     assert later.to_json(0.5)["queries"]["b"]["present"] == [None, False, False, False]
+    switched = PresenceTimeline(SPECTRAL)  # queries switched inside one second: each scored on its frames
+    switched.add(0, np.full((1, 10), 0.5), np.ones(10), ["violin"])
+    switched.add(10, np.full((1, 200), 0.25), np.ones(200), ["speech"])
+    assert switched.scores()["violin"][0] == pytest.approx(0.5) and switched.scores()["violin"][1] is None
+    assert switched.scores()["speech"][0] == pytest.approx(0.25)
 
 
 def test_gate_fades_without_steps_and_holds_over():
@@ -71,6 +77,22 @@ def test_gate_fades_without_steps_and_holds_over():
     assert gains[closing:].tolist() == sorted(gains[closing:], reverse=True) and gains[-1] == 0.0
     with pytest.raises(OptionError, match="gate_threshold"):
         GateOptions(threshold=1.5)
+
+
+def test_a_switched_row_starts_over_without_a_step():
+    """A stream's switch puts a new query on a row: the old query's evidence and hangover no
+    longer keep it open, and its gain fades from where it was."""
+    options = GateOptions(threshold=0.3, window_ms=64, hangover_ms=480, ramp_ms=96)
+    kept, restarted = PresenceGate(options, rows=1), PresenceGate(options, rows=1)
+    total = np.ones(100)
+    for gate in (kept, restarted):
+        assert gate.gains(total[None] * 0.9, total)[0, -1] == 1.0  # the old query: present, open
+    restarted.reset([0])
+    silent = np.zeros((1, 40))
+    held, faded = kept.gains(silent, total[:40])[0], restarted.gains(silent, total[:40])[0]
+    assert held[:30].min() == 1.0  # the hangover (480 ms = 30 frames) still holds the old evidence
+    assert faded[0] == pytest.approx(1 - 1 / round(96 / 16)) and faded[-1] == 0.0  # fades at once
+    assert np.abs(np.diff(np.concatenate([[1.0], faded]))).max() <= 1 / round(96 / 16) + 1e-6
 
 
 def test_gate_is_the_same_in_any_chunking():
@@ -146,3 +168,11 @@ def test_report_shows_the_timeline(tmp_path, golden):
     page = (tmp_path / "report" / "index.html").read_text()
     assert 'class="timeline"' in page and "Presence timeline" in page
     assert page.count('<span class="absent"') >= 1 and "4-5 s: presence 0.00" in page
+    # With --gate, the report plays what the batch wrote: the gated output.
+    assert main(["--input", str(tmp_path / "mix.wav"), "--query-embedding", str(tmp_path / "q.npy"),
+                 "-c", str(REFERENCE_CHECKPOINT), "--precision", "fp32", "--quiet", "-o", str(tmp_path / "gated"),
+                 "--gate", "--report", str(tmp_path / "gated_report")]) == 0
+    written = sf.read(tmp_path / "gated" / "mix_q.wav", dtype="float32")[0]
+    shown = sf.read(tmp_path / "gated_report" / "01-mix" / "q1-q.wav", dtype="float32")[0]
+    ungated = sf.read(tmp_path / "out" / "mix_q.wav", dtype="float32")[0]
+    assert np.abs(shown - written).max() < 1e-4 and np.abs(written - ungated).max() > 1e-2

@@ -78,7 +78,7 @@ def test_span_query_and_bad_spans(separator):
     out = separator.separate(audio, RATE, embeddings={name: vector}).sources[name][2 * RATE:]
     assert _sdr(_tone(4.0), out) > _sdr(_tone(4.0), audio[2 * RATE:]) + 3.0
     for start, end, words in ((3.0, 2.0, "end must come after"), (5.0, 7.0, "outside the input"),
-                              (1.0, 1.2, "too short"), (0.0, 6.0, "whole input")):
+                              (1.0, 1.2, "too short"), (0.0, 6.0, "whole input"), (float("nan"), 2.0, "finite")):
         with pytest.raises(ClipsepError, match=words):
             span_example(audio, RATE, start, end)
 
@@ -108,8 +108,11 @@ def test_embed_audio_round_trip_and_cli_errors(tmp_path):
     done = _cli("mix.wav", "--query-embedding", "other.npz", "-o", "out2", cwd=tmp_path)
     assert done.returncode == 2 and "other.npz: fitted for" in done.stderr and "Traceback" not in done.stderr
     for span, words in (("3-2", "end must come after"), ("1-9", "outside the input"), ("1-1.1", "too short"),
-                        ("abc", "START-END")):
+                        ("abc", "START-END"), ("nan-5", "START-END"), ("1-inf", "START-END")):
         done = _cli("mix.wav", "--query-span", span, "-o", "out3", cwd=tmp_path)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, (span, done.stderr)
     done = _cli("mix.wav", "--query-audio", "missing.wav", "-o", "out4", cwd=tmp_path)
     assert done.returncode == 2 and "missing.wav" in done.stderr
+    # -o FILE with a text query and a fitted one: two outputs, refused before anything is fitted.
+    done = _cli("mix.wav", "-q", "a tone", "--query-audio", "tone.wav", "-o", "one.wav", cwd=tmp_path)
+    assert done.returncode == 2 and "gets 2 outputs" in done.stderr and not (tmp_path / "one.wav").exists()

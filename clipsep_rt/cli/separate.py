@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -129,9 +130,10 @@ def parse_span(text: str) -> tuple[float, float]:
     """--query-span's START-END in seconds (argparse type): '1.5-4' -> (1.5, 4.0)."""
     start, dash, end = text.partition("-")
     try:
-        if not dash:
+        span = float(start), float(end)
+        if not dash or not all(map(math.isfinite, span)):
             raise ValueError
-        return float(start), float(end)
+        return span
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give START-END in seconds, e.g. 1.5-4") from None
 
@@ -348,7 +350,7 @@ def _refuse_several_outputs(args: argparse.Namespace, output_file: Path) -> None
 
     if args.query_embedding:
         return
-    count = len(args.query) + len(args.query_image)
+    count = len(args.query) + len(args.query_image) + len(args.query_audio) + (args.query_span is not None)
     queries = [f"query {index}" for index in range(count or 1)]  # none: the one "all but" output of exclusions
     options = OutputOptions(noise_heads=args.noise_heads, residual=args.residual, combine=args.combine)
     outputs = len(output_targets(queries, 1, options))  # the model's noise heads: at least one
@@ -374,7 +376,12 @@ def _report_job(args: argparse.Namespace, session, inputs: list[Path]):
     from clipsep_rt.report import GroundTruth, ReportJob
 
     truth = GroundTruth(args.reference, args.interference)
-    return ReportJob(args.report, session.separator, inputs, session.queries, truth, overwrite=args.overwrite)
+    gate = None
+    if args.gate:
+        from clipsep_rt.dsp.presence import GateOptions
+
+        gate = GateOptions()
+    return ReportJob(args.report, session.separator, inputs, session.queries, truth, overwrite=args.overwrite, gate=gate)
 
 
 def _progress_bar(source: Path, duration_s: float | None):

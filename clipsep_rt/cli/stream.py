@@ -24,7 +24,7 @@ def streaming_arguments(p: argparse.ArgumentParser) -> None:
         "streaming (--input mic, or a file with --stream)",
         "A live run (--input mic, or -o speakers) reads lines typed on stdin: new queries separated by ';' (a leading "
         "'-' leaves a sound out: violin; -speech), or /this [SECONDS] for the sound of the last seconds heard "
-        "(0.5 to 30, default 3: a query fitted to them, named this@<time>s; /this 5; -speech leaves speech out of it).")
+        "(0.5 to 8, default 3: a query fitted to them, named this@<time>s; /this 5; -speech leaves speech out of it).")
     g.add_argument("--stream", action="store_true", help="send a file through the low-latency streaming path")
     g.add_argument("--realtime", action="store_true", help="with --stream: pace the file like a live stream")
     g.add_argument("--latency", default="balanced", choices=sorted(PRESETS),

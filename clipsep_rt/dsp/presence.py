@@ -83,8 +83,9 @@ class PresenceTimeline:
         self.frame_s = spectral.hop_length / spectral.sample_rate
         self._seconds: dict[str, list[float | None]] = {}  # name -> scores of the seconds closed
         self._closed = 0  # seconds closed so far
-        self._passed: dict[str, float] = {}  # the open second's energies
-        self._total = 0.0
+        # The open second, per query active in it: [passed energy, mixture energy, frames] over the
+        # frames it was active in (a query switched in or out mid-second is scored on its part).
+        self._open: dict[str, list[float]] = {}
         self._frames = 0  # frames in the open second
 
     def _second_of(self, frame: int) -> int:
@@ -104,32 +105,36 @@ class PresenceTimeline:
             stop = first_frame + count
             end = min(stop, int(math.floor((second + 1) / self.frame_s + 1e-9)) + 1)  # first frame of the next second
             part = slice(frame - first_frame, end - first_frame)
+            mixture = float(total[part].sum())
             for name, row in zip(names, passed):
-                self._passed[name] = self._passed.get(name, 0.0) + float(row[part].sum())
-            self._total += float(total[part].sum())
+                sums = self._open.setdefault(name, [0.0, 0.0, 0])
+                sums[0] += float(row[part].sum())
+                sums[1] += mixture
+                sums[2] += end - frame
             self._frames += end - frame
             frame = end
 
     def _close(self, names: Sequence[str]) -> None:
-        for name in dict.fromkeys([*self._seconds, *names]):
+        for name in dict.fromkeys([*self._seconds, *self._open, *names]):
             history = self._seconds.setdefault(name, [None] * self._closed)
-            history.append(self._score(name) if name in self._passed else None)
+            history.append(self._score(name) if name in self._open else None)
         self._closed += 1
-        self._passed, self._total, self._frames = {}, 0.0, 0
+        self._open, self._frames = {}, 0
 
     def _score(self, name: str) -> float:
-        if self._total <= SILENT_FRAME_ENERGY * max(1, self._frames):
+        passed, total, frames = self._open[name]
+        if total <= SILENT_FRAME_ENERGY * max(1, frames):
             return 0.0
-        return self._passed[name] / self._total
+        return passed / total
 
     def scores(self) -> dict[str, list[float | None]]:
         """name -> one score per second so far (the last, open second included)."""
         seconds = self._closed + (1 if self._frames else 0)
         out = {}
-        for name in dict.fromkeys([*self._seconds, *self._passed]):
+        for name in dict.fromkeys([*self._seconds, *self._open]):
             closed = self._seconds.get(name, [None] * self._closed)
             closed = closed + [None] * (self._closed - len(closed))
-            out[name] = closed + ([self._score(name) if name in self._passed else None] if self._frames else [])
+            out[name] = closed + ([self._score(name) if name in self._open else None] if self._frames else [])
             out[name] += [None] * (seconds - len(out[name]))
         return out
 
@@ -179,6 +184,12 @@ class PresenceGate:
         hold, gain = np.zeros(rows, np.int64), np.zeros(rows)
         hold[:keep], gain[:keep] = self._hold[:keep], self._gain[:keep]
         self._passed, self._hold, self._gain = passed, hold, gain
+
+    def reset(self, rows: Sequence[int]) -> None:
+        """These rows hold new queries (a stream's switch): their evidence starts over (no hangover,
+        no energy passed yet); their gain goes on from where it is, so it fades, never steps."""
+        rows = list(rows)
+        self._passed[rows], self._hold[rows] = 0.0, 0
 
     def gains(self, passed: np.ndarray, total: np.ndarray) -> np.ndarray:
         """(rows, T) passed energies, (T,) mixture energies of the next T frames -> (rows, T) float32 gains."""

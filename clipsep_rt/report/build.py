@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clipsep_rt.dsp.metrics import energy_ratio_db
-from clipsep_rt.dsp.presence import PRESENCE_THRESHOLD
+from clipsep_rt.dsp.presence import PRESENCE_THRESHOLD, GateOptions
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
 from clipsep_rt.optional import import_optional
@@ -66,6 +66,8 @@ class ReportJob:
     speech", "all but speech"). The model's noise heads are shown too, when the queries have
     no exclusions (exclusions combine query masks; the noise heads have none).
 
+    `gate`: the batch's --gate, so that the report plays and scores what the batch wrote.
+
     Construction checks everything that can fail early (matplotlib, existing files, the
     ground truth files and their length); `write` then separates and writes.
     """
@@ -78,6 +80,7 @@ class ReportJob:
         queries: "Queries",
         ground_truth: GroundTruth = GroundTruth(),
         overwrite: bool = False,
+        gate: GateOptions | None = None,
     ):
         import_optional("matplotlib", "report")
         if ground_truth:
@@ -96,6 +99,7 @@ class ReportJob:
         self.noise_heads = queries.noise_heads
         self.ground_truth = ground_truth
         self.overwrite = overwrite
+        self.gate = gate
         self.folders = {source: f"{index:02d}-{query_slug(source.stem)}" for index, source in enumerate(self.inputs, 1)}
         self._check_paths()
         self.truth = self._load_ground_truth() if ground_truth else {}
@@ -189,7 +193,7 @@ class ReportJob:
         if not len(mixture):  # an empty input (the batch writes empty outputs for it too)
             return ([mixture.copy() for _ in names], [np.zeros((queries.noise_heads, 0), np.float32) for _ in names],
                     [[] for _ in names])
-        separation = self.separator.separate(mixture, self.rate, queries)
+        separation = self.separator.separate(mixture, self.rate, queries, gate=self.gate or False)
         return ([separation.sources[name] for name in names], [separation.noise.get(name, no_heads) for name in names],
                 [separation.presence[name].tolist() for name in names])
 
@@ -214,7 +218,7 @@ class ReportJob:
             written.append(self._write_png(stem, images[stem], vmin, vmax, labels[stem]))
         queries = [
             QueryResult(name, [_signal(p) for p in planned], *self._metrics(mixture, prediction), presence=scores,
-                        presence_threshold=PRESENCE_THRESHOLD)
+                        presence_threshold=self.gate.threshold if self.gate else PRESENCE_THRESHOLD)
             for name, planned, prediction, scores in zip(self.query_names, planned_queries, predictions, presence, strict=True)
         ]
         result = InputResult(

@@ -263,5 +263,5 @@ class Pipeline:
         """A new low-latency stream of `queries` (its own buffers; the engine is shared) that
         can switch to new texts through this pipeline's query path; `channels`: None for mono
         blocks, else the blocks' channel count (each channel separated); `gate`: the presence gate, if on."""
-        return StreamingSeparator(self.engine, queries.for_streaming(), self.spectral, options, names=queries.names,
+        return StreamingSeparator(self.engine, queries.for_streaming(), self.spectral, options, names=queries.labels,
                                   query_source=self.queries, channels=channels, gate=gate)

@@ -18,6 +18,7 @@ weighted sample of the bins: a fraction of a second on a CPU.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,10 @@ PROBE_BATCH = 4  # windows per probing call (33 mask rows each: memory)
 
 @dataclass(frozen=True)
 class FitOptions:
-    levels_db: tuple[float, ...] = (-5.0, 0.0, 5.0)  # example-to-other energy ratios of the mixtures
+    levels_db: tuple[float, ...] = (-5.0, 0.0, 5.0)  # example-to-other energy ratios, taken in turn by the other sounds
     max_example_s: float = 8.0  # a longer example: its first seconds
     min_example_s: float = 0.5
-    others: int = 6  # other sounds mixed with the example, at most
+    others: int = 12  # other sounds mixed with the example, at most (one mixture each): all the bundled ones
     steps: int = 150  # Adam steps
     learning_rate: float = 0.05
     bins: int = 32768  # bins sampled (weighted) for the fit
@@ -146,7 +147,8 @@ class ExampleMixtures:
 
 def example_mixtures(front_end: BlockFrontEnd, example: np.ndarray, others: list[np.ndarray],
                      levels_db: tuple[float, ...]) -> ExampleMixtures:
-    """(n,) example, other sounds (any lengths: looped or cut to n) -> its mixtures at each level."""
+    """(n,) example, other sounds (any lengths: looped or cut to n) -> its mixtures, one per other
+    sound, at the levels in turn (more kinds of sound rather than one sound at every level)."""
     config = front_end.config
     window = config.window_frames
     frames = 1 + len(example) // config.hop_length
@@ -156,15 +158,15 @@ def example_mixtures(front_end: BlockFrontEnd, example: np.ndarray, others: list
     padded[:len(example)] = example
     energy = float(np.sum(example.astype(np.float64) ** 2))
     mixes = []
-    for other in others:
+    for index, other in enumerate(others):
         looped = np.resize(other.astype(np.float32), len(example))
         other_energy = float(np.sum(looped.astype(np.float64) ** 2))
         if other_energy <= 0.0:
             continue
-        for level in levels_db:
-            mix = padded.copy()
-            mix[:len(example)] += looped * np.float32(np.sqrt(energy / (other_energy * 10.0 ** (level / 10.0))))
-            mixes.append(mix)
+        level = levels_db[index % len(levels_db)]
+        mix = padded.copy()
+        mix[:len(example)] += looped * np.float32(np.sqrt(energy / (other_energy * 10.0 ** (level / 10.0))))
+        mixes.append(mix)
     if not mixes:
         raise ClipsepError("no other sound to contrast the example with (the other audio is silent)")
     mix_linear = np.abs(front_end.stft(np.stack(mixes)))  # (M, 513, count * W)
@@ -274,6 +276,8 @@ def span_example(audio: np.ndarray, sample_rate: int, start_s: float, end_s: flo
     audio, reversed or shorter than `min_s`."""
     duration = len(audio) / sample_rate
     span = f"span {start_s:g}-{end_s:g} s"
+    if not (math.isfinite(start_s) and math.isfinite(end_s)):
+        raise ClipsepError(f"{span}: give finite seconds")
     if end_s <= start_s:
         raise ClipsepError(f"{span}: the end must come after the start")
     if start_s < 0 or end_s > duration + 1e-9:

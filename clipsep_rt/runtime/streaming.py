@@ -166,6 +166,7 @@ class StreamingSeparator:
         self._retire_at: int | None = None  # when _output.start reaches it, the rows fading out are silent
         self.presence = PresenceTimeline(spectral)  # per query, per second (bounded: a score per second)
         self._gate = PresenceGate(gate, queries.rows, spectral) if gate is not None else None
+        self._gate_restarts: list[int] = []  # rows whose gate starts over at the next hop (a switch)
 
     @property
     def sample_rate(self) -> int:
@@ -212,8 +213,11 @@ class StreamingSeparator:
                 raise ClipsepError("this stream has no query encoder: switch with prepared queries, not texts")
             queries = self._query_source(list(queries))
         if isinstance(queries, Queries):
-            names, queries = queries.names, queries.for_streaming()
-        self.query_names = list(names or [])
+            names, queries = queries.labels, queries.for_streaming()
+        previous, self.query_names = self.query_names, list(names or [])
+        # Rows that hold another query from the switch on: their gate starts over.
+        self._gate_restarts = [k for k in range(queries.rows) if k >= len(previous) or k >= len(self.query_names)
+                               or previous[k] != self.query_names[k]]
         self._fade_in = queries
 
     def silence(self, samples: int) -> np.ndarray:
@@ -322,6 +326,9 @@ class StreamingSeparator:
             return masks
         if self._gate.rows != self._rows:
             self._gate.set_rows(self._rows)
+        if self._gate_restarts:
+            self._gate.reset(self._gate_restarts)
+            self._gate_restarts = []
         gains = self._gate.gains(passed, total)  # (_rows, H)
         return masks * (gains[:, None, :] if self.channels is None else gains[:, None, None, :])
 

@@ -24,7 +24,7 @@ EXCLUDE_MARK = "-"  # a typed query starting with it is an exclusion
 COMMAND_MARK = "/"  # a typed line starting with it is a command
 THIS_COMMAND = "/this"  # fit a query to the last seconds heard
 THIS_DEFAULT_S = 3.0
-THIS_RANGE_S = (0.5, 30.0)
+THIS_RANGE_S = (0.5, 8.0)  # seconds: a query is fitted on at most 8 s of example (FitOptions.max_example_s)
 
 
 def parse_typed_queries(line: str) -> tuple[list[str], list[str]]:
@@ -57,7 +57,7 @@ class ThisCommand:
 def parse_this_command(line: str) -> ThisCommand | None:
     """A typed line -> ThisCommand for '/this', '/this 5' or '/this 5; -speech', None for a line
     that is no command (queries). ClipsepError (one line) for another command, seconds that are
-    not a number from 0.5 to 30, or queries after it (only exclusions may follow)."""
+    not a number from 0.5 to 8, or queries after it (only exclusions may follow)."""
     head, _, rest = line.strip().partition(";")
     words = head.split()
     if not words or not words[0].startswith(COMMAND_MARK):
