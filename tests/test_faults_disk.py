@@ -30,7 +30,7 @@ from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io import audio_writer
 from clipsep_rt.io.files import OutputClaimed, atomic_output
 from clipsep_rt.io.media import write_audio_atomic
-from tests.test_live import _sigint_as_in_a_terminal
+from tests.test_live import _stop_signals_as_in_a_terminal
 
 EXE = Path(sys.executable).with_name("clipsep-rt")
 DISK_FULL = "disk full; free some space or choose another output folder"
@@ -263,7 +263,7 @@ def test_a_stopped_stream_says_its_unfinished_output_was_removed(files, stop, st
     process = subprocess.Popen(
         [str(EXE), "--query-embedding", "violin.npy", "-c", str(REFERENCE_CHECKPOINT), "--precision", "fp32",
          "long.wav", "--stream", "--realtime", "-o", "st.wav", "--stats", "st.json"],
-        cwd=files, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_in_a_terminal,
+        cwd=files, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_stop_signals_as_in_a_terminal,
     )
     _wait_for_temporary(process, files, "st", min_bytes=1 << 12)
     process.send_signal(stop)

@@ -38,6 +38,7 @@ from tests.test_faults_stream import (  # noqa: F401 - jack_servers and tiny_mod
     JACK_PERIOD,
     RATE,
     _jack_env,
+    _stop_signals_as_in_a_terminal,
     file_runner,
     jack_servers,
     tiny_model,
@@ -232,7 +233,7 @@ def test_cli_live_run_survives_its_terminal_hanging_up(jack_servers, tiny_model,
         [sys.executable, "-m", "clipsep_rt.cli", "--input", "mic", "-o", str(take), "--stats", str(stats),
          "-c", str(checkpoint), "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2"],
         stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env=_jack_env(server), cwd=HERE.parent.parent,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=_stop_signals_as_in_a_terminal)
     os.close(terminal)
     try:
         _read_until(master, "live ", process)  # a status line: it is recording

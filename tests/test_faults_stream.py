@@ -49,7 +49,7 @@ from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator, s
 from tests.test_live import (  # noqa: F401 - jack_servers is a fixture
     _jack_env,
     _live_audio_missing,
-    _sigint_as_in_a_terminal,
+    _stop_signals_as_in_a_terminal,
     _wait_or_dump,
     jack_servers,
     known_signal,
@@ -230,7 +230,8 @@ def test_live_recording_survives_sighup(tmp_path):
     recording stops it like Ctrl-C: the process exits 0 with the recording complete. (Before:
     SIGHUP killed the process and the recording was lost.)"""
     result = subprocess.run([sys.executable, "-m", "tests.test_faults_stream", "hangup", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120, check=False, cwd=HERE.parent.parent)
+                            capture_output=True, text=True, timeout=120, check=False, cwd=HERE.parent.parent,
+                            preexec_fn=_stop_signals_as_in_a_terminal)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["stop_reason"] == "hung up" and report["interrupted"]
@@ -330,7 +331,7 @@ def test_typed_query_on_a_file_played_to_the_speakers(jack_servers, tiny_model, 
          "-o", "speakers", "-c", str(checkpoint), "--query-embedding", str(vector), "--hop-frames", "4",
          "--lookahead-frames", "2"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_jack_env(server),
-        cwd=HERE.parent.parent, preexec_fn=_sigint_as_in_a_terminal)
+        cwd=HERE.parent.parent, preexec_fn=_stop_signals_as_in_a_terminal)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
     reader.start()
@@ -445,10 +446,18 @@ def test_a_multichannel_stream_separates_each_channel_with_the_downmix_masks():
 
 
 def _driver_hangup(out_dir: str) -> None:
-    """A live recording (a file at real-time pace) that gets SIGHUP after 0.6 s."""
+    """A live recording (a file at real-time pace) that gets SIGHUP once 0.6 s are recorded
+    (not at a fixed time: on a loaded machine the run may not have started by then)."""
     folder = Path(out_dir)
     runner = file_runner(folder, folder / "take.wav", seconds=10.0)
-    threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGHUP)).start()
+
+    def hang_up_once_recording() -> None:
+        deadline = time.monotonic() + 60
+        while runner.worker.consumed < 0.6 * RATE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    threading.Thread(target=hang_up_once_recording, daemon=True).start()
     runner.run()
     print(json.dumps({"stop_reason": runner.stop_reason, "interrupted": runner.interrupted,
                       "consumed": runner.worker.consumed}))

@@ -719,7 +719,7 @@ def _start_live_recording(env: dict, record: Path, tiny_checkpoint, stats: Path)
         [sys.executable, "-m", "clipsep_rt.cli", "--input", "mic", "-o", str(record), "-c", str(checkpoint),
          "--query-embedding", str(vector), "--hop-frames", "4", "--lookahead-frames", "2", "--stats", str(stats)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=HERE.parent.parent, preexec_fn=_sigint_as_in_a_terminal)
+        cwd=HERE.parent.parent, preexec_fn=_stop_signals_as_in_a_terminal)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
     reader.start()
@@ -734,11 +734,13 @@ def _wait_for_status(process: subprocess.Popen, lines: list[str], matches, timeo
         time.sleep(0.05)
 
 
-def _sigint_as_in_a_terminal() -> None:
-    """In the child before exec: SIGINT back to its default. A test suite started in the
-    background by a non-interactive shell (`make test &`) inherits SIGINT ignored (POSIX), and
-    clipsep-rt rightly keeps an ignored SIGINT ignored: Ctrl-C from a terminal is what is tested."""
+def _stop_signals_as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT and SIGHUP back to their defaults. A test suite started
+    in the background by a non-interactive shell (`make test &`) inherits SIGINT ignored (POSIX),
+    one started under `nohup` SIGHUP ignored, and their children too; clipsep-rt rightly keeps
+    an ignored signal ignored: Ctrl-C and a hang-up from a terminal are what is tested."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def _wait_or_dump(process: subprocess.Popen, timeout: float, lines: list[str], reader: threading.Thread) -> None:
