@@ -15,25 +15,16 @@ Writes benchmarks/results/exclusion_quality-<machine>[-quick].json and .md.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from clipsep_rt.api import Separator
-from clipsep_rt.dsp.metrics import bss_eval_v4
-from clipsep_rt.measure.machine import machine_info
-from clipsep_rt.measure.results import result_stem, write_results
+from clipsep_rt.dsp.metrics import two_source_sdr
+from clipsep_rt.measure.results import run_devset_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _sdr(reference: np.ndarray, other: np.ndarray, estimate: np.ndarray) -> float:
-    """SDR (dB) of `estimate` against `reference`, `other` being the mixture's other source."""
-    return float(bss_eval_v4(np.stack([reference, other]), estimate).sdr)
 
 
 def _only(sources: dict[str, np.ndarray]) -> np.ndarray:
@@ -54,14 +45,14 @@ def evaluate(separator: Separator, devset: Path, count: int | None, log=print) -
         rest_by_exclusion = _only(separator.separate(mix, rate, exclude=[target_label]).sources)
         by_label = separator.separate(mix, rate, queries=[target_label, interference_label]).sources
         target_without = _only(separator.separate(mix, rate, queries=[target_label], exclude=[interference_label]).sources)
-        base_rest, base_target = _sdr(interference, target, mix), _sdr(target, interference, mix)
+        base_rest, base_target = two_source_sdr(mix, interference, target), two_source_sdr(mix, target, interference)
         row = {
             "index": mixture["index"], "target_class": mixture["target_class"],
             "interference_class": mixture["interference_class"],
-            "rest_all_but_target": _sdr(interference, target, rest_by_exclusion) - base_rest,
-            "rest_by_its_label": _sdr(interference, target, by_label[interference_label]) - base_rest,
-            "target_by_label": _sdr(target, interference, by_label[target_label]) - base_target,
-            "target_without_interference": _sdr(target, interference, target_without) - base_target,
+            "rest_all_but_target": two_source_sdr(rest_by_exclusion, interference, target) - base_rest,
+            "rest_by_its_label": two_source_sdr(by_label[interference_label], interference, target) - base_rest,
+            "target_by_label": two_source_sdr(by_label[target_label], target, interference) - base_target,
+            "target_without_interference": two_source_sdr(target_without, target, interference) - base_target,
         }
         rows.append(row)
         log(f"{row['index']:4d} rest: all-but {row['rest_all_but_target']:6.2f} / label {row['rest_by_its_label']:6.2f}"
@@ -99,22 +90,5 @@ def report_markdown(results: dict, command: str) -> str:
         f"Excluding the interference: {s['without_minus_alone_db']:+.2f} dB.", ""])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devset", type=Path, default=ROOT / "devset" / "devset.json")
-    parser.add_argument("--count", type=int, help="the first N mixtures only (a quick run)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    separator = Separator.open(backend="onnxruntime", threads=args.threads)
-    rows = evaluate(separator, args.devset, args.count)
-    machine = machine_info(args.threads)
-    results = {"threads": args.threads, "machine": machine, "model": separator.describe(), "summary": summary(rows),
-               "rows": rows}
-    stem = result_stem("exclusion_quality", machine.get("gpu") or machine["cpu"], args.count is not None)
-    report = report_markdown(results, " ".join(["python", *sys.argv]))
-    print(report)
-    write_results(ROOT / "benchmarks" / "results" / f"{stem}.json", None, results, report, log=print)
-
-
 if __name__ == "__main__":
-    main()
+    run_devset_benchmark("exclusion_quality", __doc__.splitlines()[0], evaluate, summary, report_markdown)

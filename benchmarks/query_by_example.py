@@ -17,9 +17,7 @@ benchmarks/results/query_by_example-<machine>[-quick].json and .md.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,16 +25,10 @@ import numpy as np
 import soundfile as sf
 
 from clipsep_rt.api import Separator
-from clipsep_rt.dsp.metrics import bss_eval_v4
-from clipsep_rt.measure.machine import machine_info
-from clipsep_rt.measure.results import result_stem, write_results
+from clipsep_rt.dsp.metrics import two_source_sdr
+from clipsep_rt.measure.results import run_devset_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 SPAN_S = 2.0
-
-
-def _sdr(target: np.ndarray, interference: np.ndarray, estimate: np.ndarray) -> float:
-    return float(bss_eval_v4(np.stack([target, interference]), estimate).sdr)
 
 
 def evaluate(separator: Separator, devset: Path, count: int | None, log=print) -> list[dict]:
@@ -67,13 +59,13 @@ def evaluate(separator: Separator, devset: Path, count: int | None, log=print) -
         span_s = time.perf_counter() - started
         sources = separator.separate(mix, rate, embeddings={"text": text, "example": example, "guided": guided}).sources
         spanned = separator.separate(extended, rate, embeddings={"span": span}).sources["span"][int(SPAN_S * rate):]
-        base = _sdr(target, interference, mix)
+        base = two_source_sdr(mix, target, interference)
         row = {"index": mixture["index"], "target_class": mixture["target_class"], "label": mixture["target_labels"][0],
                "example_from": other["target_source"], "sdr_mixture": base,
-               "sdri_text": _sdr(target, interference, sources["text"]) - base,
-               "sdri_example": _sdr(target, interference, sources["example"]) - base,
-               "sdri_guided": _sdr(target, interference, sources["guided"]) - base,
-               "sdri_span": _sdr(target, interference, spanned) - base, "fit_example_s": example_s, "fit_span_s": span_s}
+               "sdri_text": two_source_sdr(sources["text"], target, interference) - base,
+               "sdri_example": two_source_sdr(sources["example"], target, interference) - base,
+               "sdri_guided": two_source_sdr(sources["guided"], target, interference) - base,
+               "sdri_span": two_source_sdr(spanned, target, interference) - base, "fit_example_s": example_s, "fit_span_s": span_s}
         rows.append(row)
         log(f"{row['index']:4d} {row['target_class']:18s} text {row['sdri_text']:6.2f}  example {row['sdri_example']:6.2f}"
             f"  guided {row['sdri_guided']:6.2f}  span {row['sdri_span']:6.2f} dB  (fits {example_s:.2f} s, {span_s:.2f} s)")
@@ -111,23 +103,5 @@ def report_markdown(results: dict, command: str) -> str:
         f"for (b), {s['mean_fit_span_s']:.2f} s for (c).", ""])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devset", type=Path, default=ROOT / "devset" / "devset.json")
-    parser.add_argument("--count", type=int, help="at most this many mixtures (a quick run)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    separator = Separator.open(backend="onnxruntime", threads=args.threads)
-    rows = evaluate(separator, args.devset, args.count)
-    machine = machine_info(args.threads)
-    results = {"threads": args.threads, "machine": machine, "model": separator.describe(), "summary": summary(rows),
-               "rows": rows}
-    stem = result_stem("query_by_example", machine.get("gpu") or machine["cpu"], args.count is not None)
-    command = " ".join(["python", *sys.argv])
-    report = report_markdown(results, command)
-    print(report)
-    write_results(ROOT / "benchmarks" / "results" / f"{stem}.json", None, results, report, log=print)
-
-
 if __name__ == "__main__":
-    main()
+    run_devset_benchmark("query_by_example", __doc__.splitlines()[0], evaluate, summary, report_markdown)

@@ -121,6 +121,13 @@ class SeparationMetrics(NamedTuple):
     si_sdri: float  # SI-SDR(estimate) - SI-SDR(mixture)
 
 
+def two_source_sdr(estimate: np.ndarray, target: np.ndarray, interference: np.ndarray) -> float:
+    """BSS Eval v4 SDR (dB) of `estimate` (n,) for `target` (n,), `interference` (n,) being the
+    mixture's other source."""
+    references = np.stack([np.asarray(target, np.float64), np.asarray(interference, np.float64)])
+    return float(bss_eval_v4(references, estimate, 0).sdr)
+
+
 def separation_metrics(estimate: np.ndarray, target: np.ndarray, interference: np.ndarray, mixture: np.ndarray | None = None) -> SeparationMetrics:
     """All metrics of `estimate` for `target` in a two-source mixture (mixture = target + interference by default)."""
     references = np.stack([np.asarray(target, np.float64), np.asarray(interference, np.float64)])

@@ -1,10 +1,12 @@
 """Benchmark results: the bench rows as a markdown table and as JSON, results file names,
-and writing a benchmark's JSON and markdown report."""
+writing a benchmark's JSON and markdown report, and the command line of the dev-set benchmarks."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -75,3 +77,33 @@ def write_results(json_path: Path, markdown_path: Path | None, data: dict, repor
             temp.write_text(text)
     if log is not None:
         log(f"wrote {json_path} and {markdown_path}")
+
+
+def run_devset_benchmark(
+    kind: str,
+    description: str,
+    evaluate: Callable[..., list[dict]],
+    summary: Callable[[list[dict]], dict],
+    report_markdown: Callable[[dict, str], str],
+) -> None:
+    """The command line of a benchmark on the real-sound dev set (`--devset`, `--count` for a quick
+    run, `--threads`): the bundled model on onnxruntime, `evaluate(separator, devset, count)` ->
+    rows, then `kind-<machine>[-quick].json` and .md under benchmarks/results/ with the machine,
+    the model, `summary(rows)` and the rows; `report_markdown(results, command)` is printed too."""
+    from clipsep_rt.api import Separator
+
+    root = Path(__file__).resolve().parents[2]
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--devset", type=Path, default=root / "devset" / "devset.json")
+    parser.add_argument("--count", type=int, help="at most this many mixtures (a quick run)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    separator = Separator.open(backend="onnxruntime", threads=args.threads)
+    rows = evaluate(separator, args.devset, args.count)
+    machine = machine_info(args.threads)
+    results = {"threads": args.threads, "machine": machine, "model": separator.describe(), "summary": summary(rows),
+               "rows": rows}
+    stem = result_stem(kind, machine.get("gpu") or machine["cpu"], args.count is not None)
+    report = report_markdown(results, " ".join(["python", *sys.argv]))
+    print(report)
+    write_results(root / "benchmarks" / "results" / f"{stem}.json", None, results, report, log=print)

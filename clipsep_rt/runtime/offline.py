@@ -287,7 +287,8 @@ class _Presence:
             passed, total = frame_energies(masks[:rows, :, new], mixture[:, new])  # (rows, n), (n,)
             if self.timeline is not None:
                 self.timeline.add(self.scored, passed[list(self.names)], total, list(self.names.values()))
-            self.gains.append(self.gate.gains(passed, total) if self.gate else np.ones_like(passed, np.float32))
+            if self.gate is not None:
+                self.gains.append(self.gate.gains(passed, total))
             self.scored = stop
         if self.gate is None:
             return masks

@@ -201,9 +201,10 @@ class Pipeline:
     def _check_fitted_for_this_model(self, vector_files: Sequence[str | Path]) -> None:
         """Refuse a vector file fitted to audio (`embed --audio`) for another model: its query head differs."""
         for path in vector_files:
-            fitted_for = read_metadata(path).get("query_head")
+            metadata = read_metadata(path)
+            fitted_for = metadata.get("query_head")
             if fitted_for and fitted_for != self.query_fitter.projection.fingerprint:
-                made_with = read_metadata(path).get("model", "another model")
+                made_with = metadata.get("model", "another model")
                 raise ClipsepError(f"{path}: fitted for {made_with}, not for {self.name} (another query head): "
                                    "fit it again with this model (clipsep-rt embed --audio CLIP)")
 
