@@ -8,11 +8,20 @@ DEMO_OUT := demo_out
 .PHONY: demo test bench gpu-check clean live-audio-deps browser-deps corpus devset label-audit default-engine \
 	train-resume train-snapshot train-stop train-status
 
+# `make test` installs everything it tests (PyTorch included); `make demo` only the lean core
+# install (no PyTorch: OpenVINO, tokenizers, soundfile...) plus the report's matplotlib and scipy.
+# Both share .venv: after `make test` the demo finds its packages already there.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[clip,text,dev,report,distributed,train]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+DEMO_STAMP := $(VENV)/.demo-installed-stamp
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[report]'
+	touch $(DEMO_STAMP)
 
 # The bundled default model (clipsep_rt/model/weights) separates a shipped mixture of two sounds
 # from packages it never trained on (a dog barking and an acoustic guitar, from the dev set) by
@@ -20,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 # but the dog": --residual). It writes the audio plus an HTML report (spectrograms, players, SDRi
 # against the shipped ground truth, robustness to queries).
 DEMO_QUERIES := -q "dog barking" -q "a dog yapping at someone" -q "a bell ringing"
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	mkdir -p $(DEMO_OUT)
 	$(BIN)/clipsep-rt examples/dog_guitar/mixture.wav $(DEMO_QUERIES) -o $(DEMO_OUT) --residual \
 		--report $(DEMO_OUT)/report --reference examples/dog_guitar/dog.wav \
@@ -61,11 +70,12 @@ browser-deps:
 		|| { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \
 		|| echo "make test: could not install $(BROWSER_PACKAGES): the browser rendering test will skip"
 
-# The bundled default model's folder is also its engine folder: its FP32 ONNX graph (for
-# --backend onnxruntime, which runs without PyTorch) and manifest.json, exported from the
-# checkpoint beside them and checked against torch. Re-run when the bundled weights change.
+# The bundled default model's folder is also its engine folder: its FP32 ONNX graph, its MiniLM
+# text encoder as a weight-only INT8 graph with its tokenizer (what the core install, without
+# PyTorch, runs on OpenVINO or ONNX Runtime) and manifest.json, exported from the checkpoint
+# beside them and checked against torch. Re-run when the bundled weights change.
 default-engine: $(STAMP)
-	$(BIN)/clipsep-rt export -o clipsep_rt/model/weights --no-fp16 --no-text-encoder --overwrite
+	$(BIN)/clipsep-rt export -o clipsep_rt/model/weights --no-fp16 --text-encoder-int8 --no-fp32-text-encoder --overwrite
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/offline.py

@@ -21,6 +21,8 @@ separator is put together in one place, `runtime.pipeline.Pipeline`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from clipsep_rt.runtime.pipeline import Pipeline, PipelineSpec
 from clipsep_rt.runtime.queries import Queries
 from clipsep_rt.runtime.streaming import LatencyAligner, StreamingOptions, StreamingSeparator
 
+logger = logging.getLogger(__name__)
 MAX_CHANNELS = 64  # (n, C) arrays with more channels than this and than samples are taken for channels first
 Stream = StreamingSeparator  # what `Separator.stream` returns: process, set_queries, flush, summary, latency
 
@@ -88,18 +91,37 @@ class Separator:
         threads: int | None = None,
         windowing: WindowingOptions = WindowingOptions(),
         encoder: QueryEncoderOptions = QueryEncoderOptions(),
+        engine_cache: bool = True,
+        log: Callable[[str], None] | None = None,
+        stream_latency: str | None = None,
+        probe_cache: bool = True,
     ) -> Separator:
         """A checkpoint and/or an exported engine folder, on the backend `choose_backend` picks;
-        with neither, the bundled default model (`clipsep_rt.model.weights`)."""
-        spec = PipelineSpec(Path(checkpoint) if checkpoint is not None else None,
-                            Path(engine_dir) if engine_dir is not None else None,
-                            backend, device, precision, compile, threads, windowing, encoder)
-        return cls.load(spec)
+        with neither, the bundled default model (`clipsep_rt.model.weights`).
+
+        A checkpoint alone is compiled once (its ONNX graph, into the user cache; `log` hears
+        of it, default `logging`) and later opened from there without torch, unless
+        `engine_cache` is False or the backend is torch (see `export.engine_cache`).
+
+        `stream_latency`: the preset ("low", "balanced", "quality") its streams will run at, when
+        known before opening: backend auto on the CPU then takes the backend measured fastest per
+        hop on this machine (timed once, cached: `runtime.engines.hop_probe`) rather than the
+        static order; `backend.reasons` gives the figures. `probe_cache` False times them anew
+        (at every open) and leaves the cache alone."""
+        spec = PipelineSpec(checkpoint=Path(checkpoint) if checkpoint is not None else None,
+                            engine_dir=Path(engine_dir) if engine_dir is not None else None,
+                            backend=backend, device=device, precision=precision, compile=compile, threads=threads,
+                            engine_cache=engine_cache, windowing=windowing, encoder=encoder,
+                            stream_latency=stream_latency, probe_cache=probe_cache)
+        return cls.load(spec, log=log)
 
     @classmethod
-    def load(cls, spec: PipelineSpec) -> Separator:
+    def load(cls, spec: PipelineSpec, log: Callable[[str], None] | None = None) -> Separator:
         """`open` from a `PipelineSpec` (what `spec` gives back: another process loads the same)."""
-        return cls(Pipeline.load(spec.resolved()))
+        spec = spec.resolved()
+        pipeline = Pipeline.load(_with_compiled_engine(spec, log or logger.warning), log=log)
+        pipeline.spec = spec  # as asked: another process (a Ray worker) finds its own machine's cache entry
+        return cls(pipeline)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto", **options) -> Separator:
@@ -361,6 +383,18 @@ class Separator:
             mask,
         )
         return self.pipeline.stream(self._as_queries(queries, exclude=exclude), options, channels, gate_options(gate))
+
+
+def _with_compiled_engine(spec: PipelineSpec, log: Callable[[str], None]) -> PipelineSpec:
+    """`spec` with the engine folder compiled from its checkpoint (export.engine_cache) when it
+    names a checkpoint alone and a backend that runs graphs; else `spec` unchanged."""
+    graph_backend = spec.backend != "torch" and not spec.compile
+    if spec.checkpoint is None or spec.engine_dir is not None or not spec.engine_cache or not graph_backend:
+        return spec
+    from clipsep_rt.export.engine_cache import cached_engine_dir
+
+    folder = cached_engine_dir(spec.checkpoint, log)
+    return dataclasses.replace(spec, engine_dir=folder) if folder is not None else spec
 
 
 def gate_options(gate: bool | GateOptions) -> GateOptions | None:

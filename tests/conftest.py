@@ -15,10 +15,17 @@ REFERENCE = Path(__file__).parent / "data" / "reference"
 REFERENCE_CHECKPOINT = REFERENCE / "official_small_nit_checkpoint.pt"
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> Path:
+    """The suite's user cache (compiled checkpoints, hop probes), shared by its tests, never the user's."""
+    return tmp_path_factory.mktemp("user-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own embedding cache, never the user's."""
+def _isolated_cache(tmp_path_factory, _session_cache, monkeypatch):
+    """Every test gets its own embedding cache and the suite's user cache, never the user's."""
     monkeypatch.setenv("CLIPSEP_RT_CACHE", str(tmp_path_factory.mktemp("embedding-cache")))
+    monkeypatch.setenv("CLIPSEP_RT_CACHE_DIR", str(_session_cache))
     torch.set_num_threads(2)
 
 

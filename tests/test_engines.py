@@ -628,7 +628,7 @@ def test_auto_on_cpu():
     assert (choice.name, choice.precision) == ("torch", "fp32")
     assert "onnxruntime CPU: no ONNX file in the engine dir (run clipsep-rt export)" in choice.reasons
     choice = choose_backend("auto", "cpu", FILES, Environment())
-    assert "onnxruntime CPU: not installed (pip install 'clipsep-rt[onnx]')" in choice.reasons
+    assert "onnxruntime CPU: not installed (pip install 'clipsep-rt[onnxruntime]')" in choice.reasons
     assert _pick(GPU_BOX, device="cpu") == ("onnxruntime", CPU_EP, "cpu", "fp32")  # a GPU box asked for the CPU
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest

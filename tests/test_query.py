@@ -364,6 +364,7 @@ def test_cache_that_cannot_be_written_does_not_stop_a_run(tmp_path, caplog):
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("CLIPSEP_RT_CACHE_DIR")  # the suite's user cache (conftest)
     monkeypatch.setenv("CLIPSEP_RT_CACHE", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
     assert EmbeddingCache().root == tmp_path / "mine"
@@ -559,7 +560,8 @@ def _default_checkpoint():
 
 
 def test_embed_defaults_to_the_bundled_models_encoder(tmp_path, capsys):
-    """`embed TEXT -o FILE` with no model and no encoder uses the bundled model's (MiniLM, 384 values)."""
+    """`embed TEXT -o FILE` with no model and no encoder uses the bundled model's (MiniLM, 384 values),
+    from the bundled folder's INT8 graph (no torch): within cosine 0.999 of sentence-transformers."""
     from clipsep_rt.cli import main
     from clipsep_rt.query import MiniLMEncoder
 
@@ -567,7 +569,7 @@ def test_embed_defaults_to_the_bundled_models_encoder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "with minilm:all-MiniLM-L6-v2 (384 values each, for the bundled default model)" in out
     with np.load(tmp_path / "q.npz") as stored:
-        np.testing.assert_allclose(stored["violin"], MiniLMEncoder().encode_text(["violin"])[0], atol=1e-6)
+        assert float(stored["violin"] @ MiniLMEncoder().encode_text(["violin"])[0]) > 0.999
 
 
 def test_onnx_minilm_tokens_match_sentence_transformers():

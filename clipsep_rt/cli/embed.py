@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clipsep_rt.cli.common import encoder_options, query_encoder_arguments
+from clipsep_rt.cli.common import encoder_options, query_encoder_arguments, say
 from clipsep_rt.errors import ClipsepError
 
 
@@ -50,31 +50,39 @@ def run(args: argparse.Namespace) -> int:
         raise ClipsepError(f"{args.output}: already exists (use --overwrite to replace it)")
     if args.audio:
         return _fit_audio(args)
-    model, trained_with, query_dim = _model(args)
+    engine = args.engine
+    if engine is None and args.checkpoint is None and not args.query_encoder:
+        from clipsep_rt.model.weights import default_engine_dir
+
+        engine = default_engine_dir()  # the bundled model's folder: its exported text encoder, no torch
+    model, trained_with, query_dim = _model(args, engine)
     spec = args.query_encoder or trained_with
     if spec is None:
         raise ClipsepError(f"{model} does not say which query encoder it was trained with: pass --query-encoder SPEC")
     options = encoder_options(args, spec=spec)
-    manifest = read_manifest(args.engine) if args.engine else None
+    manifest = read_manifest(engine) if engine else None
     if manifest and manifest.text_encoder and not args.query_encoder:
-        exported = manifest.text_encoder.encoder(args.engine, spec)
+        exported = manifest.text_encoder.encoder(engine, spec)
         embedder = QueryEmbedder(spec, options, args.device, encoder_id=exported.encoder_id, factory=exported.build)
     else:
         embedder = QueryEmbedder(spec, options, args.device)
-    names, embeddings = assemble_queries(embedder, QueryTarget(query_dim, str(args.engine or args.checkpoint or "the bundled default"), trained_with), args.queries, args.image)
+    names, embeddings = assemble_queries(embedder, QueryTarget(query_dim, str(args.engine or args.checkpoint or "the bundled default"),
+                                                               trained_with), args.queries, args.image)
     save_query_embeddings(args.output, names, embeddings)
     print(f"embedded {len(names)} queries with {embedder.encoder_id} ({embeddings.shape[1]} values each, for {model}) -> {args.output}")
     return 0
 
 
-def _model(args: argparse.Namespace) -> tuple[str, str | None, int | None]:
-    """(what the queries are for, the encoder it was trained with, its query size): the --engine
-    folder, the --checkpoint, else the bundled default model; with only --query-encoder, no model."""
-    if args.engine:
+def _model(args: argparse.Namespace, engine: Path | None) -> tuple[str, str | None, int | None]:
+    """(what the queries are for, the encoder it was trained with, its query size): the engine
+    folder (--engine, or the bundled model's), the --checkpoint, else the bundled default model;
+    with only --query-encoder, no model."""
+    if engine:
         from clipsep_rt.runtime.engines.manifest import read_manifest
 
-        manifest = read_manifest(args.engine)
-        return f"engine folder {args.engine}", manifest.query_encoder, manifest.query_dim
+        manifest = read_manifest(engine)
+        return ("the bundled default model" if args.engine is None else f"engine folder {engine}",
+                manifest.query_encoder, manifest.query_dim)
     if args.checkpoint is None and args.query_encoder:
         return "any separator trained with it", None, None
     from clipsep_rt.model.checkpoint import load_checkpoint
@@ -101,7 +109,7 @@ def _fit_audio(args: argparse.Namespace) -> int:
     if args.queries or args.image or args.query_encoder:
         raise ClipsepError("--audio fits vectors to the model: give text queries, --image and --query-encoder in "
                            "another embed call")
-    separator = Separator.open(checkpoint=args.checkpoint, engine_dir=args.engine, device=args.device)
+    separator = Separator.open(checkpoint=args.checkpoint, engine_dir=args.engine, device=args.device, log=say)
     names, vectors, started = [], [], time.perf_counter()
     for clip in args.audio:
         samples = load_audio(clip, separator.sample_rate).samples

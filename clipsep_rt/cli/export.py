@@ -23,6 +23,12 @@ def add_parser(sub) -> None:
     p.add_argument("--no-text-encoder", dest="text_encoder", action="store_false",
                    help="do not export the text encoder (text queries then need its torch encoder: open_clip "
                         "and its weights, or sentence-transformers)")
+    p.add_argument("--text-encoder-int8", dest="text_encoder_int8", action="store_true",
+                   help="also write the text encoder as weight-only INT8 ONNX (a quarter of FP32's size; kept only at "
+                        "cosine >= 0.999 with its torch encoder; needs onnxruntime >= 1.23 to run)")
+    p.add_argument("--no-fp32-text-encoder", dest="text_encoder_fp32", action="store_false",
+                   help="ship only the text encoder's compact graphs (FP16, --text-encoder-int8) that held up, "
+                        "not its FP32 graph")
     p.add_argument("--tensorrt", action="store_true", help="also build a TensorRT FP16 plan (needs TensorRT and an NVIDIA GPU)")
     p.add_argument("--int8", action="store_true",
                    help="also write the INT8 CPU graph (static quantisation of the U-Net, calibrated on --calibration audio)")
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise OptionError("calibration", "--int8 needs --calibration AUDIO... (real sounds), and --calibration needs --int8")
     options = ExportOptions(
         fp16=args.fp16, text_encoder=args.text_encoder, tensorrt=args.tensorrt, opset=args.opset,
+        text_encoder_int8=args.text_encoder_int8, text_encoder_fp32=args.text_encoder_fp32,
         int8=args.int8, calibration=tuple(args.calibration),
         encoder=QueryEncoderOptions(clip_weights=args.clip_weights, allow_download=args.download_weights),
         overwrite=args.overwrite,

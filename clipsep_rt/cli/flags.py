@@ -35,6 +35,7 @@ OPTION_FLAGS = {
     "seed": "--seed",
     "tensorrt": "--tensorrt",
     "text_encoder": "--no-text-encoder",
+    "text_encoder_fp32": "--no-fp32-text-encoder",
     "threads": "--threads",
     "workers": "--ray-workers",
 }

@@ -22,14 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from clipsep_rt import __version__
-from clipsep_rt.cli import bench, convert, embed, embed_frames, export, separate, train
+from clipsep_rt.cli import bench, convert, embed, embed_frames, export, separate, serve, train
 from clipsep_rt.cli import eval as evaluate
 from clipsep_rt.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Terminated, say, say_error
 from clipsep_rt.cli.flags import error_message
 from clipsep_rt.errors import ClipsepError
 
 DEFAULT_COMMAND = "separate"
-COMMANDS = (separate, convert, embed, embed_frames, export, bench, evaluate, train)  # in the order of --help
+COMMANDS = (separate, convert, embed, embed_frames, export, bench, evaluate, train, serve)  # in the order of --help
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, tuple[str, ...]]:

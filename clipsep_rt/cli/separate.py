@@ -68,6 +68,9 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
     p.add_argument("--compile", action="store_true", help="torch backend: run the U-Net through torch.compile (slow start)")
+    p.add_argument("--no-engine-cache", dest="engine_cache", action="store_false",
+                   help="run a --checkpoint as it is, on torch, instead of its graph compiled once into the user cache "
+                        "(~/.cache/clipsep-rt/engines; README, Compile once)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for the network, 1 to the cores this process may use (default: the backend's choice)")
     p.add_argument("--mask", default="soft", choices=("soft", "binary"), help="soft (sigmoid) or binary (> 0.5) masks (default: soft)")
@@ -212,6 +215,9 @@ def _refuse_unused_options(args: argparse.Namespace, specs: list[str]) -> None:
                "streaming options: add --stream (a file) or use --input mic")
     if args.compile and (args.engine is not None or args.backend in ("onnxruntime", "tensorrt")):
         refuse(["--compile"], "compiles the torch backend only (not with --engine or --backend onnxruntime/tensorrt)")
+    if not args.engine_cache and (args.checkpoint is None or args.engine is not None):
+        refuse(["--no-engine-cache"], "skips compiling a --checkpoint given alone (with --engine or the bundled model "
+                                      "nothing is compiled)")
     typed_queries = live_input or "speakers" in sinks  # a live run embeds the queries typed on stdin
     for name, (flag, uses) in ENCODER_OPTIONS.items():
         given = [use for use in uses if getattr(args, use) or getattr(args, EXCLUSION_OF.get(use, use))]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.api import Exclusions, Queries, Separator, WindowingOptions
-from clipsep_rt.cli.common import encoder_options
+from clipsep_rt.cli.common import encoder_options, say
 from clipsep_rt.errors import ClipsepError
 
 
@@ -22,18 +22,20 @@ class Session:
     def describe(self) -> str:
         lines = [f"clipsep-rt: {self.separator.describe()}; queries: {', '.join(self.queries.labels)}"]
         backend = self.separator.backend
-        lines += [f"clipsep-rt: skipped {reason}" for reason in (backend.reasons if backend else [])]
+        lines += [f"clipsep-rt: {line}" for line in (backend.explanation() if backend else [])]
         return "\n".join(lines)
 
 
-def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
+def open_session(args: argparse.Namespace, noise_heads: bool, stream_latency: str | None = None) -> Session:
     """The separator of --checkpoint/--engine/--backend/... with the --query, --query-image and
-    --query-embedding queries prepared (with their noise heads if `noise_heads`)."""
+    --query-embedding queries prepared (with their noise heads if `noise_heads`); `stream_latency`:
+    the --latency preset of a stream (backend auto then ranks CPU backends by measured hop time)."""
     windowing = WindowingOptions(overlap_frames=args.overlap, batch_windows=args.batch_size, mask=args.mask)
     separator = Separator.open(
         checkpoint=args.checkpoint, engine_dir=args.engine, backend=args.backend, device=args.device,
         precision=args.precision, compile=args.compile, threads=args.threads, windowing=windowing,
-        encoder=encoder_options(args),
+        encoder=encoder_options(args), engine_cache=args.engine_cache, log=_quiet if args.quiet else say,
+        stream_latency=stream_latency,
     )
     exclude = Exclusions(args.exclude, args.exclude_image, args.exclude_embedding)  # --exclude...: left out of every output
     queries = separator.queries(args.query, args.query_image, args.query_embedding, fitted_queries(args, separator),
@@ -41,6 +43,10 @@ def open_session(args: argparse.Namespace, noise_heads: bool) -> Session:
     given = args.engine or args.checkpoint
     model = str(given) if given else f"the bundled default {Path(separator.name).stem} (see its MODEL_CARD.md)"
     return Session(separator, queries, model)
+
+
+def _quiet(line: str) -> None:
+    """--quiet: what loading the separator would say (a compile, a backend timing) goes unsaid."""
 
 
 def fitted_queries(args: argparse.Namespace, separator: Separator) -> dict[str, np.ndarray] | None:

@@ -58,7 +58,7 @@ def run_stream(args: argparse.Namespace, specs: list[str]) -> int:
         raise ClipsepError("streaming records to one .wav file (-o FILE.wav)")
     live_run = live or "speakers" in sinks  # live audio is mono: the input device's channels are averaged
     channels = None if live_run or args.mono else channels_of(Path(specs[0]))  # a file's kept, as batch keeps them
-    session = open_session(args, noise_heads=False)
+    session = open_session(args, noise_heads=False, stream_latency=args.latency)  # auto: measured per hop
     separator = session.separator.stream(session.queries, args.latency, args.hop_frames, args.lookahead_frames, args.mask,
                                          channels, gate=args.gate)
     options = separator.options

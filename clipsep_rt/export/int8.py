@@ -125,7 +125,7 @@ def _query_embeddings(query_dim: int, count: int = 2, seed: int = 0) -> np.ndarr
 
 def _calibration_reader(windows: np.ndarray, query_dim: int):
     """An onnxruntime CalibrationDataReader that feeds `windows` one at a time."""
-    quantization = import_optional("onnxruntime.quantization", "onnx")
+    quantization = import_optional("onnxruntime.quantization", "onnxruntime")
     embeddings = _query_embeddings(query_dim)
 
     class WindowReader(quantization.CalibrationDataReader):
@@ -152,7 +152,7 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
     log_mag (B, 1, 256, T), embeddings (Q, D) -> query_logits, noise_logits).
     """
     onnx = import_optional("onnx", "onnx")
-    quantization = import_optional("onnxruntime.quantization", "onnx")
+    quantization = import_optional("onnxruntime.quantization", "onnxruntime")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
@@ -193,7 +193,7 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
 
 def compare_int8(fp32_path: str | Path, int8_path: str | Path, windows: np.ndarray, query_dim: int) -> float:
     """Worst mask SNR (dB) of the INT8 graph against the FP32 graph, over outputs, on `windows`."""
-    ort = import_optional("onnxruntime", "onnx")
+    ort = import_optional("onnxruntime", "onnxruntime")
     from clipsep_rt.export.separator_onnx import mask_snr_db
 
     reference = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"])

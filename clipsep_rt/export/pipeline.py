@@ -3,11 +3,14 @@
 DIR receives the separator's weights (project format, for the torch backend), its FP32 and
 FP16 ONNX graphs, optionally a TensorRT FP16 plan, the text encoder as FP32 and FP16 ONNX
 (the CLIP text tower for an open_clip encoder; MiniLM with its tokenizer.json for the
-bundled default model), and manifest.json. Every graph is checked numerically against its
-reference before the manifest is written, by scale-free figures that the manifest records
-(`parity`): the separator's masks in dB SNR, the text embeddings' cosine. An FP16 graph
-that does not hold up against FP32 is left out (and said so); an FP32 graph that does not
-match its reference fails the export. Without a checkpoint, the bundled default model.
+bundled default model), optionally as weight-only INT8 ONNX (export/text_encoder_int8.py),
+and manifest.json. The FP32 text encoder may be left out for its compact graphs
+(text_encoder_fp32=False): the bundled model ships only its INT8 MiniLM (24 MB, not 90).
+Every graph is checked numerically against its reference before the manifest is written, by
+scale-free figures that the manifest records (`parity`): the separator's masks in dB SNR,
+the text embeddings' cosine. An FP16 or INT8 graph that does not hold up is left out (and
+said so); an FP32 graph that does not match its reference fails the export. Without a
+checkpoint, the bundled default model.
 
 Exported into the folder that holds the checkpoint (a project-format .safetensors), the
 manifest lists the checkpoint itself instead of writing a copy of it: that is how the bundled
@@ -38,6 +41,7 @@ from clipsep_rt.runtime.engines.contract import (
     SEPARATOR_PLAN,
     SEPARATOR_WEIGHTS,
     TEXT_ENCODER_FP16_ONNX,
+    TEXT_ENCODER_INT8_ONNX,
     TEXT_ENCODER_ONNX,
     TIMING_CACHE,
 )
@@ -57,7 +61,10 @@ MINILM_VERIFY_TEXTS = ("violin", "people yelling", "a dog barking loudly in a pa
 @dataclass(frozen=True)
 class ExportOptions:
     fp16: bool = True  # also write FP16 graphs
+    weights: bool = True  # write the weights in the project's format (False: the checkpoint, given beside the folder, serves them)
     text_encoder: bool = True  # export the text encoder (a CLIP text tower, or MiniLM)
+    text_encoder_int8: bool = False  # also write its weight-only INT8 graph (export/text_encoder_int8.py)
+    text_encoder_fp32: bool = True  # keep its FP32 graph (False: only the compact graphs that held up ship)
     tensorrt: bool = False  # build a TensorRT FP16 plan (needs TensorRT and an NVIDIA GPU)
     int8: bool = False  # also write the INT8 CPU graph, calibrated on `calibration` (export/int8.py)
     calibration: tuple[Path, ...] = ()  # real audio files for the INT8 calibration
@@ -79,6 +86,9 @@ def export_engines(checkpoint_path: str | Path | None, out_dir: str | Path, opti
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
     if (out_dir / MANIFEST_NAME).exists() and not options.overwrite:
         raise OptionError("overwrite", f"is off and {out_dir} already holds exported engines")
+    if options.text_encoder and not options.text_encoder_fp32 and not (options.fp16 or options.text_encoder_int8):
+        raise OptionError("text_encoder_fp32", "leaves the text encoder without a graph: ask for a compact one "
+                                               "(--text-encoder-int8, or FP16: no --no-fp16)")
     checkpoint = load_checkpoint(checkpoint_path)
     # What the text encoder needs (CLIP weights) is found before anything is written.
     text_source = _load_text_encoder(checkpoint.query_encoder, options, log) if options.text_encoder else None
@@ -109,8 +119,8 @@ def _write_engines(checkpoint: Checkpoint, checkpoint_path: Path, out_dir: Path,
     model = checkpoint.build("cpu")
 
     in_place = checkpoint_path.suffix == ".safetensors" and checkpoint_path.resolve().parent == out_dir.resolve()
-    weights = checkpoint_path.name if in_place else SEPARATOR_WEIGHTS
-    if not in_place:
+    weights = checkpoint_path.name if in_place else SEPARATOR_WEIGHTS if options.weights else None
+    if weights == SEPARATOR_WEIGHTS:
         save_checkpoint(checkpoint, out_dir / SEPARATOR_WEIGHTS, overwrite=True)
     with atomic_output(out_dir / SEPARATOR_ONNX, overwrite=True) as temp:
         export_separator_onnx(model, temp, opset=options.opset, window_frames=checkpoint.spectral_config.window_frames)
@@ -231,10 +241,9 @@ def _export_text_encoder(source: _TextSource, out_dir: Path, options: ExportOpti
     parity[TEXT_ENCODER_ONNX] = {"against": "open_clip", "min_cosine": cosine, "kept": True}
     files = TextEncoderFiles(onnx=TEXT_ENCODER_ONNX, tokenizer=parse_encoder_spec(spec).model_name,
                              context_length=int(model.context_length))
-    if options.fp16:
-        _export_text_fp16(out_dir, files, parity, "open_clip",
-                          lambda path: verify_text_encoder_onnx(model, tokenizer, path, list(VERIFY_PROMPTS), min_cosine=-1.0),
-                          log)
+    _export_compact_text(out_dir, files, parity, "open_clip",
+                         lambda path: verify_text_encoder_onnx(model, tokenizer, path, list(VERIFY_PROMPTS), min_cosine=-1.0),
+                         options, log)
     return files
 
 
@@ -256,27 +265,47 @@ def _export_minilm(encoder: MiniLMEncoder, out_dir: Path, options: ExportOptions
     parity[TEXT_ENCODER_ONNX] = {"against": "sentence-transformers", "min_cosine": cosine, "kept": True}
     files = TextEncoderFiles(onnx=TEXT_ENCODER_ONNX, tokenizer=MINILM_TOKENIZER,
                              context_length=int(encoder.model.max_seq_length), kind="minilm")
-    if options.fp16:
-        _export_text_fp16(out_dir, files, parity, "sentence-transformers",
-                          lambda path: minilm_cosine(encoder, path, tokenizer, texts), log)
+    _export_compact_text(out_dir, files, parity, "sentence-transformers",
+                         lambda path: minilm_cosine(encoder, path, tokenizer, texts), options, log)
     return files
 
 
-def _export_text_fp16(out_dir: Path, files: TextEncoderFiles, parity: dict, against: str,
-                      cosine_of: Callable[[Path], float], log: Callable[[str], None]) -> None:
-    """The FP16 variant of the exported text encoder, kept (in `files`) only where its smallest
-    cosine with the reference encoder (`against`) reaches FP16_MIN_COSINE; `parity` records it."""
+def _export_compact_text(out_dir: Path, files: TextEncoderFiles, parity: dict, against: str,
+                         cosine_of: Callable[[Path], float], options: ExportOptions, log: Callable[[str], None]) -> None:
+    """The compact variants of the exported text encoder that `options` ask for (FP16, weight-only
+    INT8), each kept (in `files`) only where its smallest cosine with the reference encoder
+    (`against`) reaches its threshold; `parity` records them. Without options.text_encoder_fp32,
+    the FP32 graph then leaves the folder: an OptionError when no compact graph held up."""
+    from clipsep_rt.export.text_encoder_int8 import INT8_MIN_COSINE, quantize_text_encoder_int8
     from clipsep_rt.export.text_encoder_onnx import FP16_MIN_COSINE, convert_text_encoder_fp16
 
-    fp16_path = out_dir / TEXT_ENCODER_FP16_ONNX
-    with atomic_output(fp16_path, overwrite=True) as temp:
-        convert_text_encoder_fp16(out_dir / TEXT_ENCODER_ONNX, temp)
-        cosine = cosine_of(temp)
-    kept = cosine >= FP16_MIN_COSINE
-    parity[TEXT_ENCODER_FP16_ONNX] = {"against": against, "min_cosine": cosine, "kept": kept}
-    if kept:
-        log(f"{TEXT_ENCODER_FP16_ONNX}: cosine {cosine:.7f} with {against}")
-        files.onnx_fp16 = TEXT_ENCODER_FP16_ONNX
-    else:
-        fp16_path.unlink()
-        log(f"{TEXT_ENCODER_FP16_ONNX}: left out, its cosine with {against} is only {cosine:.6f} (need {FP16_MIN_COSINE})")
+    variants = [("onnx_fp16", TEXT_ENCODER_FP16_ONNX, convert_text_encoder_fp16, FP16_MIN_COSINE)] if options.fp16 else []
+    if options.text_encoder_int8:
+        variants.append(("onnx_int8", TEXT_ENCODER_INT8_ONNX, quantize_text_encoder_int8, INT8_MIN_COSINE))
+    for key, name, convert, min_cosine in variants:
+        with atomic_output(out_dir / name, overwrite=True) as temp:
+            convert(out_dir / TEXT_ENCODER_ONNX, temp)
+            cosine = cosine_of(temp)
+        kept = cosine >= min_cosine
+        parity[name] = {"against": against, "min_cosine": cosine, "kept": kept}
+        if kept:
+            log(f"{name}: cosine {cosine:.7f} with {against} ({_megabytes(out_dir / name)})")
+            setattr(files, key, name)
+        else:
+            (out_dir / name).unlink()
+            log(f"{name}: left out, its cosine with {against} is only {cosine:.6f} (need {min_cosine})")
+    if options.text_encoder_fp32:
+        return
+    compact = [name for name in (files.onnx_fp16, files.onnx_int8) if name]
+    if not compact:
+        tried = " or ".join(name for _, name, _, _ in variants)
+        raise OptionError("text_encoder_fp32", f"would leave the folder without a text encoder: {tried} did not "
+                                               f"hold up against {against}; keep the FP32 graph")
+    (out_dir / TEXT_ENCODER_ONNX).unlink()
+    files.onnx = None
+    parity[TEXT_ENCODER_ONNX]["kept"] = False
+    log(f"{TEXT_ENCODER_ONNX}: left out as asked; {compact[0]} serves text queries")
+
+
+def _megabytes(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"

@@ -127,7 +127,7 @@ def _onnx():
 
 
 def _onnxruntime():
-    return import_optional("onnxruntime", "onnx")
+    return import_optional("onnxruntime", "onnxruntime")
 
 
 # --------------------------------------------------------------------------- BatchNorm folding

@@ -221,7 +221,7 @@ def verify_text_encoder_onnx(
     texts = list(texts)
     if not texts:
         raise ValueError("verify_text_encoder_onnx needs at least one text")
-    ort = import_optional("onnxruntime", "onnx")
+    ort = import_optional("onnxruntime", "onnxruntime")
     path = Path(path)
     tokens = torch.as_tensor(tokenizer(texts), dtype=torch.int64)
     session = _cpu_session(ort, path)

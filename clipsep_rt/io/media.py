@@ -2,7 +2,7 @@
 
 Reading: soundfile (libsndfile: wav, flac, ogg, mp3, aiff, ...) is tried first; whatever it
 cannot open (m4a/aac, opus in non-Ogg containers, the audio track of video files) is decoded
-with PyAV. Either way the audio is checked for NaN/Inf, downmixed to mono by averaging channels
+with PyAV (the `video` extra, imported only then). Either way the audio is checked for NaN/Inf, downmixed to mono by averaging channels
 (unless `mono=False`: then every channel is kept, shape (n, channels)) and resampled with soxr,
 through one shared block pipeline, so `load_audio` (whole file) and `iter_audio_blocks`
 (bounded memory) give the same samples.
@@ -19,6 +19,8 @@ as it goes, with a warning naming it (`on_warning`).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import math
 import os
@@ -28,8 +30,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 import soundfile as sf
 import soxr
@@ -41,6 +43,10 @@ from clipsep_rt.io.files import atomic_output
 from clipsep_rt.io.native_stderr import native_stderr_silenced
 from clipsep_rt.io.resample import RESAMPLE_QUALITY, one_sample
 from clipsep_rt.io.stated_length import stated_frames
+from clipsep_rt.optional import import_optional
+
+if TYPE_CHECKING:
+    import av
 
 logger = logging.getLogger(__name__)
 Warn = Callable[[str], None]  # takes a warning's one line (naming the file)
@@ -169,11 +175,20 @@ def _open_source(path: Path) -> Iterator[tuple[SourceInfo, Iterator[np.ndarray]]
         yield _pyav_source(path, container)
 
 
+@functools.cache
+def _pyav():
+    """PyAV (the `video` extra), imported on first use: WAV, FLAC, Ogg and MP3 go through libsndfile."""
+    return import_optional("av", "video")
+
+
 def _open_container(path: Path) -> av.container.InputContainer:
     """PyAV's reader of `path`, or a ClipsepError naming the file."""
+    if importlib.util.find_spec("av") is None:
+        raise ClipsepError(f"{path}: libsndfile cannot read it, and PyAV, which decodes compressed audio (m4a, aac, "
+                           "opus) and video, is not installed: pip install 'clipsep-rt[video]'")
     try:
-        return av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
+        return _pyav().open(str(path))
+    except (_pyav().error.FFmpegError, OSError) as exc:
         raise _undecodable(path, exc) from exc
 
 
@@ -221,7 +236,7 @@ def _pyav_source(
         raise ClipsepError(f"{path}: not a readable audio or video file (no audio could be decoded)")
     if first is None:
         raise _empty(path)
-    duration = container.duration / av.time_base if container.duration else None
+    duration = container.duration / _pyav().time_base if container.duration else None
     info = SourceInfo(first.sample_rate, first.layout.nb_channels, _has_video(container), duration)
     # 'fltp' frames are (channels, frames); transpose to the (frames, channels) of soundfile.
     return info, (frame.to_ndarray().T for frame in chain([first], frames))
@@ -231,12 +246,12 @@ def _pyav_frames(
     path: Path, container: av.container.InputContainer, stream: av.AudioStream
 ) -> Iterator[av.AudioFrame]:
     """Decoded frames of `stream` converted to planar float32 ('fltp', values in [-1, 1])."""
-    to_float = av.AudioResampler(format="fltp")  # sample format only: rate and layout kept
+    to_float = _pyav().AudioResampler(format="fltp")  # sample format only: rate and layout kept
     try:
         for frame in container.decode(stream):
             yield from to_float.resample(frame)
         yield from to_float.resample(None)
-    except (av.error.FFmpegError, ValueError) as exc:
+    except (_pyav().error.FFmpegError, ValueError) as exc:
         raise _undecodable(path, exc) from exc
 
 
@@ -246,7 +261,7 @@ def _has_video(container: av.container.Container) -> bool:
 
 def _video_streams(container: av.container.Container) -> list[av.stream.Stream]:
     """The container's video streams, less cover art (an mp3/m4a picture is not a video)."""
-    attached_pic = av.stream.Disposition.attached_pic
+    attached_pic = _pyav().stream.Disposition.attached_pic
     return [stream for stream in container.streams.video if not stream.disposition & attached_pic]
 
 
@@ -377,7 +392,7 @@ def write_video_with_audio_atomic(
             raise ClipsepError(f"{video_in}: has no video stream to copy")
         audio_start = _audio_start_seconds(source)
         try:
-            with atomic_output(out_path, overwrite) as temp, av.open(str(temp), "w") as output:
+            with atomic_output(out_path, overwrite) as temp, _pyav().open(str(temp), "w") as output:
                 copies = {s.index: _copy_stream(output, s, video_in, out_path) for s in video_streams}
                 audio = _add_audio_stream(output, out_path, sample_rate, frames.shape[1])
                 rate = audio.codec_context.sample_rate
@@ -385,7 +400,7 @@ def write_video_with_audio_atomic(
                     frames = soxr.resample(frames, sample_rate, rate, quality=RESAMPLE_QUALITY)
                 audio_packets = _encode_audio(audio, frames, rate, round(audio_start * rate))
                 _interleave(output, source.demux(video_streams), copies, audio_packets)
-        except av.error.FFmpegError as exc:
+        except _pyav().error.FFmpegError as exc:
             hint = ""
             if out_path.suffix.lower() != video_in.suffix.lower():
                 hint = f"; try the input's extension {video_in.suffix}"
@@ -434,8 +449,8 @@ def _add_audio_stream(
         if name not in supported:
             continue
         try:
-            rates = av.Codec(name, "w").audio_rates
-        except av.codec.codec.UnknownCodecError:  # not built into this FFmpeg
+            rates = _pyav().Codec(name, "w").audio_rates
+        except _pyav().codec.codec.UnknownCodecError:  # not built into this FFmpeg
             continue
         rate = sample_rate
         if rates and sample_rate not in rates:
@@ -454,7 +469,7 @@ def _encode_audio(
     layout = stream.codec_context.layout.name
     for start in range(0, len(frames), _ENCODE_FRAMES):
         planar = np.ascontiguousarray(frames[start : start + _ENCODE_FRAMES].T)
-        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame = _pyav().AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
         frame.sample_rate = rate
         frame.time_base = Fraction(1, rate)
         frame.pts = start_pts + start

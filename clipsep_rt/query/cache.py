@@ -17,17 +17,17 @@ import numpy as np
 
 from clipsep_rt.errors import ClipsepError
 from clipsep_rt.io.files import atomic_output
+from clipsep_rt.io.user_cache import user_cache_dir
 
 log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    """$CLIPSEP_RT_CACHE if set (the embedding cache folder itself), else
-    $XDG_CACHE_HOME/clipsep-rt/embeddings, else ~/.cache/clipsep-rt/embeddings."""
+    """$CLIPSEP_RT_CACHE if set (the embedding cache folder itself), else the user cache's
+    embeddings/ folder (io.user_cache: e.g. ~/.cache/clipsep-rt/embeddings)."""
     if os.environ.get("CLIPSEP_RT_CACHE"):
         return Path(os.environ["CLIPSEP_RT_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "clipsep-rt" / "embeddings"
+    return user_cache_dir("embeddings")
 
 
 def cache_key(encoder_id: str, prompt: str) -> str:

@@ -14,7 +14,7 @@ documented facade over this class; the command line and the file jobs use the fa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from clipsep_rt.query.assemble import QueryTarget, assemble_queries
 from clipsep_rt.query.embedder import QueryEmbedder, QueryEncoderOptions
 from clipsep_rt.query.vectors import read_metadata
 from clipsep_rt.runtime.engines.choice import BackendChoice, choose_backend
+from clipsep_rt.runtime.engines.hop_probe import choose_for_stream
 from clipsep_rt.runtime.engines.loader import ModelSource, open_bundled_source, open_engine, open_source
 from clipsep_rt.runtime.engines.protocol import Engine
 from clipsep_rt.runtime.exclusion import ExclusionEngine, Exclusions, everything_but
@@ -35,6 +36,7 @@ from clipsep_rt.runtime.offline import OfflineSeparator, WindowingOptions
 from clipsep_rt.runtime.queries import Queries
 from clipsep_rt.runtime.query_fitting import QueryFitter, QueryProjection
 from clipsep_rt.runtime.streaming import StreamingOptions, StreamingSeparator
+from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,19 @@ class PipelineSpec:
     precision: str = "auto"
     compile: bool = False  # torch backend: torch.compile the U-Net
     threads: int | None = None  # CPU threads of the network; None: the backend's choice
+    engine_cache: bool = True  # a checkpoint alone runs from its graph compiled once into the user cache (api, export.engine_cache)
     windowing: WindowingOptions = WindowingOptions()
     encoder: QueryEncoderOptions = QueryEncoderOptions()
+    # For streaming at this latency preset (runtime.streaming_presets): backend auto on the CPU
+    # then takes the backend measured fastest per hop here (runtime.engines.hop_probe), not the static order.
+    stream_latency: str | None = None
+    probe_cache: bool = True  # keep and reuse those measurements (False: measure at every load)
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise OptionError("threads", f"must be at least 1, got {self.threads}")
+        if self.stream_latency is not None and self.stream_latency not in PRESETS:
+            raise OptionError("stream_latency", f"expected one of {', '.join(PRESETS)} or None, got {self.stream_latency!r}")
 
     def resolved(self) -> PipelineSpec:
         """The same spec with absolute paths (model files, CLIP weights, embedding cache), for a
@@ -95,8 +104,10 @@ class Pipeline:
         self._fitter: QueryFitter | None = None
 
     @classmethod
-    def load(cls, spec: PipelineSpec = PipelineSpec()) -> Pipeline:
-        """The separator `spec` names, on the backend `choose_backend` picks for it here."""
+    def load(cls, spec: PipelineSpec = PipelineSpec(), log: Callable[[str], None] | None = None) -> Pipeline:
+        """The separator `spec` names, on the backend `choose_backend` picks for it here; for a
+        stream (`spec.stream_latency`) with backend auto on the CPU, the one measured fastest here
+        (`log` hears when that takes a measurement)."""
         check_threads(spec.threads)  # against the cores of the machine that runs it (a Ray worker's own)
         bundled = spec.checkpoint is None and spec.engine_dir is None
         source = open_bundled_source() if bundled else open_source(spec.checkpoint, spec.engine_dir)
@@ -106,8 +117,13 @@ class Pipeline:
             # torch fp16 rather than a first-run TensorRT build, which would also write into the install.
             source = dataclasses.replace(source, files={})
             choice = choose_backend(spec.backend, spec.device, source.files, precision=spec.precision)
-        engine = open_engine(choice, source.files, source.weights, spec.device, spec.precision, compile=spec.compile,
-                             threads=spec.threads)
+        engine = None
+        if spec.stream_latency and spec.backend == "auto" and choice.device == "cpu" and spec.precision != "int8":
+            choice, engine = choose_for_stream(choice, source, spec.stream_latency, spec.precision, spec.threads,
+                                               cache=spec.probe_cache, log=log)
+        if engine is None or spec.compile:  # the probe's engine of the pick, unless it is to be compiled
+            engine = open_engine(choice, source.files, source.weights, spec.device, spec.precision, compile=spec.compile,
+                                 threads=spec.threads)
         choice.precision = engine.precision  # an explicit precision overrides the choice's
         return cls(engine, source, choice, spec.windowing, spec.encoder, spec=spec)
 

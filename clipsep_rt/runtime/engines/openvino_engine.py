@@ -7,7 +7,7 @@ fast as with the graph's dynamic batch (2-core Xeon, full-size U-Net, 4 windows 
 against 146-163 ms), so each input shape (windows per call, queries) is compiled on first use
 (about 0.3 s for the full-size U-Net) and a smaller batch is padded up to a compiled one of at
 most twice its size (the last call of a file) instead of compiled again. All without torch's
-2 s import. Needs `pip install 'clipsep-rt[openvino]'`.
+2 s import. In the core install.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.errors import ClipsepError, OptionError
+from clipsep_rt.io.user_cache import openvino_cache_config
 from clipsep_rt.model.hardware import cpu_has_native_bf16
 from clipsep_rt.optional import describe_exception, import_optional
 from clipsep_rt.runtime.engines.contract import (
@@ -108,11 +109,21 @@ class OpenVinoEngine:
             embedding_dim = self._query_dim or -1
             graph.reshape({LOG_MAG: list(log_mag), EMBEDDINGS: [queries, embedding_dim]})
             try:
-                model = self._core.compile_model(graph, "CPU", self._config)
+                model = compile_with_cache(self._core, graph, self._config)
             except Exception as exc:  # noqa: BLE001 - OpenVINO's own RuntimeError types
                 raise ClipsepError(f"{self.onnx_path}: OpenVINO cannot compile this graph ({describe_exception(exc)})") from None
             self._compiled[shape] = (model, model.create_infer_request())
         return self._compiled[shape]
 
 
-__all__ = ["OpenVinoEngine"]
+def compile_with_cache(core, graph, config: dict):
+    """`core.compile_model(graph, "CPU", config)` through OpenVINO's model cache in the user cache
+    (io.user_cache.openvino_cache_config); without it where the cache cannot be used (a read-only
+    home): the compile is the same, only slower."""
+    try:
+        return core.compile_model(graph, "CPU", {**config, **openvino_cache_config()})
+    except Exception:  # noqa: BLE001 - OpenVINO's own RuntimeError types: try once more without the cache
+        return core.compile_model(graph, "CPU", config)
+
+
+__all__ = ["OpenVinoEngine", "compile_with_cache"]

@@ -1,0 +1,32 @@
+"""The user's cache folder for what clipsep-rt computes once per machine and keeps.
+
+    $CLIPSEP_RT_CACHE_DIR                 when set (tests, shared machines, read-only homes)
+    $XDG_CACHE_HOME/clipsep-rt            else
+    ~/.cache/clipsep-rt                   else
+
+Subfolders: engines/ (checkpoints compiled once to engine folders), hop_probe/ (measured hop
+times that rank streaming backends), openvino/ (OpenVINO's compiled models, its own CACHE_DIR:
+a graph compiles in a third of the time from there), ort-tensorrt/ (ONNX Runtime's TensorRT
+engines), embeddings/ (query vectors, query.cache). Every entry can be deleted at any time: it
+is rebuilt when next needed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "CLIPSEP_RT_CACHE_DIR"
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """The cache folder (or a subfolder of it, `parts` joined); not created here."""
+    override = os.environ.get(CACHE_ENV)
+    base = Path(override) if override else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clipsep-rt"
+    return base.joinpath(*parts)
+
+
+def openvino_cache_config() -> dict[str, str]:
+    """OpenVINO's compile option that keeps compiled models in the user cache (openvino/); OpenVINO
+    keys them by graph, device and options, and recompiles when any of those changes."""
+    return {"CACHE_DIR": str(user_cache_dir("openvino"))}
