@@ -33,6 +33,26 @@ def say_error(message: str) -> None:
     print(f"clipsep-rt: error: {message}", file=sys.stderr, flush=True)
 
 
+def model_arguments(p: argparse.ArgumentParser, backend_help: str) -> None:
+    """The options that say which separator runs and how: -c/--checkpoint, -e/--engine, -b/--backend,
+    -d/--device, --precision, --no-engine-cache, --threads (`separate`, `serve`)."""
+    from clipsep_rt.runtime.engines.choice import BACKENDS
+
+    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE",
+                   help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt (default: the bundled model, "
+                        "see clipsep_rt/model/weights/MODEL_CARD.md)")
+    p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export` (needs nothing else)")
+    p.add_argument("-b", "--backend", default="auto", choices=BACKENDS, help=backend_help)
+    device_argument(p)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
+    p.add_argument("--no-engine-cache", dest="engine_cache", action="store_false",
+                   help="run a --checkpoint as it is, on torch, instead of its graph compiled once into the user cache "
+                        "(~/.cache/clipsep-rt/engines; README, Compile once)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for the network, 1 to the cores this process may use (default: the backend's choice)")
+
+
 def device_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
 

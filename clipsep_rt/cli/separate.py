@@ -15,8 +15,7 @@ from pathlib import Path
 
 from clipsep_rt.cli.common import (
     EXIT_FAILURES,
-    PRECISIONS,
-    device_argument,
+    model_arguments,
     output_rate,
     query_encoder_arguments,
     say,
@@ -25,7 +24,6 @@ from clipsep_rt.cli.common import (
 from clipsep_rt.cli.ray_batch import FilesMeter, check_ray_options, ray_arguments, ray_cluster, ray_executor, wants_ray
 from clipsep_rt.cli.stream import run_stream, streaming_arguments
 from clipsep_rt.errors import ClipsepError, OptionError
-from clipsep_rt.runtime.engines.choice import BACKENDS
 
 
 def add_parser(sub) -> None:
@@ -60,19 +58,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", action="append", default=None, metavar="DIR|FILE|speakers",
                    help="batch: output directory (default: ./separated), or with one input and one output a .wav/.flac "
                         "file; streaming: a .wav file and/or 'speakers' (repeatable)")
-    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE", help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt (default: the bundled model, see clipsep_rt/model/weights/MODEL_CARD.md)")
-    p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export` (needs nothing else)")
-    p.add_argument("-b", "--backend", default="auto", choices=BACKENDS,
-                   help="auto picks the fastest available and says why faster ones were skipped (default: auto)")
-    device_argument(p)
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
+    model_arguments(p, "auto picks the fastest available and says why faster ones were skipped (default: auto)")
     p.add_argument("--compile", action="store_true", help="torch backend: run the U-Net through torch.compile (slow start)")
-    p.add_argument("--no-engine-cache", dest="engine_cache", action="store_false",
-                   help="run a --checkpoint as it is, on torch, instead of its graph compiled once into the user cache "
-                        "(~/.cache/clipsep-rt/engines; README, Compile once)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for the network, 1 to the cores this process may use (default: the backend's choice)")
     p.add_argument("--mask", default="soft", choices=("soft", "binary"), help="soft (sigmoid) or binary (> 0.5) masks (default: soft)")
     p.add_argument("--noise-heads", action="store_true", help="also write CLIPSep-NIT's two noise-head outputs per query")
     p.add_argument("--residual", action="store_true", help="also write the mixture minus each selection")

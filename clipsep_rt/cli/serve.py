@@ -7,9 +7,8 @@ import argparse
 import os
 from pathlib import Path
 
-from clipsep_rt.cli.common import PRECISIONS, device_argument, encoder_options, query_encoder_arguments, say
+from clipsep_rt.cli.common import encoder_options, model_arguments, query_encoder_arguments, say
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.runtime.engines.choice import BACKENDS
 from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
@@ -26,16 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--token", metavar="SECRET",
                    help="required of clients (?token= or Authorization: Bearer); needed for any --host but loopback "
                         "(default: $CLIPSEP_RT_TOKEN)")
-    p.add_argument("-c", "--checkpoint", type=Path, metavar="FILE",
-                   help="separator: a .safetensors checkpoint or an original CLIPSep-NIT .pt (default: the bundled model)")
-    p.add_argument("-e", "--engine", type=Path, metavar="DIR", help="an engine folder made by `clipsep-rt export`")
-    p.add_argument("-b", "--backend", default="auto", choices=BACKENDS,
-                   help="auto picks the fastest available for --latency's hop (default: auto)")
-    device_argument(p)
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="network precision; auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for the network, 1 to the cores this process may use (default: the backend's choice)")
+    model_arguments(p, "auto picks the fastest available for --latency's hop (default: auto)")
     p.add_argument("--latency", default="balanced", choices=sorted(PRESETS),
                    help="the preset the backend is chosen for (sessions pick theirs in their start message; default: balanced)")
     g = p.add_argument_group("bounds")
@@ -71,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                     result_ttl_s=args.result_ttl)
     separator = Separator.open(checkpoint=args.checkpoint, engine_dir=args.engine, backend=args.backend, device=args.device,
                                precision=args.precision, threads=args.threads, encoder=encoder_options(args), log=say,
-                               stream_latency=args.latency)
+                               stream_latency=args.latency, engine_cache=args.engine_cache)
     say(separator.describe())
     separator.load_query_encoder()  # a session's new text costs one encoder call, not a load
     workers = args.workers or min(8, len(os.sched_getaffinity(0)))
