@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
                         "and its weights, or sentence-transformers)")
     p.add_argument("--text-encoder-int8", dest="text_encoder_int8", action="store_true",
                    help="also write the text encoder as weight-only INT8 ONNX (a quarter of FP32's size; kept only at "
-                        "cosine >= 0.999 with its torch encoder; needs onnxruntime >= 1.23 to run)")
+                        "cosine >= 0.999 with its torch encoder; runs on OpenVINO, or onnxruntime >= 1.23)")
     p.add_argument("--no-fp32-text-encoder", dest="text_encoder_fp32", action="store_false",
                    help="ship only the text encoder's compact graphs (FP16, --text-encoder-int8) that held up, "
                         "not its FP32 graph")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from clipsep_rt.cli.common import encoder_options, model_arguments, query_encoder_arguments, say
 from clipsep_rt.errors import ClipsepError
+from clipsep_rt.model.hardware import usable_cores
 from clipsep_rt.runtime.streaming_presets import PRESETS
 
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                                stream_latency=args.latency, engine_cache=args.engine_cache)
     say(separator.describe())
     separator.load_query_encoder()  # a session's new text costs one encoder call, not a load
-    workers = args.workers or min(8, len(os.sched_getaffinity(0)))
+    workers = args.workers or min(8, usable_cores())
     app = build_app(separator, limits, token=token, workers=workers, upload_parent=args.upload_dir)
     say(f"serving on http://{args.host}:{args.port}/ (WebSocket /v1/stream, POST /v1/separate, GET /health); Ctrl-C stops")
     serve_forever(app, args.host, args.port, limits)

@@ -26,7 +26,12 @@ def user_cache_dir(*parts: str) -> Path:
     return base.joinpath(*parts)
 
 
-def openvino_cache_config() -> dict[str, str]:
-    """OpenVINO's compile option that keeps compiled models in the user cache (openvino/); OpenVINO
-    keys them by graph, device and options, and recompiles when any of those changes."""
-    return {"CACHE_DIR": str(user_cache_dir("openvino"))}
+def compile_openvino(core, graph, config: dict):
+    """`core.compile_model(graph, "CPU", config)` through OpenVINO's model cache in the user cache
+    (openvino/: OpenVINO keys what it keeps by graph, device and options, and recompiles when any
+    of those changes); without the cache where it cannot be used (a read-only home): the same
+    compile, only slower. `graph`: an ov.Model or a model file's path."""
+    try:
+        return core.compile_model(graph, "CPU", {**config, "CACHE_DIR": str(user_cache_dir("openvino"))})
+    except Exception:  # noqa: BLE001 - OpenVINO's own RuntimeError types: once more without the cache
+        return core.compile_model(graph, "CPU", config)

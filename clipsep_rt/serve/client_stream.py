@@ -27,7 +27,7 @@ import math
 import numpy as np
 import soxr
 
-from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY
+from clipsep_rt.runtime.live.buffers import RESAMPLE_QUALITY, chain_held_back
 from clipsep_rt.runtime.streaming import StreamingSeparator
 
 HOLDBACK_PROBE_S = 1.0  # silence run through fresh resamplers to find their holdback
@@ -41,15 +41,9 @@ def resampling_holdback(rate: int, model_rate: int, quality: str = RESAMPLE_QUAL
     40 ms, at 44.1 kHz about 25 ms; none at the model rate)."""
     if rate == model_rate:
         return 0
-    down = soxr.ResampleStream(rate, model_rate, 1, dtype="float32", quality=quality)
-    up = soxr.ResampleStream(model_rate, rate, 1, dtype="float32", quality=quality)
-    chunk = np.zeros(HOLDBACK_PROBE_BLOCK, np.float32)
-    fed = made = worst = 0
-    for _ in range(math.ceil(HOLDBACK_PROBE_S * rate / HOLDBACK_PROBE_BLOCK)):
-        made += len(up.resample_chunk(down.resample_chunk(chunk)))
-        fed += len(chunk)
-        worst = max(worst, fed - made)
-    return worst + math.ceil(HOLDBACK_MARGIN_S * rate)
+    held = chain_held_back(rate, model_rate, rate, HOLDBACK_PROBE_BLOCK,
+                           math.ceil(HOLDBACK_PROBE_S * rate / HOLDBACK_PROBE_BLOCK), quality)
+    return max(0, round(max(held))) + math.ceil(HOLDBACK_MARGIN_S * rate)
 
 
 class ClientStream:

@@ -1,7 +1,7 @@
 """An engine folder's exported text encoder: which kind, which files, and the encoder it builds.
 
 runtime.engines.manifest describes the folder's files; this is what serves its text queries
-with ONNX Runtime alone (no torch, no open_clip weights, no sentence-transformers). A folder may
+with OpenVINO or ONNX Runtime (no torch, no open_clip weights, no sentence-transformers). A folder may
 carry the FP32 graph, an FP16 one, a weight-only INT8 one (export --text-encoder-int8), or only
 the compact ones (export --no-fp32-text-encoder): GRAPH_PREFERENCE says which one serves.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.errors import ClipsepError
-from clipsep_rt.io.user_cache import openvino_cache_config
+from clipsep_rt.io.user_cache import compile_openvino
 from clipsep_rt.optional import describe_exception, import_optional
 from clipsep_rt.query.base import l2_normalise
 from clipsep_rt.query.encoders.minilm import MiniLMEncoder
@@ -117,12 +117,8 @@ def _openvino_runner(path: Path) -> tuple[Runner, set[str], dict[str, int]]:
     by default for graphs with 8-bit weights: it costs 0.001 of cosine on short texts), so that it
     computes what ONNX Runtime does (to 1e-6)."""
     openvino = import_optional("openvino", "openvino")
-    core = openvino.Core()
-    try:
-        try:  # through OpenVINO's model cache in the user cache: a third of the compile time from there
-            compiled = core.compile_model(str(path), "CPU", {**OPENVINO_CONFIG, **openvino_cache_config()})
-        except Exception:  # noqa: BLE001 - a cache that cannot be used (read-only home): compile without it
-            compiled = core.compile_model(str(path), "CPU", OPENVINO_CONFIG)
+    try:  # through OpenVINO's model cache in the user cache: a third of the compile time from there
+        compiled = compile_openvino(openvino.Core(), str(path), OPENVINO_CONFIG)
     except Exception as exc:
         raise ClipsepError(f"{path}: OpenVINO cannot load it: {describe_exception(exc)}") from exc
     inputs = {name for port in compiled.inputs for name in port.get_names()}

@@ -140,7 +140,7 @@ def build_encoder(
     MiniLM runs on sentence-transformers (torch) where it imports. Where it cannot (a lean
     install without torch), the bundled default model's INT8 ONNX graph of the same weights
     (cosine >= 0.999 with sentence-transformers, checked when exported) serves instead, on the
-    CPU with ONNX Runtime and `tokenizers`: the same encoder_id, so both fill and read the same
+    CPU with OpenVINO (or ONNX Runtime) and `tokenizers`: the same encoder_id, so both fill and read the same
     embedding cache entries. With neither, the error says what to install.
     """
     parsed = parse_encoder_spec(spec, weights)

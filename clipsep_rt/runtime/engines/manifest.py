@@ -51,7 +51,7 @@ class TextEncoderFiles:
     onnx_int8: str | None = None  # weight-only INT8 (export --text-encoder-int8), only when it holds up (see `parity`)
 
     def encoder(self, directory: Path, encoder_id: str) -> ExportedTextEncoder:
-        """What builds this text encoder from the folder's files, ONNX Runtime only: the FP32 graph,
+        """What builds this text encoder from the folder's files, without torch: the FP32 graph,
         else FP16, else INT8 (ExportedTextEncoder.onnx names it). `encoder_id`: the manifest's
         query encoder, the weights it was exported from."""
         return ExportedTextEncoder.in_folder(directory, asdict(self), encoder_id)

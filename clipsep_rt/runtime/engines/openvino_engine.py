@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsep_rt.errors import ClipsepError, OptionError
-from clipsep_rt.io.user_cache import openvino_cache_config
+from clipsep_rt.io.user_cache import compile_openvino
 from clipsep_rt.model.hardware import cpu_has_native_bf16
 from clipsep_rt.optional import describe_exception, import_optional
 from clipsep_rt.runtime.engines.contract import (
@@ -109,21 +109,11 @@ class OpenVinoEngine:
             embedding_dim = self._query_dim or -1
             graph.reshape({LOG_MAG: list(log_mag), EMBEDDINGS: [queries, embedding_dim]})
             try:
-                model = compile_with_cache(self._core, graph, self._config)
+                model = compile_openvino(self._core, graph, self._config)
             except Exception as exc:  # noqa: BLE001 - OpenVINO's own RuntimeError types
                 raise ClipsepError(f"{self.onnx_path}: OpenVINO cannot compile this graph ({describe_exception(exc)})") from None
             self._compiled[shape] = (model, model.create_infer_request())
         return self._compiled[shape]
 
 
-def compile_with_cache(core, graph, config: dict):
-    """`core.compile_model(graph, "CPU", config)` through OpenVINO's model cache in the user cache
-    (io.user_cache.openvino_cache_config); without it where the cache cannot be used (a read-only
-    home): the compile is the same, only slower."""
-    try:
-        return core.compile_model(graph, "CPU", {**config, **openvino_cache_config()})
-    except Exception:  # noqa: BLE001 - OpenVINO's own RuntimeError types: try once more without the cache
-        return core.compile_model(graph, "CPU", config)
-
-
-__all__ = ["OpenVinoEngine", "compile_with_cache"]
+__all__ = ["OpenVinoEngine"]

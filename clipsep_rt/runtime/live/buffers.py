@@ -122,24 +122,35 @@ class StreamResampler:
         return (self._held or 0.0) / self._target
 
 
-def resampling_jitter(input_rate: int, rate: int, output_rate: int, quality: str = RESAMPLE_QUALITY) -> float:
-    """How much the output of the resampling chain (input -> model rate -> output rate) lags
-    behind its steady pace at worst beyond at best, in seconds: soxr releases its output in
-    blocks (about 19 ms at 48 kHz in LQ), and the playback buffer must cover that too.
-    Found by running one second of 5 ms chunks through fresh resamplers."""
+def chain_held_back(input_rate: int, rate: int, output_rate: int, chunk: int, chunks: int,
+                    quality: str = RESAMPLE_QUALITY) -> list[float]:
+    """The output samples the resampling chain input -> `rate` -> output holds back after each of
+    `chunks` chunks of `chunk` input samples of silence through fresh resamplers (how far its
+    output is behind its steady pace); [] where neither stage resamples."""
     stages = [StreamResampler(a, b, quality) for a, b in ((input_rate, rate), (rate, output_rate)) if a != b]
     if not stages:
-        return 0.0
-    chunk = max(1, round(0.005 * input_rate))
+        return []
     silence = np.zeros(chunk, dtype=np.float32)
     fed = made = 0
     held = []
-    for _ in range(input_rate // chunk):
+    for _ in range(chunks):
         out = silence
         for stage in stages:
             out = stage(out)
         fed += chunk
         made += len(out)
         held.append(fed * output_rate / input_rate - made)
+    return held
+
+
+def resampling_jitter(input_rate: int, rate: int, output_rate: int, quality: str = RESAMPLE_QUALITY) -> float:
+    """How much the output of the resampling chain (input -> model rate -> output rate) lags
+    behind its steady pace at worst beyond at best, in seconds: soxr releases its output in
+    blocks (about 19 ms at 48 kHz in LQ), and the playback buffer must cover that too.
+    Found by running one second of 5 ms chunks through fresh resamplers."""
+    chunk = max(1, round(0.005 * input_rate))
+    held = chain_held_back(input_rate, rate, output_rate, chunk, input_rate // chunk, quality)
+    if not held:
+        return 0.0
     steady = held[len(held) // 4 :]
     return (max(steady) - min(steady)) / output_rate
