@@ -225,3 +225,30 @@ def test_clipsep_nit_training_steps_reduce_loss():
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     plain = clipsep_loss(source_logits(separator, log_mag, embeddings, noise_heads=False).query, masks, weight)
     assert plain.ndim == 0 and math.isfinite(plain.item())
+
+
+def test_cooldown_keeps_the_steps_before_it_and_falls_linearly_to_its_rate():
+    recipe = TrainingRecipe(peak_lr=1e-3, warmup_steps=500, final_lr=1e-4, decay_end=120_000,
+                            cooldown_start=16_500, cooldown_steps=5_500, cooldown_lr=3e-5)
+    plain = TrainingRecipe(peak_lr=1e-3, warmup_steps=500, final_lr=1e-4, decay_end=120_000)
+    for step in (0, 250, 500, 10_000, 16_500):
+        assert recipe.learning_rate(step) == plain.learning_rate(step)
+    start = plain.learning_rate(16_500)
+    assert recipe.learning_rate(16_500 + 2_750) == pytest.approx((start + 3e-5) / 2)
+    assert recipe.learning_rate(22_000) == pytest.approx(3e-5)
+    assert recipe.learning_rate(10**6) == pytest.approx(3e-5)
+    # a resumed scheduler follows the cool-down of the config it is resumed under
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], recipe)
+    scheduler = make_scheduler(optimizer, recipe)
+    state = {**scheduler.state_dict(), "last_epoch": 19_249}
+    scheduler.load_state_dict(state)
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(recipe.learning_rate(19_250))
+
+
+@pytest.mark.parametrize("bad", [dict(cooldown_start=-1, cooldown_steps=10), dict(cooldown_start=0, cooldown_steps=0),
+                                 dict(cooldown_start=0, cooldown_steps=10, cooldown_lr=-1e-4)])
+def test_cooldown_settings_out_of_range_are_refused(bad):
+    with pytest.raises(ValueError, match="cool-down"):
+        TrainingRecipe(**bad)

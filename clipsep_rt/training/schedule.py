@@ -3,6 +3,12 @@
 Paper schedule: linear warm-up from 0 to 1e-3 over the first 5,000 steps, linear decay to
 1e-4 at step 100,000, then constant 1e-4; batch 32, 200,000 steps, gradient-norm clip 1.0,
 noise regulariser threshold gamma = 0.25.
+
+Cool-down (optional, not in the paper): from step `cooldown_start` the rate falls linearly
+from the schedule's value at that step to `cooldown_lr` over `cooldown_steps` steps, then stays
+there. It ends a long run whose score has stopped rising at a high rate (warm-up, stable,
+decay) without rewriting the schedule of the steps already trained: the steps before
+`cooldown_start` keep their rates.
 """
 
 from __future__ import annotations
@@ -24,9 +30,22 @@ class TrainingRecipe:
     grad_clip: float = 1.0  # max gradient L2 norm (torch.nn.utils.clip_grad_norm_)
     gamma: float = 0.25  # CLIPSep-NIT noise regulariser threshold
     reg_weight: float = 0.1  # regulariser weight: a choice made here, not from the paper's code
+    cooldown_start: int | None = None  # None: no cool-down
+    cooldown_steps: int = 0
+    cooldown_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.cooldown_start is not None and (self.cooldown_start < 0 or self.cooldown_steps < 1 or self.cooldown_lr < 0):
+            raise ValueError("cool-down: cooldown_start must be >= 0, cooldown_steps >= 1 and cooldown_lr >= 0, "
+                             f"got {self.cooldown_start}, {self.cooldown_steps}, {self.cooldown_lr}")
 
     def learning_rate(self, step: int) -> float:
-        return learning_rate(step, self.peak_lr, self.warmup_steps, self.final_lr, self.decay_end)
+        schedule = learning_rate(step, self.peak_lr, self.warmup_steps, self.final_lr, self.decay_end)
+        if self.cooldown_start is None or step <= self.cooldown_start:
+            return schedule
+        start = learning_rate(self.cooldown_start, self.peak_lr, self.warmup_steps, self.final_lr, self.decay_end)
+        done = min(1.0, (step - self.cooldown_start) / self.cooldown_steps)
+        return start + (self.cooldown_lr - start) * done
 
     def to_dict(self) -> dict:
         return asdict(self)
