@@ -153,6 +153,9 @@ def test_real_probe_of_the_graph_backends(bundled):
 def test_stream_from_the_command_line_reports_the_measured_ranking(tmp_path, cache, monkeypatch, capsys):
     monkeypatch.setattr(hop_probe, "PROBE_CALLS", 6)
     monkeypatch.setattr(hop_probe, "PROBE_SECONDS", 0.3)
+    # measured on quiet cores, so the second run trusts the cache even where no backend keeps up
+    # with `low` (a miss measured busy is measured again: the test above)
+    monkeypatch.setattr(hop_probe.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     write_wav(tmp_path / "mix.wav", np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)
     np.save(tmp_path / "q.npy", np.ones((1, 384), np.float32) / np.sqrt(384))
     args = ["--input", str(tmp_path / "mix.wav"), "--stream", "--query-embedding", str(tmp_path / "q.npy"),

@@ -33,13 +33,13 @@ from clipsep_rt.config import SpectralConfig
 from clipsep_rt.errors import OptionError
 
 # The threshold on the score (the fraction of the mixture's energy the mask passes). Picked
-# by `python benchmarks/presence_calibration.py` (2026-12-07; bundled model v3, onnxruntime,
-# CPU; the 120 even dev-set mixtures pick it, the 120 odd ones score it): Youden's J best at
-# 0.09 (recall 0.90, false alarms 0.62). On the others, per second: AUC 0.65, precision 0.72,
-# recall 0.82, false alarms 0.56; with the gate, absent seconds of an unrelated query fell from
-# -9.9 to -23.3 dB (mean; median -8.3, 12 % of trials 30 dB down) and the present target's
-# SDRi from 3.91 to 3.54 dB. The model tells present from absent weakly: the gate is off by default.
-PRESENCE_THRESHOLD = 0.09
+# by `python benchmarks/presence_calibration.py` (2026-12-07; bundled model v3 step 14,500,
+# onnxruntime, CPU; the 120 even dev-set mixtures pick it, the 120 odd ones score it): Youden's
+# J best at 0.08. On the others, per second: AUC 0.68, precision 0.74, recall 0.83, false alarms
+# 0.51; with the gate, absent seconds of an unrelated query fell from -10.9 to -31.3 dB (mean;
+# median -9.5, 22 % of trials 30 dB down) and the present target's SDRi from 4.24 to 3.95 dB.
+# The model tells present from absent weakly: the gate is off by default.
+PRESENCE_THRESHOLD = 0.08
 SILENT_FRAME_ENERGY = 1e-6  # sum_f |X|^2 of a frame (1024-point Hann STFT) below about -75 dBFS
 
 

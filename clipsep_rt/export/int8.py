@@ -9,7 +9,16 @@ with 32 corpus training mixtures, those ranges gave INT8 masks 22.5 dB from FP32
 windows; the extremes (MinMax) gave 19.9 dB, an outlier stretching a range costs every value
 in it resolution.
 
-Only the U-Net's nodes are quantised (Conv, Resize, Concat, the activations). The query heads
+The first layer stays FP32 (the input norm and the first down conv, `FP32_FIRST_LAYER`: a
+1-channel conv of 4.2 M multiply-adds in about 1 G). ONNX Runtime's x86 kernels multiply uint8
+activations by int8 weights with VPMADDUBSW on CPUs without VNNI (AVX2 only), whose 16-bit
+pair sums saturate (ONNX Runtime's quantisation docs say so); the normalised input spectrum
+times the first conv's large weights saturates them. Measured on an AMD EPYC without
+AVX-512 (2026-12-07), held-out windows of examples/dog_guitar: the bundled model's step 7,500
+gave 9.0 dB with every U-Net node quantised and 27.7 dB with the first layer in FP32, step
+14,500 2.9 and 26.1 dB (excluding the input norm alone: 2.9, the first conv alone: 9.8).
+
+Otherwise only the U-Net's nodes are quantised (Conv, Resize, Concat, the activations). The query heads
 stay FP32: they are a few small matrix products on the query embedding (no time to gain),
 and the CLIPSep heads fuse the query late (an inner product with the U-Net's features), so the
 U-Net's activations, hence the calibration ranges, do not depend on the queries at all.
@@ -42,6 +51,7 @@ from clipsep_rt.optional import import_optional
 from clipsep_rt.runtime.engines.contract import EMBEDDINGS, INT8_METADATA_KEY, LOG_MAG, SEPARATOR_OUTPUTS
 
 UNET_SCOPE = "/model/unet/"  # node-name prefix of the U-Net in the exported separator graph
+FP32_FIRST_LAYER = (f"{UNET_SCOPE}input_norm/", f"{UNET_SCOPE}down_convs.0/")  # node-name prefixes kept FP32 (docstring)
 CALIBRATION_HOP_FRAMES = 32  # windows start every 32 frames (0.5 s): more ranges from short clips
 MIN_CALIBRATION_WINDOWS = 4
 CALIBRATION_PERCENTILE = 99.99  # percent of each activation's values inside its range (see the module docstring)
@@ -71,7 +81,8 @@ class Int8Report:
     check_windows: int
     mask_snr_db: float  # worst output's mask SNR against the FP32 graph on the check windows
     quantised_nodes: int
-    method: str = "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations (ranges holding the central 99.99% of calibration values)"
+    method: str = ("onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations (ranges holding the "
+                   "central 99.99% of calibration values); the first layer (input norm, first conv) in FP32")
 
     def to_json(self) -> dict:
         return {
@@ -161,7 +172,8 @@ def quantize_separator_int8(fp32_path: str | Path, int8_path: str | Path, calibr
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
-        unet_nodes = [node.name for node in model.graph.node if node.name.startswith(UNET_SCOPE)]
+        unet_nodes = [node.name for node in model.graph.node
+                      if node.name.startswith(UNET_SCOPE) and not node.name.startswith(FP32_FIRST_LAYER)]
         if not unet_nodes:
             raise ClipsepError(f"{fp32_path}: no U-Net nodes ({UNET_SCOPE}*) to quantise; re-export it with this version")
         quantised_path = Path(scratch) / "quantised.onnx"
