@@ -40,12 +40,15 @@ class TrainingRecipe:
                              f"got {self.cooldown_start}, {self.cooldown_steps}, {self.cooldown_lr}")
 
     def learning_rate(self, step: int) -> float:
-        schedule = learning_rate(step, self.peak_lr, self.warmup_steps, self.final_lr, self.decay_end)
         if self.cooldown_start is None or step <= self.cooldown_start:
-            return schedule
-        start = learning_rate(self.cooldown_start, self.peak_lr, self.warmup_steps, self.final_lr, self.decay_end)
+            return self._scheduled(step)
+        start = self._scheduled(self.cooldown_start)
         done = min(1.0, (step - self.cooldown_start) / self.cooldown_steps)
         return start + (self.cooldown_lr - start) * done
+
+    def _scheduled(self, step: int) -> float:
+        """The warm-up / decay schedule's rate at `step`, before any cool-down."""
+        return learning_rate(step, self.peak_lr, self.warmup_steps, self.final_lr, self.decay_end)
 
     def to_dict(self) -> dict:
         return asdict(self)
